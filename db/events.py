@@ -1,0 +1,71 @@
+"""The events table: the durable log of every seq'd change, and the project snapshot."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import msgspec
+from databases import Database
+
+from db.changes import Event
+from db.connections import Connection, list_connections
+from db.jobs import Job, latest_jobs_for_project
+from db.nodes import Node, list_nodes
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """A project's whole state as of `seq`."""
+
+    project_id: UUID
+    seq: int
+    nodes: list[Node]
+    connections: list[Connection]
+    jobs: list[Job]
+
+
+async def events_after(
+    db: Database, project_id: UUID, after_seq: int, until_seq: int | None = None, limit: int = 10_000
+) -> list[Event]:
+    """Logged events with `after_seq < seq <= until_seq`, in seq order."""
+    rows = await db.fetch_all(
+        "SELECT project_id, seq, kind, data FROM events "
+        "WHERE project_id = :p AND seq > :a AND (CAST(:u AS bigint) IS NULL OR seq <= :u) "
+        "ORDER BY seq LIMIT :lim",
+        {"p": project_id, "a": after_seq, "u": until_seq, "lim": limit},
+    )
+    return [
+        Event(project_id=r["project_id"], seq=int(r["seq"]), kind=r["kind"], data=r["data"])
+        for r in rows
+    ]
+
+
+async def oldest_logged_seq(db: Database, project_id: UUID) -> int | None:
+    """The smallest seq still in the log, or None when the log of the project is empty."""
+    seq = await db.fetch_val(
+        "SELECT min(seq) FROM events WHERE project_id = :p", {"p": project_id}
+    )
+    return None if seq is None else int(seq)
+
+
+async def read_snapshot(db: Database, project_id: UUID) -> Snapshot | None:
+    """Nodes, connections and latest jobs, consistent with the seq they reflect."""
+    # REPEATABLE READ: every SELECT below sees the same committed state
+    async with db.transaction(isolation="repeatable_read", readonly=True):
+        seq = await db.fetch_val("SELECT seq FROM projects WHERE id = :id", {"id": project_id})
+        if seq is None:
+            return None
+        nodes = await list_nodes(db, project_id)
+        connections = await list_connections(db, project_id)
+        jobs = await latest_jobs_for_project(db, project_id)
+    return Snapshot(
+        project_id=project_id, seq=int(seq), nodes=nodes, connections=connections, jobs=jobs
+    )
+
+
+async def prune_events(db: Database, older_than_s: int) -> int:
+    """Drop logged events older than `older_than_s`; returns how many."""
+    rows = await db.fetch_all(
+        "DELETE FROM events WHERE created_at < now() - make_interval(secs => :s) RETURNING 1",
+        {"s": older_than_s},
+    )
+    return len(rows)

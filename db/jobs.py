@@ -1,0 +1,162 @@
+"""The jobs table."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from databases import Database
+
+from db.rows import to_struct, to_structs
+
+_COLUMNS = (
+    "id, project_id, node_id, type, status, params, result, error, progress, "
+    "provider_operation, attempts, deadline, created_at, updated_at"
+)
+
+
+class JobStatus(str, enum.Enum):
+    """Where a job is in its life; should match job_status in schema.sql."""
+
+    #: saved and enqueued, no worker has it yet
+    PENDING = "pending"
+    #: a worker is rendering it
+    PROCESSING = "processing"
+    #: the result is stored
+    COMPLETED = "completed"
+    #: it ended with `error`
+    FAILED = "failed"
+    #: a user stopped it
+    CANCELLED = "cancelled"
+
+
+LIVE_STATUSES = (JobStatus.PENDING, JobStatus.PROCESSING)
+
+
+class Job(msgspec.Struct, frozen=True):
+    """One generation request and its outcome."""
+
+    id: UUID
+    project_id: UUID
+    node_id: UUID
+    type: str
+    status: JobStatus
+    params: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+    progress: float
+    provider_operation: str | None
+    attempts: int
+    deadline: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class NodeBusy(Exception):
+    """The node already has a pending or processing job."""
+
+    def __init__(self, job_id: UUID) -> None:
+        super().__init__(str(job_id))
+        self.job_id = job_id
+
+
+async def get_job(db: Database, job_id: UUID) -> Job | None:
+    """One job by id."""
+    row = await db.fetch_one(f"SELECT {_COLUMNS} FROM jobs WHERE id = :id", {"id": job_id})
+    return None if row is None else to_struct(Job, row)
+
+
+async def latest_job_for_node(db: Database, node_id: UUID) -> Job | None:
+    """The node's most recent job, or None."""
+    row = await db.fetch_one(
+        f"SELECT {_COLUMNS} FROM jobs WHERE node_id = :n ORDER BY created_at DESC, id DESC LIMIT 1",
+        {"n": node_id},
+    )
+    return None if row is None else to_struct(Job, row)
+
+
+async def latest_jobs_for_project(db: Database, project_id: UUID) -> list[Job]:
+    """The most recent job of every node of the project."""
+    rows = await db.fetch_all(
+        f"SELECT DISTINCT ON (node_id) {_COLUMNS} FROM jobs WHERE project_id = :p "
+        "ORDER BY node_id, created_at DESC, id DESC",
+        {"p": project_id},
+    )
+    return to_structs(Job, rows)
+
+
+async def live_job_for_node(db: Database, node_id: UUID) -> Job | None:
+    """The node's pending or processing job, or None."""
+    row = await db.fetch_one(
+        f"SELECT {_COLUMNS} FROM jobs WHERE node_id = :n AND status IN ('pending', 'processing')",
+        {"n": node_id},
+    )
+    return None if row is None else to_struct(Job, row)
+
+
+async def insert_job(
+    db: Database,
+    project_id: UUID,
+    node_id: UUID,
+    type: str,
+    params: dict[str, Any],
+    timeout_s: int,
+) -> Job:
+    """Insert a pending job; call inside a change."""
+    row = await db.fetch_one(
+        "INSERT INTO jobs (project_id, node_id, type, params, deadline) "
+        "VALUES (:p, :n, :t, CAST(:params AS jsonb), now() + make_interval(secs => :timeout)) "
+        f"RETURNING {_COLUMNS}",
+        {"p": project_id, "n": node_id, "t": type, "params": params, "timeout": timeout_s},
+    )
+    return to_struct(Job, row)
+
+
+async def update_job(
+    db: Database,
+    job_id: UUID,
+    *,
+    expect: tuple[JobStatus, ...] | None = None,
+    status: JobStatus | None = None,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+    progress: float | None = None,
+    provider_operation: str | None = None,
+    add_attempt: bool = False,
+    deadline_in_s: int | None = None,
+) -> Job | None:
+    """Update a job, only if its status is one of `expect` (a guarded UPDATE).
+
+    Returns the updated job, or None when the guard did not hold.
+    """
+    guard = ""
+    values: dict[str, Any] = {
+        "id": job_id,
+        "s": None if status is None else status.value,
+        "r": result,
+        "e": error,
+        "pr": progress,
+        "op": provider_operation,
+        "att": 1 if add_attempt else 0,
+        "dl": deadline_in_s,
+    }
+    if expect is not None:
+        guard = " AND status = ANY(CAST(:expect AS job_status[]))"
+        values["expect"] = [s.value for s in expect]
+    row = await db.fetch_one(
+        "UPDATE jobs SET "
+        "status = COALESCE(CAST(:s AS job_status), status), "
+        "result = COALESCE(CAST(:r AS jsonb), result), "
+        "error = COALESCE(:e, error), "
+        "progress = COALESCE(CAST(:pr AS real), progress), "
+        "provider_operation = COALESCE(:op, provider_operation), "
+        "attempts = attempts + :att, "
+        "deadline = COALESCE(now() + make_interval(secs => CAST(:dl AS double precision)), "
+        "deadline), "
+        f"updated_at = now() WHERE id = :id{guard} RETURNING {_COLUMNS}",
+        values,
+    )
+    return None if row is None else to_struct(Job, row)

@@ -1,0 +1,129 @@
+"""The nodes table."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from databases import Database
+
+from db.rows import to_struct, to_structs
+
+_COLUMNS = "id, project_id, type, x, y, data, status, error_message, created_at, updated_at"
+
+
+class NodeType(str, enum.Enum):
+    """What a node holds; should match node_type in schema.sql."""
+
+    #: text that a video node uses as its prompt
+    PROMPT = "prompt"
+    #: an uploaded image a video node may start from
+    IMAGE = "image"
+    #: a generated video
+    VIDEO = "video"
+
+
+class NodeStatus(str, enum.Enum):
+    """A node's generation state; should match node_status in schema.sql."""
+
+    IDLE = "idle"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class Node(msgspec.Struct, frozen=True):
+    """One box on the canvas."""
+
+    id: UUID
+    project_id: UUID
+    type: NodeType
+    x: float
+    y: float
+    data: dict[str, Any]
+    status: NodeStatus
+    error_message: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+async def list_nodes(db: Database, project_id: UUID) -> list[Node]:
+    """Every node of a project, oldest first."""
+    rows = await db.fetch_all(
+        f"SELECT {_COLUMNS} FROM nodes WHERE project_id = :p ORDER BY created_at, id",
+        {"p": project_id},
+    )
+    return to_structs(Node, rows)
+
+
+async def get_node(db: Database, node_id: UUID) -> Node | None:
+    """One node by id."""
+    row = await db.fetch_one(f"SELECT {_COLUMNS} FROM nodes WHERE id = :id", {"id": node_id})
+    return None if row is None else to_struct(Node, row)
+
+
+async def get_node_for_owner(db: Database, node_id: UUID, owner_id: UUID) -> Node | None:
+    """The node if `owner_id` owns its project, else None."""
+    row = await db.fetch_one(
+        f"SELECT {', '.join('n.' + c.strip() for c in _COLUMNS.split(','))} "
+        "FROM nodes n JOIN projects p ON p.id = n.project_id WHERE n.id = :id AND p.owner_id = :o",
+        {"id": node_id, "o": owner_id},
+    )
+    return None if row is None else to_struct(Node, row)
+
+
+async def insert_node(
+    db: Database, project_id: UUID, type: NodeType, x: float, y: float, data: dict[str, Any]
+) -> Node:
+    """Insert a node; call inside a change."""
+    row = await db.fetch_one(
+        "INSERT INTO nodes (project_id, type, x, y, data) "
+        f"VALUES (:p, :t, :x, :y, CAST(:d AS jsonb)) RETURNING {_COLUMNS}",
+        {"p": project_id, "t": type.value, "x": x, "y": y, "d": data},
+    )
+    return to_struct(Node, row)
+
+
+async def update_node(
+    db: Database,
+    node_id: UUID,
+    *,
+    x: float | None = None,
+    y: float | None = None,
+    data_patch: dict[str, Any] | None = None,
+    status: NodeStatus | None = None,
+    error_message: str | None = None,
+    clear_error: bool = False,
+) -> Node | None:
+    """Move a node, merge keys into its data, or set its status; call inside a change."""
+    row = await db.fetch_one(
+        "UPDATE nodes SET "
+        "x = COALESCE(:x, x), y = COALESCE(:y, y), "
+        "data = data || COALESCE(CAST(:d AS jsonb), '{}'::jsonb), "
+        "status = COALESCE(CAST(:s AS node_status), status), "
+        "error_message = CASE WHEN :clear THEN NULL ELSE COALESCE(:e, error_message) END, "
+        f"updated_at = now() WHERE id = :id RETURNING {_COLUMNS}",
+        {
+            "id": node_id,
+            "x": x,
+            "y": y,
+            "d": data_patch,
+            "s": None if status is None else status.value,
+            "e": error_message,
+            "clear": clear_error,
+        },
+    )
+    return None if row is None else to_struct(Node, row)
+
+
+async def delete_node(db: Database, node_id: UUID) -> list[UUID]:
+    """Delete a node and return the ids of the connections that went with it."""
+    rows = await db.fetch_all(
+        "SELECT id FROM connections WHERE source_id = :id OR target_id = :id ORDER BY id",
+        {"id": node_id},
+    )
+    await db.execute("DELETE FROM nodes WHERE id = :id", {"id": node_id})
+    return [r["id"] for r in rows]

@@ -1,0 +1,1 @@
+"""The web process: REST API, websocket hub and the static canvas."""

@@ -1,0 +1,88 @@
+"""The web process: the route table and the lifespan that opens and closes its resources."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from db.changes import ProjectGone, Store
+from db.connect import make_database
+from db.migrate import migrate
+from server import auth, connections, health, nodes, projects
+from server.config import ConfigError, Settings, load_settings
+from server.errors import EXCEPTION_HANDLERS, error_response
+from server.present import Presenter
+from tasks.storage.auto import make_storage
+
+log = logging.getLogger(__name__)
+
+
+async def _project_gone(request: Request, exc: Exception) -> Response:
+    return error_response(404, "project_not_found", "No project with that id.")
+
+
+def routes() -> list[Route]:
+    """Every HTTP route of the web process."""
+    return [
+        Route("/healthz", health.healthz),
+        Route("/readyz", health.readyz),
+        Route("/api/auth/signup", auth.signup, methods=["POST"]),
+        Route("/api/auth/login", auth.login, methods=["POST"]),
+        Route("/api/auth/logout", auth.logout, methods=["POST"]),
+        Route("/api/auth/me", auth.me),
+        Route("/api/projects", projects.list_projects, methods=["GET"]),
+        Route("/api/projects", projects.create_project, methods=["POST"]),
+        Route("/api/projects/{project_id}", projects.get_project, methods=["GET"]),
+        Route("/api/projects/{project_id}", projects.rename_project, methods=["PATCH"]),
+        Route("/api/projects/{project_id}", projects.delete_project, methods=["DELETE"]),
+        Route("/api/projects/{project_id}/nodes", nodes.list_nodes, methods=["GET"]),
+        Route("/api/projects/{project_id}/nodes", nodes.create_node, methods=["POST"]),
+        Route("/api/nodes/{node_id}", nodes.get_node, methods=["GET"]),
+        Route("/api/nodes/{node_id}", nodes.update_node, methods=["PATCH"]),
+        Route("/api/nodes/{node_id}", nodes.delete_node, methods=["DELETE"]),
+        Route("/api/projects/{project_id}/connections", connections.list_connections, methods=["GET"]),
+        Route("/api/projects/{project_id}/connections", connections.create_connection, methods=["POST"]),
+        Route("/api/connections/{connection_id}", connections.delete_connection, methods=["DELETE"]),
+    ]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The ASGI app. DATABASE_URL and REDIS_URL must be set (`canvasflow dev` sets them)."""
+    settings = settings or load_settings()
+    if not settings.database_url or not settings.redis_url:
+        raise ConfigError(
+            "DATABASE_URL and REDIS_URL must be set; `canvasflow dev` starts embedded ones for you."
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # 1. Postgres: connect, then bring the schema up to date (safe from many processes)
+        assert settings.database_url and settings.redis_url
+        db = make_database(settings.database_url)
+        await db.connect()
+        await migrate(db)
+        # 2. Redis: one client for publishing, rate limits and readiness
+        redis = Redis.from_url(settings.redis_url)
+        store = Store(db=db, redis=redis, namespace=settings.namespace)
+        storage = make_storage(settings)
+        app.state.settings = settings
+        app.state.store = store
+        app.state.storage = storage
+        app.state.presenter = Presenter(storage, settings.media_url_ttl_s)
+        try:
+            yield
+        finally:
+            # 3. close in reverse order of opening
+            await redis.aclose()
+            await db.disconnect()
+
+    handlers = dict(EXCEPTION_HANDLERS)
+    handlers[ProjectGone] = _project_gone
+    return Starlette(routes=routes(), lifespan=lifespan, exception_handlers=handlers)

@@ -1,0 +1,53 @@
+"""Decode and validate request bodies and path parameters with msgspec."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+from uuid import UUID
+
+import msgspec
+from starlette.requests import Request
+
+from server.errors import ApiError
+
+T = TypeVar("T")
+
+
+async def read_limited(request: Request, max_bytes: int) -> bytes:
+    """The raw body, refusing (413) as soon as it grows past `max_bytes`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise ApiError(413, "body_too_large", f"The body may be at most {max_bytes} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise ApiError(413, "body_too_large", f"The body may be at most {max_bytes} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def decode_body(request: Request, type_: type[T]) -> T:
+    """The JSON body decoded into `type_`: 415, 413, 400 or 422 when it cannot be."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise ApiError(
+            415, "unsupported_media_type", "Send the body as JSON with Content-Type: application/json."
+        )
+    raw = await read_limited(request, request.app.state.settings.max_body_bytes)
+    try:
+        return msgspec.json.decode(raw, type=type_)
+    except msgspec.ValidationError as exc:
+        raise ApiError(422, "invalid_body", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "malformed_json", f"The body is not valid JSON: {exc}") from None
+
+
+def path_uuid(request: Request, name: str) -> UUID:
+    """A UUID path parameter; 422 `invalid_id` when it is not one."""
+    raw = request.path_params[name]
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ApiError(422, "invalid_id", f"{name} must be a UUID, got {raw!r}.") from None

@@ -1,0 +1,133 @@
+"""The `canvasflow` command: dev, web, worker, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from server.config import load_settings
+
+
+def ensure_services(data_dir: Path) -> None:
+    """Start embedded Postgres / Redis for whichever of DATABASE_URL / REDIS_URL is unset."""
+    from server import embedded
+
+    if not os.environ.get("DATABASE_URL"):
+        url = embedded.start_postgres(data_dir)
+        os.environ["DATABASE_URL"] = url
+        print(f"canvasflow: embedded Postgres at {url}", flush=True)
+    if not os.environ.get("REDIS_URL"):
+        url = embedded.start_redis(data_dir)
+        os.environ["REDIS_URL"] = url
+        print(f"canvasflow: embedded Redis at {url}", flush=True)
+
+
+def run_web(host: str, port: int, workers: int = 1) -> None:
+    """Serve the web process with uvicorn."""
+    import uvicorn
+
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        # many small JSON frames: per-message deflate costs ~50 KiB a socket for little gain
+        ws_per_message_deflate=False,
+        ws_max_size=64 * 1024,
+        timeout_graceful_shutdown=10,
+        log_level=os.environ.get("CANVASFLOW_LOG_LEVEL", "info").lower(),
+    )
+
+
+def worker_command() -> list[str]:
+    """The worker's command line, as in the Procfile."""
+    return [sys.executable, "-m", "arq", "tasks.worker.WorkerSettings"]
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Everything on one machine: embedded services when needed, one worker, the web process."""
+    settings = load_settings()
+    ensure_services(Path(settings.data_dir))
+    os.environ.setdefault("CANVASFLOW_PUBLIC_URL", f"http://{args.host}:{args.port}")
+    worker = subprocess.Popen(worker_command(), env=os.environ.copy())
+    try:
+        run_web(args.host, args.port)
+    finally:
+        # the worker hands its running jobs back to the queue on SIGTERM
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """Only the web process (production: DATABASE_URL and REDIS_URL set)."""
+    run_web(args.host, args.port, args.workers)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Only a worker (production: DATABASE_URL and REDIS_URL set)."""
+    os.execv(sys.executable, worker_command())
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply schema.sql and print the schema version."""
+    from db.connect import make_database
+    from db.migrate import migrate
+
+    settings = load_settings()
+    if not settings.database_url:
+        ensure_services(Path(settings.data_dir))
+        settings = load_settings()
+    assert settings.database_url
+
+    async def run() -> int:
+        db = make_database(settings.database_url or "")
+        await db.connect()
+        try:
+            return await migrate(db)
+        finally:
+            await db.disconnect()
+
+    print(f"schema version {asyncio.run(run())}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `canvasflow` command."""
+    parser = argparse.ArgumentParser(prog="canvasflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    dev = sub.add_parser("dev", help="run web + worker, with embedded Postgres/Redis if unset")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.set_defaults(func=cmd_dev)
+    web = sub.add_parser("web", help="run the web process")
+    web.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
+    web.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    web.add_argument("--workers", type=int, default=1)
+    web.set_defaults(func=cmd_web)
+    worker = sub.add_parser("worker", help="run an arq worker")
+    worker.set_defaults(func=cmd_worker)
+    mig = sub.add_parser("migrate", help="apply schema.sql")
+    mig.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `canvasflow` console script."""
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""Connections: list, create, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from db import connections as q
+from db.changes import Store, publish_change
+from db.nodes import get_node
+from server.access import owned_connection, owned_project
+from server.auth import require_user
+from server.bodies import decode_body, path_uuid
+from server.errors import ApiError
+from server.responses import json_response
+
+
+class ConnectionCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of POST /api/projects/{project_id}/connections."""
+
+    source_id: UUID
+    target_id: UUID
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+async def list_connections(request: Request) -> Response:
+    """GET /api/projects/{project_id}/connections."""
+    user = await require_user(request)
+    store = _store(request)
+    project = await owned_project(store, user, path_uuid(request, "project_id"))
+    return json_response(await q.list_connections(store.db, project.id))
+
+
+async def create_connection(request: Request) -> Response:
+    """POST /api/projects/{project_id}/connections: wire source into target."""
+    user = await require_user(request)
+    project_id = path_uuid(request, "project_id")
+    body = await decode_body(request, ConnectionCreate)
+    store = _store(request)
+    await owned_project(store, user, project_id)
+    if body.source_id == body.target_id:
+        raise ApiError(422, "self_loop", "A node cannot be connected to itself.")
+    for end, node_id in (("source", body.source_id), ("target", body.target_id)):
+        node = await get_node(store.db, node_id)
+        if node is None or node.project_id != project_id:
+            raise ApiError(
+                422, f"invalid_{end}", f"{end}_id must name a node of this project."
+            )
+
+    async def apply() -> dict[str, Any]:
+        connection = await q.insert_connection(store.db, project_id, body.source_id, body.target_id)
+        return {"connection": connection}
+
+    try:
+        _, data = await publish_change(store, project_id, "connection.created", apply)
+    except q.DuplicateConnection:
+        raise ApiError(409, "duplicate_connection", "These two nodes are already connected.") from None
+    return json_response(data["connection"], 201)
+
+
+async def delete_connection(request: Request) -> Response:
+    """DELETE /api/connections/{connection_id}."""
+    user = await require_user(request)
+    store = _store(request)
+    connection = await owned_connection(store, user, path_uuid(request, "connection_id"))
+
+    async def apply() -> dict[str, Any]:
+        await q.delete_connection(store.db, connection.id)
+        return {"connection_id": connection.id}
+
+    await publish_change(store, connection.project_id, "connection.deleted", apply)
+    return Response(status_code=204)

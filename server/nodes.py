@@ -1,0 +1,128 @@
+"""Nodes: list, create, read, move/edit, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from db import nodes as q
+from db.changes import Store, publish_change
+from db.nodes import NodeType
+from server.access import owned_node, owned_project
+from server.auth import require_user
+from server.bodies import decode_body, path_uuid
+from server.errors import ApiError, not_found
+from server.responses import json_response
+
+Coordinate = Annotated[float, msgspec.Meta(ge=-1e7, le=1e7)]
+MAX_PROMPT_CHARS = 4000
+#: data keys only the server writes: they name stored media
+RESERVED_DATA_KEYS = frozenset({"video_key", "video_url", "image_key", "image_url"})
+
+
+class NodeCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of POST /api/projects/{project_id}/nodes."""
+
+    type: NodeType
+    x: Coordinate = 0.0
+    y: Coordinate = 0.0
+    data: dict[str, Any] = {}
+
+
+class NodeUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of PATCH /api/nodes/{node_id}: every member optional; data keys are merged."""
+
+    x: Coordinate | None = None
+    y: Coordinate | None = None
+    data: dict[str, Any] | None = None
+
+
+def check_node_data(data: dict[str, Any]) -> None:
+    """Refuse data that would forge media keys or carry an over-long prompt (422)."""
+    reserved = sorted(RESERVED_DATA_KEYS & data.keys())
+    if reserved:
+        raise ApiError(
+            422,
+            "reserved_data_key",
+            f"data may not set {', '.join(reserved)}: media is attached by upload or generation.",
+        )
+    prompt = data.get("prompt")
+    if prompt is not None and (not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_CHARS):
+        raise ApiError(
+            422, "invalid_prompt", f"data.prompt must be a string of at most {MAX_PROMPT_CHARS} characters."
+        )
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+async def list_nodes(request: Request) -> Response:
+    """GET /api/projects/{project_id}/nodes."""
+    user = await require_user(request)
+    store = _store(request)
+    project = await owned_project(store, user, path_uuid(request, "project_id"))
+    present = request.app.state.presenter
+    return json_response([await present.node(n) for n in await q.list_nodes(store.db, project.id)])
+
+
+async def create_node(request: Request) -> Response:
+    """POST /api/projects/{project_id}/nodes."""
+    user = await require_user(request)
+    project_id = path_uuid(request, "project_id")
+    body = await decode_body(request, NodeCreate)
+    check_node_data(body.data)
+    store = _store(request)
+    await owned_project(store, user, project_id)
+
+    async def apply() -> dict[str, Any]:
+        return {"node": await q.insert_node(store.db, project_id, body.type, body.x, body.y, body.data)}
+
+    _, data = await publish_change(store, project_id, "node.created", apply)
+    return json_response(await request.app.state.presenter.node(data["node"]), 201)
+
+
+async def get_node(request: Request) -> Response:
+    """GET /api/nodes/{node_id}."""
+    user = await require_user(request)
+    node = await owned_node(_store(request), user, path_uuid(request, "node_id"))
+    return json_response(await request.app.state.presenter.node(node))
+
+
+async def update_node(request: Request) -> Response:
+    """PATCH /api/nodes/{node_id}: move and/or merge data keys."""
+    user = await require_user(request)
+    node_id = path_uuid(request, "node_id")
+    body = await decode_body(request, NodeUpdate)
+    if body.data is not None:
+        check_node_data(body.data)
+    store = _store(request)
+    node = await owned_node(store, user, node_id)
+
+    async def apply() -> dict[str, Any]:
+        updated = await q.update_node(store.db, node_id, x=body.x, y=body.y, data_patch=body.data)
+        if updated is None:
+            raise not_found("node")
+        return {"node": updated}
+
+    _, data = await publish_change(store, node.project_id, "node.updated", apply)
+    return json_response(await request.app.state.presenter.node(data["node"]))
+
+
+async def delete_node(request: Request) -> Response:
+    """DELETE /api/nodes/{node_id}: the node, its connections and its jobs."""
+    user = await require_user(request)
+    node_id = path_uuid(request, "node_id")
+    store = _store(request)
+    node = await owned_node(store, user, node_id)
+
+    async def apply() -> dict[str, Any]:
+        connection_ids = await q.delete_node(store.db, node_id)
+        return {"node_id": node_id, "connection_ids": connection_ids}
+
+    await publish_change(store, node.project_id, "node.deleted", apply)
+    return Response(status_code=204)

@@ -1,0 +1,1 @@
+"""The worker process: arq settings, jobs, providers, storage and the sweeper."""

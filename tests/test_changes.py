@@ -1,0 +1,123 @@
+"""The change-and-publish rule: one transaction, one seq per change, publish after commit."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import pytest
+
+from db import nodes as node_q
+from db import projects as project_q
+from db import users as user_q
+from db.changes import Event, ProjectGone, Store, decode_event, publish_change
+from db.channels import project_channel
+from db.events import events_after
+from db.nodes import NodeType
+
+
+async def make_project(store: Store) -> UUID:
+    """A user and an empty project, straight through the db layer."""
+    user = await user_q.create_user(store.db, "owner@example.com", "x")
+    project = await project_q.create_project(store.db, user.id, "p")
+    return project.id
+
+
+async def add_node(store: Store, project_id: UUID, x: float = 0) -> Event:
+    """One node.created change."""
+
+    async def apply() -> dict[str, Any]:
+        return {"node": await node_q.insert_node(store.db, project_id, NodeType.PROMPT, x, 0, {})}
+
+    event, _ = await publish_change(store, project_id, "node.created", apply)
+    return event
+
+
+async def listen(store: Store, project_id: UUID) -> Any:
+    """A pub/sub subscription to the project's channel, confirmed."""
+    pubsub = store.redis.pubsub()
+    await pubsub.subscribe(project_channel(store.namespace, project_id))
+    msg = await pubsub.get_message(timeout=2)
+    assert msg is not None and msg["type"] == "subscribe"
+    return pubsub
+
+
+async def drain(pubsub: Any, n: int, timeout_s: float = 5) -> list[Event]:
+    """The next `n` events published on a subscription."""
+    events: list[Event] = []
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while len(events) < n and asyncio.get_running_loop().time() < deadline:
+        msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+        if msg is not None:
+            decoded = decode_event(msg["data"])
+            assert isinstance(decoded, Event)
+            events.append(decoded)
+    return events
+
+
+async def test_seq_rises_by_one_per_change(store: Store) -> None:
+    """Each change bumps the project's seq by exactly one and publishes that seq."""
+    project_id = await make_project(store)
+    pubsub = await listen(store, project_id)
+    seqs = [(await add_node(store, project_id)).seq for _ in range(5)]
+    assert seqs == [1, 2, 3, 4, 5]
+    assert await project_q.current_seq(store.db, project_id) == 5
+    published = await drain(pubsub, 5)
+    assert [e.seq for e in published] == [1, 2, 3, 4, 5]
+    assert all(e.kind == "node.created" for e in published)
+    await pubsub.aclose()
+
+
+async def test_concurrent_changes_get_distinct_consecutive_seqs(store: Store) -> None:
+    """50 concurrent changes to one project get seqs 1..50, each logged once."""
+    project_id = await make_project(store)
+    events = await asyncio.gather(*(add_node(store, project_id, x=i) for i in range(50)))
+    assert sorted(e.seq for e in events) == list(range(1, 51))
+    logged = await events_after(store.db, project_id, 0)
+    assert [e.seq for e in logged] == list(range(1, 51))
+    # the log and the published event agree on which node got which seq
+    by_seq = {e.seq: e.data["node"].id for e in events}
+    assert {e.seq: UUID(e.data["node"]["id"]) for e in logged} == by_seq
+
+
+async def test_failed_change_publishes_nothing_and_keeps_seq(store: Store) -> None:
+    """A change that raises leaves seq, rows and the log unchanged, and publishes nothing."""
+    project_id = await make_project(store)
+    await add_node(store, project_id)
+    pubsub = await listen(store, project_id)
+
+    async def apply() -> None:
+        await node_q.insert_node(store.db, project_id, NodeType.VIDEO, 1, 1, {})
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await publish_change(store, project_id, "node.created", apply)
+    assert await project_q.current_seq(store.db, project_id) == 1
+    assert len(await node_q.list_nodes(store.db, project_id)) == 1
+    assert [e.seq for e in await events_after(store.db, project_id, 0)] == [1]
+    assert await drain(pubsub, 1, timeout_s=0.5) == []
+    await pubsub.aclose()
+
+
+async def test_change_to_missing_project_raises(store: Store) -> None:
+    """A change aimed at a project that does not exist raises ProjectGone."""
+
+    async def apply() -> None:
+        raise AssertionError("must not run")
+
+    with pytest.raises(ProjectGone):
+        await publish_change(store, UUID(int=0), "node.created", apply)
+
+
+async def test_published_bytes_decode_to_the_logged_event(store: Store) -> None:
+    """What Redis carries and what the log holds are the same JSON value."""
+    project_id = await make_project(store)
+    pubsub = await listen(store, project_id)
+    await add_node(store, project_id)
+    (live,) = await drain(pubsub, 1)
+    (logged,) = await events_after(store.db, project_id, 0)
+    as_json = msgspec.json.encode
+    assert msgspec.json.decode(as_json(live)) == msgspec.json.decode(as_json(logged))
+    await pubsub.aclose()
