@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from db.changes import ProjectGone, Store
 from db.connect import make_database
@@ -28,7 +28,7 @@ async def _project_gone(request: Request, exc: Exception) -> Response:
     return error_response(404, "project_not_found", "No project with that id.")
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     """Every HTTP route of the web process."""
     return [
         Route("/healthz", health.healthz),
@@ -50,6 +50,10 @@ def routes() -> list[Route]:
         Route("/api/projects/{project_id}/connections", connections.list_connections, methods=["GET"]),
         Route("/api/projects/{project_id}/connections", connections.create_connection, methods=["POST"]),
         Route("/api/connections/{connection_id}", connections.delete_connection, methods=["DELETE"]),
+        # -- pipeline routes (jobs, uploads, media) --
+        # -- end pipeline routes --
+        # -- hub routes (websocket) --
+        # -- end hub routes --
     ]
 
 
@@ -76,10 +80,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.store = store
         app.state.storage = storage
         app.state.presenter = Presenter(storage, settings.media_url_ttl_s)
+        # -- pipeline start (arq pool, provider) --
+        # -- end pipeline start --
+        # -- hub start --
+        # -- end hub start --
         try:
             yield
         finally:
             # 3. close in reverse order of opening
+            # -- hub stop --
+            # -- end hub stop --
+            # -- pipeline stop --
+            # -- end pipeline stop --
             await redis.aclose()
             await db.disconnect()
 

@@ -67,6 +67,9 @@ class VideoProvider(Protocol):
 
     name: str
 
+    def check(self, request: VideoRequest) -> None:
+        """Raise InvalidRequest when the model cannot do this combination (checked at submit)."""
+
     async def submit(self, request: VideoRequest) -> str:
         """Start a generation and return its operation name."""
 
