@@ -28,6 +28,10 @@ class DuplicateConnection(Exception):
     """The same source and target are already connected."""
 
 
+class MissingEndpoint(Exception):
+    """An end of the connection is gone or lives in another project."""
+
+
 async def list_connections(db: Database, project_id: UUID) -> list[Connection]:
     """Every connection of a project, oldest first."""
     rows = await db.fetch_all(
@@ -57,6 +61,9 @@ async def insert_connection(
         )
     except asyncpg.UniqueViolationError:
         raise DuplicateConnection() from None
+    except asyncpg.ForeignKeyViolationError:
+        # a node deleted between the route's check and this insert
+        raise MissingEndpoint() from None
     return to_struct(Connection, row)
 
 

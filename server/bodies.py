@@ -39,6 +39,11 @@ async def decode_body(request: Request, type_: type[T]) -> T:
     try:
         return msgspec.json.decode(raw, type=type_)
     except msgspec.ValidationError as exc:
+        # typed decoding stops at the first wrong type, before it sees broken JSON further on
+        try:
+            msgspec.json.decode(raw)
+        except msgspec.DecodeError as syntax:
+            raise ApiError(400, "malformed_json", f"The body is not valid JSON: {syntax}") from None
         raise ApiError(422, "invalid_body", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, "malformed_json", f"The body is not valid JSON: {exc}") from None

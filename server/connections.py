@@ -63,6 +63,10 @@ async def create_connection(request: Request) -> Response:
         _, data = await publish_change(store, project_id, "connection.created", apply)
     except q.DuplicateConnection:
         raise ApiError(409, "duplicate_connection", "These two nodes are already connected.") from None
+    except q.MissingEndpoint:
+        raise ApiError(
+            422, "invalid_endpoint", "source_id and target_id must name nodes of this project."
+        ) from None
     return json_response(data["connection"], 201)
 
 

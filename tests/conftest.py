@@ -111,16 +111,15 @@ def services() -> Iterator[Services]:
 
 def settings_for(services: Services, **overrides: Any) -> Settings:
     """Settings of a web or worker process of this test run."""
-    base = load_settings()
-    return replace_settings(
-        base,
-        database_url=services.database_url,
-        redis_url=services.redis_url,
-        namespace=services.namespace,
-        data_dir=services.data_dir,
-        secret_key="test-secret",
-        **overrides,
-    )
+    values: dict[str, Any] = {
+        "database_url": services.database_url,
+        "redis_url": services.redis_url,
+        "namespace": services.namespace,
+        "data_dir": services.data_dir,
+        "secret_key": "test-secret",
+    }
+    values.update(overrides)
+    return replace_settings(load_settings(), **values)
 
 
 def replace_settings(settings: Settings, **changes: Any) -> Settings:
@@ -231,6 +230,8 @@ async def sign_up(client: httpx.AsyncClient, email: str | None = None) -> Accoun
     email = email or f"user{secrets.token_hex(4)}@example.com"
     r = await client.post("/api/auth/signup", json={"email": email, "password": "correct horse"})
     assert r.status_code == 201, r.text
+    # the shared client must not ride this user's cookie: tests authenticate explicitly
+    client.cookies.clear()
     body = r.json()
     return Account(user_id=body["user"]["id"], email=email, token=body["token"])
 

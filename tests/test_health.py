@@ -1,0 +1,79 @@
+"""Liveness, readiness, schema migration and the embedded services."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from db.connect import make_database
+from db.migrate import SCHEMA_VERSION, migrate
+from tests.conftest import ServerThread, Services, free_port, settings_for
+
+
+async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
+    """A healthy process answers both probes with 200."""
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    r = await client.get("/readyz")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
+
+
+async def test_readyz_is_503_when_redis_is_down(services: Services) -> None:
+    """With Redis unreachable the process is alive but not ready, and says which check failed."""
+    port = free_port()
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    srv = ServerThread(settings_for(services, redis_url=dead_redis), port)
+    await asyncio.to_thread(srv.start)
+    try:
+        async with httpx.AsyncClient(base_url=srv.base_url) as c:
+            assert (await c.get("/healthz")).status_code == 200
+            r = await c.get("/readyz")
+            assert r.status_code == 503
+            assert r.json()["checks"]["postgres"] == "ok"
+            assert r.json()["checks"]["redis"].startswith("error")
+    finally:
+        await asyncio.to_thread(srv.stop)
+
+
+async def test_migration_is_idempotent_and_concurrent(services: Services) -> None:
+    """Applying the schema from several processes at once is safe and records one version."""
+    dbs = [make_database(services.database_url) for _ in range(4)]
+    for db in dbs:
+        await db.connect()
+    try:
+        versions = await asyncio.gather(*(migrate(db) for db in dbs))
+        assert versions == [SCHEMA_VERSION] * 4
+        count = await dbs[0].fetch_val("SELECT count(*) FROM schema_version")
+        assert count == 1
+    finally:
+        for db in dbs:
+            await db.disconnect()
+
+
+def test_embedded_services_start_and_answer(tmp_path: Path) -> None:
+    """pgserver and the bundled redis-server start from nothing and answer queries."""
+    import redis
+
+    from server import embedded
+
+    pg_url = embedded.start_postgres(tmp_path)
+    redis_url = embedded.start_redis(tmp_path)
+
+    async def query() -> int:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            return int(await conn.fetchval("SELECT 41 + 1"))
+        finally:
+            await conn.close()
+
+    assert asyncio.run(query()) == 42
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.ping() is True
+        # a second start reuses the running server instead of failing
+        assert embedded.start_redis(tmp_path) == redis_url
+    finally:
+        client.close()
