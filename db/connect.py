@@ -31,6 +31,4 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 def make_database(url: str, *, min_size: int = 1, max_size: int = 10) -> Database:
     """A `databases.Database` (not yet connected) whose jsonb columns are Python objects."""
-    return Database(
-        asyncpg_url(url), init=_init_connection, min_size=min_size, max_size=max_size
-    )
+    return Database(asyncpg_url(url), init=_init_connection, min_size=min_size, max_size=max_size)

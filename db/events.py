@@ -24,7 +24,11 @@ class Snapshot(msgspec.Struct, frozen=True):
 
 
 async def events_after(
-    db: Database, project_id: UUID, after_seq: int, until_seq: int | None = None, limit: int = 10_000
+    db: Database,
+    project_id: UUID,
+    after_seq: int,
+    until_seq: int | None = None,
+    limit: int = 10_000,
 ) -> list[Event]:
     """Logged events with `after_seq < seq <= until_seq`, in seq order."""
     rows = await db.fetch_all(
@@ -41,9 +45,7 @@ async def events_after(
 
 async def oldest_logged_seq(db: Database, project_id: UUID) -> int | None:
     """The smallest seq still in the log, or None when the log of the project is empty."""
-    seq = await db.fetch_val(
-        "SELECT min(seq) FROM events WHERE project_id = :p", {"p": project_id}
-    )
+    seq = await db.fetch_val("SELECT min(seq) FROM events WHERE project_id = :p", {"p": project_id})
     return None if seq is None else int(seq)
 
 

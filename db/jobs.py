@@ -18,7 +18,7 @@ _COLUMNS = (
 )
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     """Where a job is in its life; should match job_status in schema.sql."""
 
     #: saved and enqueued, no worker has it yet

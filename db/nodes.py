@@ -15,7 +15,7 @@ from db.rows import to_struct, to_structs
 _COLUMNS = "id, project_id, type, x, y, data, status, error_message, created_at, updated_at"
 
 
-class NodeType(str, enum.Enum):
+class NodeType(enum.StrEnum):
     """What a node holds; should match node_type in schema.sql."""
 
     #: text that a video node uses as its prompt
@@ -26,7 +26,7 @@ class NodeType(str, enum.Enum):
     VIDEO = "video"
 
 
-class NodeStatus(str, enum.Enum):
+class NodeStatus(enum.StrEnum):
     """A node's generation state; should match node_status in schema.sql."""
 
     IDLE = "idle"

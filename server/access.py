@@ -31,6 +31,9 @@ async def owned_node(store: Store, user: User, node_id: UUID) -> Node:
 async def owned_connection(store: Store, user: User, connection_id: UUID) -> Connection:
     """A connection in one of the caller's projects, or 404 `connection_not_found`."""
     connection = await get_connection(store.db, connection_id)
-    if connection is None or await get_owned_project(store.db, connection.project_id, user.id) is None:
+    if (
+        connection is None
+        or await get_owned_project(store.db, connection.project_id, user.id) is None
+    ):
         raise not_found("connection")
     return connection

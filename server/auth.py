@@ -14,8 +14,8 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from db import sessions, users
-from db.channels import login_attempts_key
 from db.changes import Store
+from db.channels import login_attempts_key
 from db.users import User
 from server.bodies import decode_body
 from server.config import Settings
@@ -131,13 +131,17 @@ async def require_user(request: Request) -> User:
     """The calling user; 401 without a valid session, 403 for a cross-site cookie mutation."""
     user = await authenticate(request)
     if user is None:
-        raise ApiError(401, "unauthenticated", "Log in first: send the session cookie or a Bearer token.")
+        raise ApiError(
+            401, "unauthenticated", "Log in first: send the session cookie or a Bearer token."
+        )
     if (
         request.method in _UNSAFE_METHODS
         and request.state.cookie_auth
         and not origin_allowed(request, request.app.state.settings)
     ):
-        raise ApiError(403, "forbidden_origin", "Cross-site requests may not use the session cookie.")
+        raise ApiError(
+            403, "forbidden_origin", "Cross-site requests may not use the session cookie."
+        )
     return user
 
 

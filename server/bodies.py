@@ -33,7 +33,9 @@ async def decode_body(request: Request, type_: type[T]) -> T:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise ApiError(
-            415, "unsupported_media_type", "Send the body as JSON with Content-Type: application/json."
+            415,
+            "unsupported_media_type",
+            "Send the body as JSON with Content-Type: application/json.",
         )
     raw = await read_limited(request, request.app.state.settings.max_body_bytes)
     try:

@@ -51,9 +51,7 @@ async def create_connection(request: Request) -> Response:
     for end, node_id in (("source", body.source_id), ("target", body.target_id)):
         node = await get_node(store.db, node_id)
         if node is None or node.project_id != project_id:
-            raise ApiError(
-                422, f"invalid_{end}", f"{end}_id must name a node of this project."
-            )
+            raise ApiError(422, f"invalid_{end}", f"{end}_id must name a node of this project.")
 
     async def apply() -> dict[str, Any]:
         connection = await q.insert_connection(store.db, project_id, body.source_id, body.target_id)
@@ -62,7 +60,9 @@ async def create_connection(request: Request) -> Response:
     try:
         _, data = await publish_change(store, project_id, "connection.created", apply)
     except q.DuplicateConnection:
-        raise ApiError(409, "duplicate_connection", "These two nodes are already connected.") from None
+        raise ApiError(
+            409, "duplicate_connection", "These two nodes are already connected."
+        ) from None
     except q.MissingEndpoint:
         raise ApiError(
             422, "invalid_endpoint", "source_id and target_id must name nodes of this project."

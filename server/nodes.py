@@ -52,7 +52,9 @@ def check_node_data(data: dict[str, Any]) -> None:
     prompt = data.get("prompt")
     if prompt is not None and (not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_CHARS):
         raise ApiError(
-            422, "invalid_prompt", f"data.prompt must be a string of at most {MAX_PROMPT_CHARS} characters."
+            422,
+            "invalid_prompt",
+            f"data.prompt must be a string of at most {MAX_PROMPT_CHARS} characters.",
         )
 
 
@@ -80,7 +82,9 @@ async def create_node(request: Request) -> Response:
     await owned_project(store, user, project_id)
 
     async def apply() -> dict[str, Any]:
-        return {"node": await q.insert_node(store.db, project_id, body.type, body.x, body.y, body.data)}
+        return {
+            "node": await q.insert_node(store.db, project_id, body.type, body.x, body.y, body.data)
+        }
 
     _, data = await publish_change(store, project_id, "node.created", apply)
     return json_response(await request.app.state.presenter.node(data["node"]), 201)

@@ -46,7 +46,9 @@ async def create_project(request: Request) -> Response:
 async def get_project(request: Request) -> Response:
     """GET /api/projects/{project_id}."""
     user = await require_user(request)
-    return json_response(await owned_project(_store(request), user, path_uuid(request, "project_id")))
+    return json_response(
+        await owned_project(_store(request), user, path_uuid(request, "project_id"))
+    )
 
 
 async def rename_project(request: Request) -> Response:

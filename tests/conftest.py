@@ -165,7 +165,9 @@ def server(services: Services) -> Iterator[ServerThread]:
     """The canvasflow web process of this test run."""
     port = free_port()
     settings = settings_for(
-        services, public_url=f"http://127.0.0.1:{port}", allowed_origins=(f"http://127.0.0.1:{port}",)
+        services,
+        public_url=f"http://127.0.0.1:{port}",
+        allowed_origins=(f"http://127.0.0.1:{port}",),
     )
     srv = ServerThread(settings, port)
     srv.start()

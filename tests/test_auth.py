@@ -38,7 +38,9 @@ async def test_signup_stores_only_hashes(client: httpx.AsyncClient, store: Store
     assert bytes(stored) == hashlib.sha256(token.encode()).digest()
 
 
-async def test_me_with_bearer_and_with_cookie(client: httpx.AsyncClient, server: ServerThread) -> None:
+async def test_me_with_bearer_and_with_cookie(
+    client: httpx.AsyncClient, server: ServerThread
+) -> None:
     """The same session works as a Bearer token and as the cookie."""
     account = await sign_up(client, "cookie@example.com")
     r = await client.get("/api/auth/me", headers=account.headers)
@@ -57,9 +59,13 @@ async def test_login_is_case_insensitive_and_wrong_password_fails(
         "/api/auth/login", json={"email": "ALICE@example.com", "password": "correct horse"}
     )
     assert r.status_code == 200 and r.json()["user"]["id"] == alice.user_id
-    r = await client.post("/api/auth/login", json={"email": "alice@example.com", "password": "nope"})
+    r = await client.post(
+        "/api/auth/login", json={"email": "alice@example.com", "password": "nope"}
+    )
     assert_error(r, 401, "invalid_credentials")
-    r = await client.post("/api/auth/login", json={"email": "ghost@example.com", "password": "nope"})
+    r = await client.post(
+        "/api/auth/login", json={"email": "ghost@example.com", "password": "nope"}
+    )
     assert_error(r, 401, "invalid_credentials")
 
 
@@ -118,7 +124,9 @@ async def test_cookie_mutation_from_foreign_origin_is_refused(
         )
         assert_error(r, 403, "forbidden_origin")
         assert await dump(store) == before
-        r = await browser.post("/api/projects", json={"name": "x"}, headers={"Origin": server.base_url})
+        r = await browser.post(
+            "/api/projects", json={"name": "x"}, headers={"Origin": server.base_url}
+        )
         assert r.status_code == 201
 
 
@@ -126,23 +134,79 @@ async def test_cookie_mutation_from_foreign_origin_is_refused(
     ("path", "kwargs", "status", "code"),
     [
         ("/api/auth/signup", {"json": {"email": "a@b.co"}}, 422, "invalid_body"),
-        ("/api/auth/signup", {"json": {"email": "not-an-email", "password": "long enough"}}, 422, "invalid_body"),
-        ("/api/auth/signup", {"json": {"email": "a@b.co", "password": "short"}}, 422, "invalid_body"),
-        ("/api/auth/signup", {"json": {"email": 5, "password": "long enough"}}, 422, "invalid_body"),
-        ("/api/auth/signup", {"json": {"email": "a@b.co", "password": "long enough", "admin": True}}, 422, "invalid_body"),
+        (
+            "/api/auth/signup",
+            {"json": {"email": "not-an-email", "password": "long enough"}},
+            422,
+            "invalid_body",
+        ),
+        (
+            "/api/auth/signup",
+            {"json": {"email": "a@b.co", "password": "short"}},
+            422,
+            "invalid_body",
+        ),
+        (
+            "/api/auth/signup",
+            {"json": {"email": 5, "password": "long enough"}},
+            422,
+            "invalid_body",
+        ),
+        (
+            "/api/auth/signup",
+            {"json": {"email": "a@b.co", "password": "long enough", "admin": True}},
+            422,
+            "invalid_body",
+        ),
         ("/api/auth/signup", {"json": ["a@b.co"]}, 422, "invalid_body"),
-        ("/api/auth/signup", {"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "malformed_json"),
-        ("/api/auth/signup", {"content": b"email=a", "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415, "unsupported_media_type"),
+        (
+            "/api/auth/signup",
+            {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
+            400,
+            "malformed_json",
+        ),
+        (
+            "/api/auth/signup",
+            {
+                "content": b"email=a",
+                "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+            },
+            415,
+            "unsupported_media_type",
+        ),
         ("/api/auth/signup", {"content": b"{}"}, 415, "unsupported_media_type"),
-        ("/api/auth/signup", {"content": b'{"email":"' + b"a" * (2 << 20) + b'"}', "headers": {"Content-Type": "application/json"}}, 413, "body_too_large"),
+        (
+            "/api/auth/signup",
+            {
+                "content": b'{"email":"' + b"a" * (2 << 20) + b'"}',
+                "headers": {"Content-Type": "application/json"},
+            },
+            413,
+            "body_too_large",
+        ),
         ("/api/auth/login", {"json": {"email": "a@b.co"}}, 422, "invalid_body"),
-        ("/api/auth/login", {"json": {"email": "a@b.co", "password": 12345678}}, 422, "invalid_body"),
-        ("/api/auth/login", {"content": b"\xff\xfe", "headers": {"Content-Type": "application/json"}}, 400, "malformed_json"),
+        (
+            "/api/auth/login",
+            {"json": {"email": "a@b.co", "password": 12345678}},
+            422,
+            "invalid_body",
+        ),
+        (
+            "/api/auth/login",
+            {"content": b"\xff\xfe", "headers": {"Content-Type": "application/json"}},
+            400,
+            "malformed_json",
+        ),
         ("/api/auth/logout", {}, 401, "unauthenticated"),
     ],
 )
 async def test_bad_auth_input(
-    client: httpx.AsyncClient, store: Store, path: str, kwargs: dict[str, object], status: int, code: str
+    client: httpx.AsyncClient,
+    store: Store,
+    path: str,
+    kwargs: dict[str, object],
+    status: int,
+    code: str,
 ) -> None:
     """Each malformed auth request gets its 4xx and code and changes nothing."""
     before = await dump(store)

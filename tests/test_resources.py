@@ -35,10 +35,14 @@ async def test_project_crud(client: httpx.AsyncClient, alice: Account) -> None:
     assert r.status_code == 200 and r.json()["name"] == "Renamed" and r.json()["seq"] == 1
     r = await client.delete(f"/api/projects/{pid}", headers=alice.headers)
     assert r.status_code == 204
-    assert_error(await client.get(f"/api/projects/{pid}", headers=alice.headers), 404, "project_not_found")
+    assert_error(
+        await client.get(f"/api/projects/{pid}", headers=alice.headers), 404, "project_not_found"
+    )
 
 
-async def test_node_update_merges_data_and_moves(client: httpx.AsyncClient, alice: Account, canvas: Canvas) -> None:
+async def test_node_update_merges_data_and_moves(
+    client: httpx.AsyncClient, alice: Account, canvas: Canvas
+) -> None:
     """PATCH merges data keys and keeps the others; x/y move the node."""
     node_id = canvas["prompt"]["id"]
     r = await client.patch(
@@ -72,10 +76,14 @@ async def test_connection_delete(client: httpx.AsyncClient, alice: Account, canv
     """A connection can be deleted and then made again."""
     r = await client.delete(f"/api/connections/{canvas['connection']['id']}", headers=alice.headers)
     assert r.status_code == 204
-    await make_connection(client, alice, canvas["project"], canvas["prompt"]["id"], canvas["video"]["id"])
+    await make_connection(
+        client, alice, canvas["project"], canvas["prompt"]["id"], canvas["video"]["id"]
+    )
 
 
-async def test_every_mutation_bumps_seq_once(client: httpx.AsyncClient, alice: Account, canvas: Canvas) -> None:
+async def test_every_mutation_bumps_seq_once(
+    client: httpx.AsyncClient, alice: Account, canvas: Canvas
+) -> None:
     """The fixture made 4 changes; one more move makes 5."""
     r = await client.get(f"/api/projects/{canvas['project']}", headers=alice.headers)
     assert r.json()["seq"] == 4
@@ -96,7 +104,11 @@ def _foreign_requests(c: Canvas) -> list[tuple[str, str, dict[str, Any] | None]]
         ("PATCH", f"/api/nodes/{node}", {"x": 1}),
         ("DELETE", f"/api/nodes/{node}", None),
         ("GET", f"/api/projects/{pid}/connections", None),
-        ("POST", f"/api/projects/{pid}/connections", {"source_id": node, "target_id": c["video"]["id"]}),
+        (
+            "POST",
+            f"/api/projects/{pid}/connections",
+            {"source_id": node, "target_id": c["video"]["id"]},
+        ),
         ("DELETE", f"/api/connections/{conn}", None),
     ]
 
@@ -118,7 +130,11 @@ async def test_second_user_can_neither_read_nor_change(
 
 async def test_unauthenticated_requests_are_401(client: httpx.AsyncClient, canvas: Canvas) -> None:
     """Every resource route refuses a caller without a session."""
-    for method, path, body in [*_foreign_requests(canvas), ("GET", "/api/projects", None), ("POST", "/api/projects", {"name": "x"})]:
+    for method, path, body in [
+        *_foreign_requests(canvas),
+        ("GET", "/api/projects", None),
+        ("POST", "/api/projects", {"name": "x"}),
+    ]:
         r = await client.request(method, path, json=body)
         assert_error(r, 401, "unauthenticated")
 
@@ -153,7 +169,13 @@ def _bad_requests(c: Canvas) -> list[tuple[str, str, dict[str, Any], int, str]]:
         ("POST", "/api/projects", {"json": {"name": "x" * 201}}, 422, "invalid_body"),
         ("POST", "/api/projects", {"content": b"[", "headers": js}, 400, "malformed_json"),
         ("POST", "/api/projects", {"content": b"name=x"}, 415, "unsupported_media_type"),
-        ("POST", "/api/projects", {"content": b'{"name":"' + b"x" * (1 << 20) + b'"}', "headers": js}, 413, "body_too_large"),
+        (
+            "POST",
+            "/api/projects",
+            {"content": b'{"name":"' + b"x" * (1 << 20) + b'"}', "headers": js},
+            413,
+            "body_too_large",
+        ),
         ("PATCH", f"/api/projects/{pid}", {"json": {"name": None}}, 422, "invalid_body"),
         ("GET", "/api/projects/not-a-uuid", {}, 422, "invalid_id"),
         ("GET", f"/api/projects/{NIL}", {}, 404, "project_not_found"),
@@ -162,30 +184,120 @@ def _bad_requests(c: Canvas) -> list[tuple[str, str, dict[str, Any], int, str]]:
         # nodes
         ("POST", f"/api/projects/{pid}/nodes", {"json": {"type": "audio"}}, 422, "invalid_body"),
         ("POST", f"/api/projects/{pid}/nodes", {"json": {}}, 422, "invalid_body"),
-        ("POST", f"/api/projects/{pid}/nodes", {"json": {"type": "prompt", "x": "left"}}, 422, "invalid_body"),
-        ("POST", f"/api/projects/{pid}/nodes", {"json": {"type": "prompt", "x": 1e12}}, 422, "invalid_body"),
-        ("POST", f"/api/projects/{pid}/nodes", {"json": {"type": "prompt", "data": []}}, 422, "invalid_body"),
-        ("POST", f"/api/projects/{pid}/nodes", {"json": {"type": "prompt", "status": "completed"}}, 422, "invalid_body"),
-        ("POST", f"/api/projects/{pid}/nodes", {"json": {"type": "video", "data": {"video_key": "videos/x/y.mp4"}}}, 422, "reserved_data_key"),
-        ("POST", f"/api/projects/{pid}/nodes", {"json": {"type": "prompt", "data": {"prompt": "x" * 4001}}}, 422, "invalid_prompt"),
-        ("POST", f"/api/projects/{pid}/nodes", {"json": {"type": "prompt", "data": {"prompt": 3}}}, 422, "invalid_prompt"),
-        ("POST", f"/api/projects/{NIL}/nodes", {"json": {"type": "prompt"}}, 404, "project_not_found"),
+        (
+            "POST",
+            f"/api/projects/{pid}/nodes",
+            {"json": {"type": "prompt", "x": "left"}},
+            422,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            f"/api/projects/{pid}/nodes",
+            {"json": {"type": "prompt", "x": 1e12}},
+            422,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            f"/api/projects/{pid}/nodes",
+            {"json": {"type": "prompt", "data": []}},
+            422,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            f"/api/projects/{pid}/nodes",
+            {"json": {"type": "prompt", "status": "completed"}},
+            422,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            f"/api/projects/{pid}/nodes",
+            {"json": {"type": "video", "data": {"video_key": "videos/x/y.mp4"}}},
+            422,
+            "reserved_data_key",
+        ),
+        (
+            "POST",
+            f"/api/projects/{pid}/nodes",
+            {"json": {"type": "prompt", "data": {"prompt": "x" * 4001}}},
+            422,
+            "invalid_prompt",
+        ),
+        (
+            "POST",
+            f"/api/projects/{pid}/nodes",
+            {"json": {"type": "prompt", "data": {"prompt": 3}}},
+            422,
+            "invalid_prompt",
+        ),
+        (
+            "POST",
+            f"/api/projects/{NIL}/nodes",
+            {"json": {"type": "prompt"}},
+            404,
+            "project_not_found",
+        ),
         ("POST", "/api/projects/zzz/nodes", {"json": {"type": "prompt"}}, 422, "invalid_id"),
         ("PATCH", f"/api/nodes/{prompt}", {"json": {"x": "1"}}, 422, "invalid_body"),
         ("PATCH", f"/api/nodes/{prompt}", {"json": {"type": "video"}}, 422, "invalid_body"),
-        ("PATCH", f"/api/nodes/{image}", {"json": {"data": {"image_url": "http://169.254.169.254/"}}}, 422, "reserved_data_key"),
+        (
+            "PATCH",
+            f"/api/nodes/{image}",
+            {"json": {"data": {"image_url": "http://169.254.169.254/"}}},
+            422,
+            "reserved_data_key",
+        ),
         ("PATCH", f"/api/nodes/{prompt}", {"content": b"{", "headers": js}, 400, "malformed_json"),
         ("PATCH", f"/api/nodes/{prompt}", {"content": b"x=1"}, 415, "unsupported_media_type"),
         ("PATCH", f"/api/nodes/{NIL}", {"json": {"x": 1}}, 404, "node_not_found"),
         ("GET", "/api/nodes/1234", {}, 422, "invalid_id"),
         ("DELETE", f"/api/nodes/{NIL}", {}, 404, "node_not_found"),
         # connections
-        ("POST", f"/api/projects/{pid}/connections", {"json": {"source_id": prompt, "target_id": prompt}}, 422, "self_loop"),
-        ("POST", f"/api/projects/{pid}/connections", {"json": {"source_id": prompt, "target_id": video}}, 409, "duplicate_connection"),
-        ("POST", f"/api/projects/{pid}/connections", {"json": {"source_id": prompt}}, 422, "invalid_body"),
-        ("POST", f"/api/projects/{pid}/connections", {"json": {"source_id": "x", "target_id": video}}, 422, "invalid_body"),
-        ("POST", f"/api/projects/{pid}/connections", {"json": {"source_id": NIL, "target_id": video}}, 422, "invalid_source"),
-        ("POST", f"/api/projects/{pid}/connections", {"json": {"source_id": prompt, "target_id": NIL}}, 422, "invalid_target"),
+        (
+            "POST",
+            f"/api/projects/{pid}/connections",
+            {"json": {"source_id": prompt, "target_id": prompt}},
+            422,
+            "self_loop",
+        ),
+        (
+            "POST",
+            f"/api/projects/{pid}/connections",
+            {"json": {"source_id": prompt, "target_id": video}},
+            409,
+            "duplicate_connection",
+        ),
+        (
+            "POST",
+            f"/api/projects/{pid}/connections",
+            {"json": {"source_id": prompt}},
+            422,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            f"/api/projects/{pid}/connections",
+            {"json": {"source_id": "x", "target_id": video}},
+            422,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            f"/api/projects/{pid}/connections",
+            {"json": {"source_id": NIL, "target_id": video}},
+            422,
+            "invalid_source",
+        ),
+        (
+            "POST",
+            f"/api/projects/{pid}/connections",
+            {"json": {"source_id": prompt, "target_id": NIL}},
+            422,
+            "invalid_target",
+        ),
         ("DELETE", f"/api/connections/{NIL}", {}, 404, "connection_not_found"),
         ("DELETE", "/api/connections/nope", {}, 422, "invalid_id"),
         # unknown route
