@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from db.changes import ProjectGone, Store
 from db.connect import make_database
@@ -22,6 +24,8 @@ from server.present import Presenter
 from tasks.storage.auto import make_storage
 
 log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
 async def _project_gone(request: Request, exc: Exception) -> Response:
@@ -54,6 +58,8 @@ def routes() -> list[BaseRoute]:
         # -- end pipeline routes --
         # -- hub routes (websocket) --
         # -- end hub routes --
+        # the canvas itself, last so every route above wins
+        Mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="static"),
     ]
 
 
