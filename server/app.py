@@ -9,6 +9,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -17,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from db.changes import ProjectGone, Store
 from db.connect import make_database
 from db.migrate import migrate
-from server import auth, connections, health, nodes, projects
+from server import auth, connections, health, nodes, observe, projects
 from server.config import ConfigError, Settings, load_settings
 from server.errors import EXCEPTION_HANDLERS, error_response
 from server.present import Presenter
@@ -37,6 +38,7 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
+        Route("/metrics", observe.metrics),
         Route("/api/auth/signup", auth.signup, methods=["POST"]),
         Route("/api/auth/login", auth.login, methods=["POST"]),
         Route("/api/auth/logout", auth.logout, methods=["POST"]),
@@ -51,9 +53,17 @@ def routes() -> list[BaseRoute]:
         Route("/api/nodes/{node_id}", nodes.get_node, methods=["GET"]),
         Route("/api/nodes/{node_id}", nodes.update_node, methods=["PATCH"]),
         Route("/api/nodes/{node_id}", nodes.delete_node, methods=["DELETE"]),
-        Route("/api/projects/{project_id}/connections", connections.list_connections, methods=["GET"]),
-        Route("/api/projects/{project_id}/connections", connections.create_connection, methods=["POST"]),
-        Route("/api/connections/{connection_id}", connections.delete_connection, methods=["DELETE"]),
+        Route(
+            "/api/projects/{project_id}/connections", connections.list_connections, methods=["GET"]
+        ),
+        Route(
+            "/api/projects/{project_id}/connections",
+            connections.create_connection,
+            methods=["POST"],
+        ),
+        Route(
+            "/api/connections/{connection_id}", connections.delete_connection, methods=["DELETE"]
+        ),
         # -- pipeline routes (jobs, uploads, media) --
         # -- end pipeline routes --
         # -- hub routes (websocket) --
@@ -103,4 +113,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     handlers = dict(EXCEPTION_HANDLERS)
     handlers[ProjectGone] = _project_gone
-    return Starlette(routes=routes(), lifespan=lifespan, exception_handlers=handlers)
+    return Starlette(
+        routes=routes(),
+        lifespan=lifespan,
+        exception_handlers=handlers,
+        middleware=[Middleware(observe.RequestObserver)],
+    )

@@ -17,6 +17,7 @@ from db import sessions, users
 from db.changes import Store
 from db.channels import login_attempts_key
 from db.users import User
+from server import logs
 from server.bodies import decode_body
 from server.config import Settings
 from server.errors import ApiError
@@ -111,6 +112,8 @@ async def authenticate(conn: HTTPConnection) -> User | None:
         user = await sessions.user_for_session(store.db, hash_token(token))
     conn.state.user = user
     conn.state.cookie_auth = from_cookie and user is not None
+    if user is not None:
+        logs.user_id.set(str(user.id))
     return user
 
 

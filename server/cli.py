@@ -42,6 +42,9 @@ def run_web(host: str, port: int, workers: int = 1) -> None:
         ws_max_size=64 * 1024,
         timeout_graceful_shutdown=10,
         log_level=os.environ.get("CANVASFLOW_LOG_LEVEL", "info").lower(),
+        # our JSON logging is configured already; uvicorn must not replace it
+        log_config=None,
+        access_log=False,
     )
 
 
@@ -124,7 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `canvasflow` console script."""
+    from server.logs import configure_logging
+
     args = build_parser().parse_args(argv)
+    configure_logging(os.environ.get("CANVASFLOW_LOG_LEVEL", "info"))
     code: int = args.func(args)
     return code
 

@@ -1,0 +1,70 @@
+"""Request ids, one log line per request, HTTP metrics, and the /metrics endpoint."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server import logs
+from server.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+log = logging.getLogger("canvasflow.http")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestObserver:
+    """ASGI middleware: tag the request with an id, then log and measure it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request with its id in context and in the `X-Request-ID` header."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _CLIENT_ID.match(given) else uuid.uuid4().hex
+        token = logs.request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            # the template, not the path: ids in paths would explode the label set
+            template = getattr(route, "path", None)
+            label = "static" if template == "" else (template or "unmatched")
+            method = scope["method"]
+            HTTP_REQUESTS.labels(label, method, str(status)).inc()
+            HTTP_LATENCY.labels(label, method).observe(elapsed)
+            log.info(
+                "%s %s %d",
+                method,
+                label,
+                status,
+                extra={"status": status, "duration_ms": round(elapsed * 1000, 2), "route": label},
+            )
+            logs.request_id.reset(token)
+
+
+async def metrics(request: Request) -> Response:
+    """GET /metrics: this process's metrics in the Prometheus text format."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
