@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from db.changes import ProjectGone, Store
 from db.connect import make_database
 from db.migrate import migrate
-from server import auth, connections, health, nodes, observe, projects
+from server import auth, connections, health, nodes, observe, openapi, projects
 from server.config import ConfigError, Settings, load_settings
 from server.errors import EXCEPTION_HANDLERS, error_response
 from server.present import Presenter
@@ -39,6 +39,7 @@ def routes() -> list[BaseRoute]:
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
         Route("/metrics", observe.metrics),
+        Route("/openapi.json", openapi.openapi_json),
         Route("/api/auth/signup", auth.signup, methods=["POST"]),
         Route("/api/auth/login", auth.login, methods=["POST"]),
         Route("/api/auth/logout", auth.logout, methods=["POST"]),

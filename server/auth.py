@@ -21,6 +21,7 @@ from server import logs
 from server.bodies import decode_body
 from server.config import Settings
 from server.errors import ApiError
+from server.openapi import api
 from server.responses import json_response
 
 SESSION_COOKIE = "cf_session"
@@ -170,6 +171,14 @@ async def _start_session(request: Request, user: User, status: int) -> Response:
     return response
 
 
+@api(
+    "Create an account and log in",
+    body=Credentials,
+    response=SessionResponse,
+    status=201,
+    errors=[403, 409],
+    auth=False,
+)
 async def signup(request: Request) -> Response:
     """POST /api/auth/signup: create an account and log it in."""
     if not origin_allowed(request, request.app.state.settings):
@@ -214,6 +223,7 @@ async def _count_failure(request: Request, keys: list[str]) -> None:
         await pipe.execute()
 
 
+@api("Log in", body=LoginBody, response=SessionResponse, errors=[403, 429], auth=False)
 async def login(request: Request) -> Response:
     """POST /api/auth/login: exchange email and password for a session."""
     if not origin_allowed(request, request.app.state.settings):
@@ -229,6 +239,7 @@ async def login(request: Request) -> Response:
     return await _start_session(request, found[0], 200)
 
 
+@api("Log out: revoke this session", status=204)
 async def logout(request: Request) -> Response:
     """POST /api/auth/logout: revoke the current session."""
     await require_user(request)
@@ -241,6 +252,7 @@ async def logout(request: Request) -> Response:
     return response
 
 
+@api("The logged-in user", response=User)
 async def me(request: Request) -> Response:
     """GET /api/auth/me: the logged-in user."""
     return json_response(await require_user(request))

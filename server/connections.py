@@ -11,11 +11,13 @@ from starlette.responses import Response
 
 from db import connections as q
 from db.changes import Store, publish_change
+from db.connections import Connection
 from db.nodes import get_node
 from server.access import owned_connection, owned_project
 from server.auth import require_user
 from server.bodies import decode_body, path_uuid
 from server.errors import ApiError
+from server.openapi import api
 from server.responses import json_response
 
 
@@ -31,6 +33,7 @@ def _store(request: Request) -> Store:
     return store
 
 
+@api("Connections of a project", response=list[Connection])
 async def list_connections(request: Request) -> Response:
     """GET /api/projects/{project_id}/connections."""
     user = await require_user(request)
@@ -39,6 +42,7 @@ async def list_connections(request: Request) -> Response:
     return json_response(await q.list_connections(store.db, project.id))
 
 
+@api("Connect two nodes", body=ConnectionCreate, response=Connection, status=201, errors=[403, 409])
 async def create_connection(request: Request) -> Response:
     """POST /api/projects/{project_id}/connections: wire source into target."""
     user = await require_user(request)
@@ -70,6 +74,7 @@ async def create_connection(request: Request) -> Response:
     return json_response(data["connection"], 201)
 
 
+@api("Delete a connection", status=204, errors=[403])
 async def delete_connection(request: Request) -> Response:
     """DELETE /api/connections/{connection_id}."""
     user = await require_user(request)

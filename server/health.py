@@ -8,11 +8,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from db.changes import Store
+from server.openapi import api
 from server.responses import json_response
 
 _PROBE_TIMEOUT_S = 2.0
 
 
+@api("Liveness: the process runs", auth=False, response={"type": "object"})
 async def healthz(request: Request) -> Response:
     """GET /healthz: the process is alive."""
     return json_response({"status": "ok"})
@@ -26,6 +28,7 @@ async def _check(name: str, probe: asyncio.Future[object] | object) -> tuple[str
     return name, "ok"
 
 
+@api("Readiness: Postgres and Redis answer", auth=False, response={"type": "object"}, errors=[503])
 async def readyz(request: Request) -> Response:
     """GET /readyz: Postgres and Redis answer; 503 with the failing one otherwise."""
     store: Store = request.app.state.store

@@ -10,11 +10,12 @@ from starlette.responses import Response
 
 from db import nodes as q
 from db.changes import Store, publish_change
-from db.nodes import NodeType
+from db.nodes import Node, NodeType
 from server.access import owned_node, owned_project
 from server.auth import require_user
 from server.bodies import decode_body, path_uuid
 from server.errors import ApiError, not_found
+from server.openapi import api
 from server.responses import json_response
 
 Coordinate = Annotated[float, msgspec.Meta(ge=-1e7, le=1e7)]
@@ -63,6 +64,7 @@ def _store(request: Request) -> Store:
     return store
 
 
+@api("Nodes of a project", response=list[Node])
 async def list_nodes(request: Request) -> Response:
     """GET /api/projects/{project_id}/nodes."""
     user = await require_user(request)
@@ -72,6 +74,7 @@ async def list_nodes(request: Request) -> Response:
     return json_response([await present.node(n) for n in await q.list_nodes(store.db, project.id)])
 
 
+@api("Add a node", body=NodeCreate, response=Node, status=201, errors=[403])
 async def create_node(request: Request) -> Response:
     """POST /api/projects/{project_id}/nodes."""
     user = await require_user(request)
@@ -90,6 +93,7 @@ async def create_node(request: Request) -> Response:
     return json_response(await request.app.state.presenter.node(data["node"]), 201)
 
 
+@api("One node", response=Node)
 async def get_node(request: Request) -> Response:
     """GET /api/nodes/{node_id}."""
     user = await require_user(request)
@@ -97,6 +101,7 @@ async def get_node(request: Request) -> Response:
     return json_response(await request.app.state.presenter.node(node))
 
 
+@api("Move a node or merge keys into its data", body=NodeUpdate, response=Node, errors=[403])
 async def update_node(request: Request) -> Response:
     """PATCH /api/nodes/{node_id}: move and/or merge data keys."""
     user = await require_user(request)
@@ -117,6 +122,7 @@ async def update_node(request: Request) -> Response:
     return json_response(await request.app.state.presenter.node(data["node"]))
 
 
+@api("Delete a node with its connections and jobs", status=204, errors=[403])
 async def delete_node(request: Request) -> Response:
     """DELETE /api/nodes/{node_id}: the node, its connections and its jobs."""
     user = await require_user(request)

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server import logs
 from server.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from server.openapi import api
 
 log = logging.getLogger("canvasflow.http")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -65,6 +66,12 @@ class RequestObserver:
             logs.request_id.reset(token)
 
 
+@api(
+    "Prometheus metrics of this process",
+    auth=False,
+    response={"type": "string"},
+    response_content_type="text/plain",
+)
 async def metrics(request: Request) -> Response:
     """GET /metrics: this process's metrics in the Prometheus text format."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

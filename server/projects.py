@@ -10,9 +10,11 @@ from starlette.responses import Response
 
 from db import projects as q
 from db.changes import Store, publish_change
+from db.projects import Project
 from server.access import owned_project
 from server.auth import require_user
 from server.bodies import decode_body, path_uuid
+from server.openapi import api
 from server.responses import json_response
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -29,12 +31,14 @@ def _store(request: Request) -> Store:
     return store
 
 
+@api("Your projects", response=list[Project])
 async def list_projects(request: Request) -> Response:
     """GET /api/projects: the caller's projects."""
     user = await require_user(request)
     return json_response(await q.list_projects(_store(request).db, user.id))
 
 
+@api("Create a project", body=ProjectBody, response=Project, status=201, errors=[403])
 async def create_project(request: Request) -> Response:
     """POST /api/projects: a new empty project."""
     user = await require_user(request)
@@ -43,6 +47,7 @@ async def create_project(request: Request) -> Response:
     return json_response(project, 201)
 
 
+@api("One project", response=Project)
 async def get_project(request: Request) -> Response:
     """GET /api/projects/{project_id}."""
     user = await require_user(request)
@@ -51,6 +56,7 @@ async def get_project(request: Request) -> Response:
     )
 
 
+@api("Rename a project", body=ProjectBody, response=Project, errors=[403])
 async def rename_project(request: Request) -> Response:
     """PATCH /api/projects/{project_id}: rename (a change: it carries a seq)."""
     user = await require_user(request)
@@ -66,6 +72,7 @@ async def rename_project(request: Request) -> Response:
     return json_response(data["project"])
 
 
+@api("Delete a project and everything in it", status=204, errors=[403])
 async def delete_project(request: Request) -> Response:
     """DELETE /api/projects/{project_id}: the project and everything in it."""
     user = await require_user(request)
