@@ -223,7 +223,7 @@ async def _count_failure(request: Request, keys: list[str]) -> None:
         await pipe.execute()
 
 
-@api("Log in", body=LoginBody, response=SessionResponse, errors=[403, 429], auth=False)
+@api("Log in", body=LoginBody, response=SessionResponse, errors=[401, 403, 429], auth=False)
 async def login(request: Request) -> Response:
     """POST /api/auth/login: exchange email and password for a session."""
     if not origin_allowed(request, request.app.state.settings):

@@ -39,16 +39,40 @@ async def decode_body(request: Request, type_: type[T]) -> T:
         )
     raw = await read_limited(request, request.app.state.settings.max_body_bytes)
     try:
-        return msgspec.json.decode(raw, type=type_)
+        value = msgspec.json.decode(raw, type=type_)
     except msgspec.ValidationError as exc:
         # typed decoding stops at the first wrong type, before it sees broken JSON further on
         try:
             msgspec.json.decode(raw)
+        except RecursionError:
+            raise ApiError(422, "invalid_body", "The body is nested too deeply.") from None
         except msgspec.DecodeError as syntax:
             raise ApiError(400, "malformed_json", f"The body is not valid JSON: {syntax}") from None
         raise ApiError(422, "invalid_body", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, "malformed_json", f"The body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(422, "invalid_body", "The body is nested too deeply.") from None
+    # Postgres text and jsonb cannot hold NUL; refuse it here rather than fail in the database
+    if b"\\u0000" in raw and _has_nul(msgspec.json.decode(raw)):
+        raise ApiError(422, "invalid_body", "Strings may not contain the NUL character (\\u0000).")
+    return value
+
+
+def _has_nul(value: object) -> bool:
+    # iterative: decoded bodies may nest nearly as deep as the recursion limit
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def path_uuid(request: Request, name: str) -> UUID:

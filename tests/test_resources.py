@@ -332,3 +332,33 @@ async def test_connection_across_projects_is_refused(
     )
     assert_error(r, 422, "invalid_target")
     assert await dump(store) == before
+
+
+async def test_nul_characters_and_deep_nesting_are_refused(
+    client: httpx.AsyncClient, alice: Account, canvas: Canvas, store: Store
+) -> None:
+    """Strings with NUL (Postgres cannot store them) and absurdly nested bodies are a 422, not a 500."""
+    before = await dump(store)
+    pid = canvas["project"]
+    js = {**alice.headers, "Content-Type": "application/json"}
+    bodies = [
+        ("POST", "/api/projects", b'{"name": "a\\u0000b"}'),
+        ("POST", f"/api/projects/{pid}/nodes", b'{"type": "prompt", "data": {"k": ["x\\u0000"]}}'),
+        ("POST", f"/api/projects/{pid}/nodes", b'{"type": "prompt", "data": {"k\\u0000": 1}}'),
+        (
+            "POST",
+            f"/api/projects/{pid}/nodes",
+            b'{"type": "prompt", "data": {"d": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
+        ),
+        ("POST", "/api/auth/login", b'{"email": "a\\u0000@b.co", "password": "x"}'),
+    ]
+    for method, path, content in bodies:
+        r = await client.request(method, path, content=content, headers=js)
+        assert_error(r, 422, "invalid_body")
+    # a backslash before u0000 is ordinary text, not a NUL
+    r = await client.post("/api/projects", content=b'{"name": "a\\\\u0000b"}', headers=js)
+    assert r.status_code == 201 and r.json()["name"] == "a\\u0000b"
+    await client.delete(f"/api/projects/{r.json()['id']}", headers=alice.headers)
+    after = await dump(store)
+    # the round trip above bumped nothing of the canvas project
+    assert after["nodes"] == before["nodes"] and after["users"] == before["users"]
