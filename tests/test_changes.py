@@ -121,3 +121,25 @@ async def test_published_bytes_decode_to_the_logged_event(store: Store) -> None:
     as_json = msgspec.json.encode
     assert msgspec.json.decode(as_json(live)) == msgspec.json.decode(as_json(logged))
     await pubsub.aclose()
+
+
+async def test_snapshot_is_consistent_with_its_seq_under_concurrent_changes(store: Store) -> None:
+    """A snapshot taken while changes commit holds exactly the nodes created up to its seq."""
+    from db.events import read_snapshot
+
+    project_id = await make_project(store)
+    writers = asyncio.gather(*(add_node(store, project_id, x=i) for i in range(40)))
+    snapshots = []
+    for _ in range(10):
+        snap = await read_snapshot(store.db, project_id)
+        assert snap is not None
+        snapshots.append(snap)
+        await asyncio.sleep(0)
+    await writers
+    for snap in snapshots:
+        # every change here creates one node, so seq and node count must agree
+        assert len(snap.nodes) == snap.seq
+    # the reads really did interleave with the writes
+    assert len({s.seq for s in snapshots} - {0, 40}) >= 1
+    final = await read_snapshot(store.db, project_id)
+    assert final is not None and final.seq == 40 and len(final.nodes) == 40
