@@ -1,0 +1,93 @@
+// REST calls to the canvasflow API. Same-origin fetches carry the HttpOnly session
+// cookie and an Origin header, so the server's CSRF check passes without a token.
+
+/** An error answered by the API: `status`, machine-readable `code`, human `message`. */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+let onUnauthenticated = () => {};
+
+/** Register what happens when a call answers 401 (the session ended). */
+export function setUnauthenticatedHandler(fn) {
+  onUnauthenticated = fn;
+}
+
+/** Call the API; JSON in and out. Resolves to the decoded body (null for 204). */
+export async function request(method, path, body, { quiet401 = false } = {}) {
+  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+  if (body instanceof FormData) {
+    init.body = body;
+  } else if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, "network_error", "Cannot reach the server. Check your connection.");
+  }
+  if (response.status === 204) return null;
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const error = data && data.error;
+    const err = new ApiError(
+      response.status,
+      (error && error.code) || `http_${response.status}`,
+      (error && error.message) || `The server answered ${response.status}.`,
+    );
+    if (response.status === 401 && !quiet401 && path !== "/api/auth/login") onUnauthenticated(err);
+    throw err;
+  }
+  return data;
+}
+
+export const api = {
+  me: () => request("GET", "/api/auth/me", undefined, { quiet401: true }),
+  signup: (email, password) => request("POST", "/api/auth/signup", { email, password }),
+  login: (email, password) => request("POST", "/api/auth/login", { email, password }),
+  logout: () => request("POST", "/api/auth/logout"),
+
+  listProjects: () => request("GET", "/api/projects"),
+  createProject: (name) => request("POST", "/api/projects", { name }),
+  getProject: (id) => request("GET", `/api/projects/${id}`),
+  renameProject: (id, name) => request("PATCH", `/api/projects/${id}`, { name }),
+  deleteProject: (id) => request("DELETE", `/api/projects/${id}`),
+
+  listNodes: (projectId) => request("GET", `/api/projects/${projectId}/nodes`),
+  createNode: (projectId, node) => request("POST", `/api/projects/${projectId}/nodes`, node),
+  updateNode: (id, patch) => request("PATCH", `/api/nodes/${id}`, patch),
+  deleteNode: (id) => request("DELETE", `/api/nodes/${id}`),
+
+  listConnections: (projectId) => request("GET", `/api/projects/${projectId}/connections`),
+  createConnection: (projectId, sourceId, targetId) =>
+    request("POST", `/api/projects/${projectId}/connections`, {
+      source_id: sourceId,
+      target_id: targetId,
+    }),
+  deleteConnection: (id) => request("DELETE", `/api/connections/${id}`),
+
+  uploadImage: (projectId, nodeId, file) => {
+    const form = new FormData();
+    form.append("file", file);
+    form.append("node_id", nodeId);
+    return request("POST", `/api/projects/${projectId}/uploads`, form);
+  },
+
+  generateVideo: (params) => request("POST", "/api/ai/generate-video", params),
+  getJob: (jobId) => request("GET", `/api/ai/jobs/${jobId}`),
+  latestJob: (nodeId) => request("GET", `/api/ai/nodes/${nodeId}/jobs/latest`),
+  cancelJob: (jobId) => request("POST", `/api/ai/jobs/${jobId}/cancel`),
+};
