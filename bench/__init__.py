@@ -1,0 +1,6 @@
+"""canvasflow's benchmarks: one command (`python -m bench`) that starts what it needs,
+measures the hub and the pipeline beside their limits, prints a table and writes JSON.
+
+Every load generator is a Python asyncio client on loopback; every loop is bounded in
+count and in time. See bench/README section "Performance" in the project README.
+"""

@@ -1,0 +1,185 @@
+"""1. Broadcast: N clients on ONE project; events through publish_change and the hub.
+
+Each N runs two phases against canvasflow and against the bare websockets server (the
+limit), with the same clients and the same frames:
+- paced: events at a fixed rate for a fixed time, for delivery latency p50/p99/max;
+- burst: events back to back, for delivered frames/s (received / first send → last receive).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bench.bare import BareServer
+from bench.clients import ClientPool, processes_for, wait_delivered
+from bench.plan import Context
+from bench.publisher import Publisher, PublisherConfig
+from bench.report import Section, fmt, verdict
+from bench.services import CpuWindow, Meter, free_port, make_seats
+from bench.stats import Latency
+
+Send = Callable[[float | None, int], dict[str, Any]]
+
+
+def phase(
+    pool: ClientPool,
+    meter: Meter,
+    send: Send,
+    n: int,
+    rate: float | None,
+    count: int,
+) -> dict[str, Any]:
+    """Send `count` events at `rate` to `n` subscribed clients; what arrived, how fast."""
+    pool.collect(clear=True)
+    with CpuWindow(meter) as cpu:
+        sent = send(rate, count)
+        wait_delivered(pool, "events", n * int(sent["count"]))
+    got = pool.collect(clear=True)
+    span = got.last_recv - sent["first"]
+    return {
+        "rate_per_s": rate,
+        "events_sent": sent["count"],
+        "achieved_events_per_s": round(sent["count"] / max(1e-9, sent["last"] - sent["first"]), 1),
+        "frames_expected": n * sent["count"],
+        "frames_received": got.events,
+        "delivered_frames_per_s": round(got.events / span, 1) if span > 0 else None,
+        "latency": Latency.of_seconds(got.latencies_s).as_dict(),
+        "server_cpu_percent": round(cpu.percent, 1),
+        "frame_bytes": round(got.event_bytes / got.events) if got.events else None,
+        "gaps": got.gaps,
+        "duplicates": got.duplicates,
+        "resyncs": got.resyncs,
+        "errors": got.errors,
+    }
+
+
+def rates_for(ctx: Context, n: int) -> tuple[float, int, int]:
+    """(paced rate, paced events, burst events) for N clients: bounded frames per phase."""
+    s = ctx.sizes
+    rate = min(s.broadcast_max_rate, s.broadcast_frames_per_s / n)
+    return (
+        rate,
+        max(5, round(rate * s.broadcast_seconds)),
+        max(s.broadcast_min_burst, s.broadcast_burst_frames // n),
+    )
+
+
+def measure_bare(ctx: Context, n: int) -> dict[str, Any]:
+    """The limit: the bare server, the same clients, the same frames."""
+    rate, paced, burst = rates_for(ctx, n)
+    with BareServer(free_port()) as bare:
+        seats = [("", "")] * n
+        with ClientPool(
+            bare.url,
+            seats,
+            processes_for(n),
+            subscribe=False,
+            connect_timeout_s=ctx.sizes.connect_timeout_s,
+        ) as pool:
+            meter = Meter(bare.pid)
+            budget = ctx.sizes.broadcast_seconds * 3 + 30
+
+            def send(r: float | None, c: int) -> dict[str, Any]:
+                return bare.send(r, c, timeout_s=budget)
+
+            phase(pool, meter, send, n, None, 3)  # warm up
+            return {
+                "connected": bare.count(),
+                "paced": phase(pool, meter, send, n, rate, paced),
+                "burst": phase(pool, meter, send, n, None, burst),
+            }
+
+
+def measure_canvasflow(ctx: Context, n: int) -> dict[str, Any]:
+    """canvasflow: one web process, the publisher acting as the worker, N tabs of one user."""
+    import asyncio
+
+    rate, paced, burst = rates_for(ctx, n)
+    seat = asyncio.run(make_seats(ctx.services.database_url, 1))[0]
+    web = ctx.web().start()
+    try:
+        web.wait_ready()
+        config = PublisherConfig(
+            ctx.services.database_url, ctx.services.redis_url, ctx.services.namespace
+        )
+        with (
+            Publisher(config) as publisher,
+            ClientPool(
+                web.ws_url,
+                [(seat.project_id, seat.token)] * n,
+                processes_for(n),
+                connect_timeout_s=ctx.sizes.connect_timeout_s,
+            ) as pool,
+        ):
+            meter = Meter(web.pid)
+            budget = ctx.sizes.broadcast_seconds * 3 + 30
+            target = [(seat.project_id, seat.node_id)]
+
+            def send(r: float | None, c: int) -> dict[str, Any]:
+                return publisher.changes(target, r, c, budget)
+
+            phase(pool, meter, send, n, None, 3)  # warm up
+            return {
+                "subscribed": pool.ready["subscribed"],
+                "connect_errors": pool.ready["errors"],
+                "paced": phase(pool, meter, send, n, rate, paced),
+                "burst": phase(pool, meter, send, n, None, burst),
+                "web_rss_bytes": Meter(web.pid).rss_bytes(),
+            }
+    finally:
+        web.stop()
+
+
+def run(ctx: Context) -> Section:
+    """Every N: the bare limit, then canvasflow, then the rows comparing them."""
+    section = Section("1 broadcast")
+    t = ctx.targets
+    for n in ctx.sizes.broadcast_clients:
+        bare = measure_bare(ctx, n)
+        cf = measure_canvasflow(ctx, n) if ctx.features.get("hub") else None
+        section.figures[f"n={n}"] = {"bare": bare, "canvasflow": cf}
+        bp, bb = bare["paced"], bare["burst"]
+        rate = bp["rate_per_s"]
+        if cf is None:
+            section.row(f"N={n} latency @{rate:g} ev/s", "-", _lat(bp), "", "n/a")
+            section.row(
+                f"N={n} delivered frames/s", "-", fmt(bb["delivered_frames_per_s"]), "", "n/a"
+            )
+            continue
+        cp, cb = cf["paced"], cf["burst"]
+        target_ms = t.broadcast_p99_ms_at_1000 if n == 1000 else None
+        section.row(
+            f"N={n} latency @{rate:g} ev/s",
+            _lat(cp) + _loss(cp),
+            _lat(bp),
+            f"p99 <= {target_ms:g} ms" if target_ms else "",
+            verdict(cp["latency"]["p99_ms"] <= target_ms) if target_ms else "",
+        )
+        ratio = (cb["delivered_frames_per_s"] or 0) / (bb["delivered_frames_per_s"] or 1)
+        section.row(
+            f"N={n} delivered frames/s",
+            f"{fmt(cb['delivered_frames_per_s'])} ({ratio:.0%})" + _loss(cb),
+            fmt(bb["delivered_frames_per_s"]),
+            f">= {t.broadcast_fraction_of_bare:.0%} of limit",
+            verdict(ratio >= t.broadcast_fraction_of_bare),
+        )
+    return section
+
+
+def _lat(phase_figures: dict[str, Any]) -> str:
+    lat = phase_figures["latency"]
+    return f"{fmt(lat['p50_ms'])}/{fmt(lat['p99_ms'])}/{fmt(lat['max_ms'])} ms"
+
+
+def _loss(phase_figures: dict[str, Any]) -> str:
+    """A note when frames were missing, out of order or resynced."""
+    missing = phase_figures["frames_expected"] - phase_figures["frames_received"]
+    notes = []
+    if missing:
+        notes.append(f"{missing} missing")
+    if phase_figures["gaps"]:
+        notes.append(f"{phase_figures['gaps']} gaps")
+    if phase_figures["resyncs"]:
+        notes.append(f"{phase_figures['resyncs']} resyncs")
+    return f" [{', '.join(notes)}]" if notes else ""

@@ -1,0 +1,511 @@
+"""Websocket load clients: many asyncio `websockets` connections per process, several
+processes per pool, driven by the bench over a pipe.
+
+One clock: every timestamp is `time.monotonic()`, which on Linux is CLOCK_MONOTONIC and
+the same in every process of the machine, so a stamp put in an event by one process can be
+subtracted from a receive time read in another.
+
+A client subscribes (`{"type": "subscribe", "project_id": .., "since"?: n}`), then records
+for each `event` frame its latency (when the frame carries a stamp `t`) and checks its seq
+against the last one it saw; `job.progress` ticks are recorded as (project, progress,
+receive time) so the bench can join them with the publisher's send times. With a backoff
+the client reconnects as the documented client does and resubscribes with `since`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import multiprocessing
+import random
+import threading
+import time
+from array import array
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import msgspec
+
+#: every wait of a client process ends by this, whatever the bench asks
+HARD_LIMIT_S = 900.0
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Reconnect delays: `min(cap_s, base_s * factor**attempt)`, times a random jitter."""
+
+    base_s: float = 0.5
+    factor: float = 2.0
+    cap_s: float = 10.0
+    #: "full": uniform in [0, delay]; "equal": delay/2 + uniform in [0, delay/2]
+    jitter: str = "full"
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """The delay before reconnect attempt `attempt` (0-based)."""
+        d = min(self.cap_s, self.base_s * self.factor**attempt)
+        if self.jitter == "full":
+            return rng.uniform(0, d)
+        if self.jitter == "equal":
+            return d / 2 + rng.uniform(0, d / 2)
+        return d
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    """What one client process runs: the server, its seats, and how to behave."""
+
+    url: str
+    #: (project_id, token) per client; project_id "" for the bare server (no subscribe)
+    seats: list[tuple[str, str]]
+    subscribe: bool = True
+    backoff: Backoff | None = None
+    connect_concurrency: int = 100
+    connect_timeout_s: float = 60.0
+    seed: int = 0
+
+
+@dataclass
+class ClientState:
+    """One client's view of its project."""
+
+    project_id: str
+    token: str
+    last_seq: int | None = None
+    subscribed: bool = False
+    ever_subscribed: bool = False
+    received: int = 0
+    disconnected_at: float | None = None
+    resubscribed_at: float | None = None
+    reconnects: int = 0
+
+
+@dataclass
+class Records:
+    """What a client process measured since the last collect."""
+
+    latencies_s: array[float] = field(default_factory=lambda: array("d"))
+    progress_project: list[str] = field(default_factory=list)
+    progress_value: array[float] = field(default_factory=lambda: array("d"))
+    progress_t: array[float] = field(default_factory=lambda: array("d"))
+    first_recv: float = math.inf
+    last_recv: float = -math.inf
+    events: int = 0
+    event_bytes: int = 0
+    gaps: int = 0
+    duplicates: int = 0
+    resyncs: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def error(self, what: str) -> None:
+        """Count one error by kind (kept small: kinds, not messages)."""
+        self.errors[what] = self.errors.get(what, 0) + 1
+
+
+_decode = msgspec.json.decode
+
+
+def stamp_of(data: Any) -> float | None:
+    """The bench's stamp in an event's data: `data.t`, or `data.node.data.t` (node update)."""
+    if not isinstance(data, dict):
+        return None
+    t = data.get("t")
+    if t is None:
+        node = data.get("node")
+        if isinstance(node, dict) and isinstance(node.get("data"), dict):
+            t = node["data"].get("t")
+    return float(t) if isinstance(t, int | float) else None
+
+
+class ClientProcess:
+    """The clients of one process and the commands the bench sends them."""
+
+    def __init__(self, spec: ClientSpec) -> None:
+        self.spec = spec
+        self.states = [ClientState(p, t) for p, t in spec.seats]
+        self.records = Records()
+        self.rng = random.Random(spec.seed)
+        self.stopping = False
+        self.tasks: list[asyncio.Task[None]] = []
+        self.sockets: dict[int, Any] = {}
+        self.connect_gate = asyncio.Semaphore(spec.connect_concurrency)
+
+    def handle(self, state: ClientState, raw: str | bytes) -> None:
+        """Record one frame."""
+        now = time.monotonic()
+        rec = self.records
+        state.received += 1
+        msg = _decode(raw)
+        kind = msg.get("type")
+        if kind == "event":
+            rec.events += 1
+            rec.event_bytes += len(raw)
+            rec.first_recv = min(rec.first_recv, now)
+            rec.last_recv = now
+            t = stamp_of(msg.get("data"))
+            if t is not None:
+                rec.latencies_s.append(now - t)
+            seq = msg.get("seq")
+            if isinstance(seq, int) and state.last_seq is not None:
+                if seq > state.last_seq + 1:
+                    rec.gaps += 1
+                elif seq <= state.last_seq:
+                    rec.duplicates += 1
+                    return
+            if isinstance(seq, int):
+                state.last_seq = seq
+        elif kind == "job.progress":
+            rec.first_recv = min(rec.first_recv, now)
+            rec.last_recv = now
+            rec.progress_project.append(str(msg.get("project_id")))
+            rec.progress_value.append(float(msg.get("progress", -1)))
+            rec.progress_t.append(now)
+        elif kind in ("snapshot", "subscribed"):
+            seq = msg.get("seq")
+            # a snapshot is the whole state as of its seq; "subscribed" confirms a replay
+            replayed_to = kind == "subscribed" and state.last_seq is None
+            if isinstance(seq, int) and (kind == "snapshot" or replayed_to):
+                state.last_seq = seq
+            if not state.subscribed:
+                state.subscribed = True
+                if state.ever_subscribed and state.resubscribed_at is None:
+                    state.resubscribed_at = now
+                state.ever_subscribed = True
+        elif kind == "error":
+            code = str(msg.get("code"))
+            rec.error(f"frame:{code}")
+            if "resync" in code or "slow" in code:
+                rec.resyncs += 1
+
+    async def run_client(self, index: int) -> None:
+        """Connect, subscribe, read until told to stop; reconnect with the backoff if set."""
+        import websockets
+        from websockets.asyncio.client import connect
+
+        state = self.states[index]
+        spec = self.spec
+        attempt = 0
+        deadline = time.monotonic() + HARD_LIMIT_S
+        headers = {"Authorization": f"Bearer {state.token}"} if state.token else {}
+        while not self.stopping and time.monotonic() < deadline:
+            try:
+                async with self.connect_gate:
+                    ws = await connect(
+                        spec.url,
+                        additional_headers=headers,
+                        # browsers neither compress small frames here nor ping
+                        compression=None,
+                        ping_interval=None,
+                        proxy=None,
+                        open_timeout=spec.connect_timeout_s,
+                        max_queue=1024,
+                    )
+                self.sockets[index] = ws
+                try:
+                    if spec.subscribe:
+                        frame: dict[str, Any] = {
+                            "type": "subscribe",
+                            "project_id": state.project_id,
+                        }
+                        if state.last_seq is not None:
+                            frame["since"] = state.last_seq
+                        await ws.send(msgspec.json.encode(frame).decode())
+                    else:
+                        state.subscribed = state.ever_subscribed = True
+                    attempt = 0
+                    async for raw in ws:
+                        self.handle(state, raw)
+                finally:
+                    self.sockets.pop(index, None)
+                    await ws.close()
+            except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
+                self.records.error(type(exc).__name__)
+            except asyncio.CancelledError:
+                return
+            if self.stopping:
+                return
+            # the connection is gone: the client is no longer subscribed
+            if state.subscribed:
+                state.subscribed = False
+                state.disconnected_at = time.monotonic()
+                state.resubscribed_at = None
+            if spec.backoff is None:
+                return
+            state.reconnects += 1
+            await asyncio.sleep(spec.backoff.delay(attempt, self.rng))
+            attempt += 1
+
+    def status(self) -> dict[str, Any]:
+        """How many clients are subscribed now, and their resubscribe times."""
+        resub = [s.resubscribed_at for s in self.states if s.resubscribed_at is not None]
+        return {
+            "clients": len(self.states),
+            "subscribed": sum(s.subscribed for s in self.states),
+            "last_resubscribed_at": max(resub) if resub else None,
+            "resubscribed": len(resub),
+            "events": self.records.events,
+            "progress": len(self.records.progress_t),
+            "errors": dict(self.records.errors),
+        }
+
+    def collect(self, clear: bool) -> dict[str, Any]:
+        """Everything recorded since the last clearing collect, in picklable form."""
+        rec = self.records
+        out = {
+            "latencies_s": rec.latencies_s.tobytes(),
+            "progress_project": rec.progress_project,
+            "progress_value": rec.progress_value.tobytes(),
+            "progress_t": rec.progress_t.tobytes(),
+            "first_recv": rec.first_recv,
+            "last_recv": rec.last_recv,
+            "events": rec.events,
+            "event_bytes": rec.event_bytes,
+            "gaps": rec.gaps,
+            "duplicates": rec.duplicates,
+            "resyncs": rec.resyncs,
+            "errors": dict(rec.errors),
+            "last_seq": {s.project_id: s.last_seq for s in self.states},
+            "last_seq_per_client": [s.last_seq for s in self.states],
+            "reconnects": sum(s.reconnects for s in self.states),
+        }
+        if clear:
+            self.records = Records()
+        return out
+
+    async def main(self, conn: Connection) -> None:
+        """Start every client, report ready, then answer the bench's commands."""
+        self.tasks = [asyncio.create_task(self.run_client(i)) for i in range(len(self.states))]
+        deadline = time.monotonic() + self.spec.connect_timeout_s
+        while time.monotonic() < deadline:
+            if all(s.subscribed for s in self.states):
+                break
+            if all(t.done() for t in self.tasks):
+                break
+            await asyncio.sleep(0.05)
+        conn.send(("ready", self.status()))
+        commands: asyncio.Queue[Any] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        def read_commands() -> None:
+            # a thread, because Connection.recv blocks; it ends with the pipe
+            while True:
+                try:
+                    item = conn.recv()
+                except (EOFError, OSError):
+                    item = ("stop",)
+                loop.call_soon_threadsafe(commands.put_nowait, item)
+                if item[0] == "stop":
+                    return
+
+        threading.Thread(target=read_commands, daemon=True).start()
+        hard_deadline = time.monotonic() + HARD_LIMIT_S
+        while time.monotonic() < hard_deadline:
+            try:
+                command = await asyncio.wait_for(commands.get(), 5)
+            except TimeoutError:
+                continue
+            if command[0] == "status":
+                conn.send(("status", self.status()))
+            elif command[0] == "collect":
+                conn.send(("collect", self.collect(bool(command[1]))))
+            elif command[0] == "stop":
+                break
+        self.stopping = True
+        for ws in list(self.sockets.values()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 2)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        with contextlib.suppress(OSError):
+            conn.send(("stopped", None))
+
+
+def client_process_main(spec: ClientSpec, conn: Connection) -> None:
+    """Entry point of a client process (spawned)."""
+    from bench.services import raise_open_files_limit
+
+    raise_open_files_limit()
+    try:
+        import uvloop
+
+        uvloop.run(ClientProcess(spec).main(conn))
+    except ImportError:
+        asyncio.run(ClientProcess(spec).main(conn))
+
+
+@dataclass
+class Collected:
+    """The merged records of every client process of a pool."""
+
+    latencies_s: list[float]
+    progress: list[tuple[str, float, float]]
+    first_recv: float
+    last_recv: float
+    events: int
+    event_bytes: int
+    gaps: int
+    duplicates: int
+    resyncs: int
+    errors: dict[str, int]
+    last_seq_per_client: list[int | None]
+    reconnects: int
+
+
+class ClientPool:
+    """Client processes sharing the seats; use as a context manager so they always end."""
+
+    def __init__(
+        self,
+        url: str,
+        seats: list[tuple[str, str]],
+        processes: int,
+        *,
+        subscribe: bool = True,
+        backoff: Backoff | None = None,
+        connect_timeout_s: float = 60.0,
+    ) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        processes = max(1, min(processes, len(seats)))
+        self.conns: list[Connection] = []
+        self.procs: list[Any] = []
+        for i in range(processes):
+            spec = ClientSpec(
+                url=url,
+                seats=seats[i::processes],
+                subscribe=subscribe,
+                backoff=backoff,
+                connect_timeout_s=connect_timeout_s,
+                seed=i,
+            )
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=client_process_main, args=(spec, child), daemon=True)
+            self.conns.append(parent)
+            self.procs.append(proc)
+        self.connect_timeout_s = connect_timeout_s
+        self.ready: dict[str, Any] = {}
+
+    def _ask(self, command: tuple[Any, ...], expect: str, timeout_s: float) -> list[Any]:
+        for conn in self.conns:
+            conn.send(command)
+        return [self._recv(conn, expect, timeout_s) for conn in self.conns]
+
+    @staticmethod
+    def _recv(conn: Connection, expect: str, timeout_s: float) -> Any:
+        if not conn.poll(timeout_s):
+            raise TimeoutError(f"client process did not answer {expect!r} in {timeout_s} s")
+        kind, body = conn.recv()
+        if kind != expect:
+            raise RuntimeError(f"client process answered {kind!r}, expected {expect!r}")
+        return body
+
+    def start(self) -> dict[str, Any]:
+        """Start the processes and wait until every client subscribed (or the timeout)."""
+        for proc in self.procs:
+            proc.start()
+        ready = [self._recv(c, "ready", self.connect_timeout_s + 30) for c in self.conns]
+        self.ready = _merge_status(ready)
+        return self.ready
+
+    def status(self) -> dict[str, Any]:
+        """Subscribed counts and resubscribe times across processes."""
+        return _merge_status(self._ask(("status",), "status", 30))
+
+    def collect(self, clear: bool = True) -> Collected:
+        """Merge every process's records (and clear them when `clear`)."""
+        parts = self._ask(("collect", clear), "collect", 60)
+        latencies: list[float] = []
+        progress: list[tuple[str, float, float]] = []
+        errors: dict[str, int] = {}
+        last_seq: list[int | None] = []
+        for p in parts:
+            latencies.extend(array("d", p["latencies_s"]))
+            values = array("d", p["progress_value"])
+            times = array("d", p["progress_t"])
+            progress.extend(zip(p["progress_project"], values, times, strict=True))
+            for k, v in p["errors"].items():
+                errors[k] = errors.get(k, 0) + v
+            last_seq.extend(p["last_seq_per_client"])
+        return Collected(
+            latencies_s=latencies,
+            progress=progress,
+            first_recv=min(p["first_recv"] for p in parts),
+            last_recv=max(p["last_recv"] for p in parts),
+            events=sum(p["events"] for p in parts),
+            event_bytes=sum(p["event_bytes"] for p in parts),
+            gaps=sum(p["gaps"] for p in parts),
+            duplicates=sum(p["duplicates"] for p in parts),
+            resyncs=sum(p["resyncs"] for p in parts),
+            errors=errors,
+            last_seq_per_client=last_seq,
+            reconnects=sum(p["reconnects"] for p in parts),
+        )
+
+    def close(self) -> None:
+        """Ask every process to stop; kill the ones that do not."""
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.send(("stop",))
+        deadline = time.monotonic() + 20
+        for proc in self.procs:
+            if proc.pid is None:
+                continue
+            proc.join(max(0.1, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+
+    def __enter__(self) -> ClientPool:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _merge_status(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    errors: dict[str, int] = {}
+    for p in parts:
+        for k, v in p["errors"].items():
+            errors[k] = errors.get(k, 0) + v
+    last = [p["last_resubscribed_at"] for p in parts if p["last_resubscribed_at"] is not None]
+    return {
+        "clients": sum(p["clients"] for p in parts),
+        "subscribed": sum(p["subscribed"] for p in parts),
+        "resubscribed": sum(p["resubscribed"] for p in parts),
+        "events": sum(p["events"] for p in parts),
+        "progress": sum(p["progress"] for p in parts),
+        "last_resubscribed_at": max(last) if last else None,
+        "errors": errors,
+    }
+
+
+def wait_delivered(
+    pool: ClientPool, key: str, expected: int, quiet_s: float = 3.0, limit_s: float = 60.0
+) -> int:
+    """Poll until the pool received `expected` frames of `key` ("events" or "progress"), or
+    nothing new arrived for `quiet_s`, or `limit_s` passed; returns what arrived."""
+    deadline = time.monotonic() + limit_s
+    last, last_change = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        got = int(pool.status()[key])
+        if got >= expected:
+            return got
+        if got != last:
+            last, last_change = got, time.monotonic()
+        elif time.monotonic() - last_change > quiet_s:
+            return got
+        time.sleep(0.1)
+    return last
+
+
+def processes_for(n_clients: int) -> int:
+    """Client processes for `n_clients`: one per ~2,500 sockets, two at least past 500."""
+    if n_clients <= 500:
+        return 1
+    return max(2, math.ceil(n_clients / 2500))

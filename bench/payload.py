@@ -1,0 +1,46 @@
+"""The bytes of a `node.updated` event frame, for the bare server to send what the hub sends."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+_encode = msgspec.json.Encoder().encode
+
+
+def node_updated_frame(project_id: str, seq: int, t: float) -> bytes:
+    """An `event` frame shaped like the hub's for a PATCH of a node's data with stamp `t`.
+
+    The shape follows db.changes.Event wrapped as the protocol's `event` frame:
+    `{type, project_id, seq, kind, data: {node: Node}}`, Node as db/nodes.py defines it.
+    """
+    now = datetime.now(UTC).isoformat()
+    node: dict[str, Any] = {
+        "id": str(uuid.UUID(int=seq)),
+        "project_id": project_id,
+        "type": "prompt",
+        "x": 0.0,
+        "y": 0.0,
+        "data": {"prompt": "a benchmark", "t": t},
+        "status": "idle",
+        "error_message": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    frame = {
+        "type": "event",
+        "project_id": project_id,
+        "seq": seq,
+        "kind": "node.updated",
+        "data": {"node": node},
+    }
+    return _encode(frame)
+
+
+def stamp() -> float:
+    """The bench's one clock (see bench.clients)."""
+    return time.monotonic()

@@ -1,0 +1,103 @@
+"""How big each measurement is (full and smoke) and what every measurement is handed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.clients import Backoff
+from bench.services import Services, WebProc
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Every count and time budget of a run, so a run is bounded by construction."""
+
+    broadcast_clients: tuple[int, ...] = (100, 1_000, 5_000)
+    #: paced phase: seconds of events per N, at min(max_rate, frames_per_s / N) events/s
+    broadcast_seconds: float = 10.0
+    broadcast_max_rate: float = 20.0
+    broadcast_frames_per_s: float = 20_000.0
+    #: burst phase: events back to back, so that N * events ~ this many frames
+    broadcast_burst_frames: int = 100_000
+    broadcast_min_burst: int = 20
+    targeted_clients: int = 1_000
+    targeted_tick_per_s: float = 1.0
+    targeted_seconds: float = 10.0
+    saturation_clients: int = 1_000
+    saturation_rates: tuple[float, ...] = (10, 20, 40, 80, 160, 320)
+    saturation_step_s: float = 5.0
+    idle_clients: tuple[int, ...] = (1_000, 5_000, 10_000)
+    idle_window_s: float = 10.0
+    reconnect_clients: int = 1_000
+    reconnect_projects: int = 100
+    reconnect_rate: float = 20.0
+    reconnect_deadline_s: float = 60.0
+    submit_requests: int = 3_000
+    submit_concurrency: int = 32
+    submit_pickups: int = 40
+    submit_pickup_rate: float = 5.0
+    arq_throughput_count: int = 5_000
+    insert_count: int = 5_000
+    connect_timeout_s: float = 120.0
+
+
+SMOKE = Sizes(
+    broadcast_clients=(20,),
+    broadcast_seconds=1.0,
+    broadcast_burst_frames=400,
+    broadcast_min_burst=10,
+    targeted_clients=20,
+    targeted_tick_per_s=2.0,
+    targeted_seconds=1.0,
+    saturation_clients=20,
+    saturation_rates=(20, 40),
+    saturation_step_s=1.0,
+    idle_clients=(20,),
+    idle_window_s=1.0,
+    reconnect_clients=20,
+    reconnect_projects=4,
+    reconnect_rate=20.0,
+    reconnect_deadline_s=20.0,
+    submit_requests=40,
+    submit_concurrency=4,
+    submit_pickups=4,
+    submit_pickup_rate=4.0,
+    arq_throughput_count=100,
+    insert_count=100,
+    connect_timeout_s=20.0,
+)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The issue's targets on this 2-core machine (clients share it)."""
+
+    broadcast_fraction_of_bare: float = 0.5
+    targeted_p99_ms: float = 50.0
+    broadcast_p99_ms_at_1000: float = 150.0
+    saturation_p99_ms: float = 150.0
+    idle_rss_per_conn_kb: float = 40.0
+    reconnect_s: float = 5.0
+    submit_rps: float = 300.0
+    pickup_p99_ms: float = 100.0
+
+
+@dataclass
+class Context:
+    """What every measurement gets: the run's services, sizes, and its findings so far."""
+
+    services: Services
+    sizes: Sizes
+    targets: Targets
+    smoke: bool
+    #: the documented client backoff (docs/protocol.md), read at start
+    backoff: Backoff
+    poll_delay_s: float
+    notes: list[str] = field(default_factory=list)
+    #: hub / pipeline presence, probed once
+    features: dict[str, Any] = field(default_factory=dict)
+
+    def web(self, port: int | None = None) -> WebProc:
+        """A web process of this run (not started)."""
+        return WebProc(self.services, port)

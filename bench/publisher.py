@@ -1,0 +1,195 @@
+"""The event source: a process that changes projects the way the worker does, through the
+real rule (db.changes.publish_change: one transaction, seq bump, event log, then PUBLISH),
+or publishes ephemeral progress ticks (db.changes.publish_progress).
+
+Every change is a node data patch `{"t": <monotonic stamp>}` taken just before the
+publish_change call, so a client's receive time minus `t` is the full publish → receive
+latency on one clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+from uuid import UUID
+
+HARD_LIMIT_S = 900.0
+
+
+@dataclass(frozen=True)
+class PublisherConfig:
+    """Where the publisher's Store points."""
+
+    database_url: str
+    redis_url: str
+    namespace: str
+
+
+async def _paced(count: int, rate: float | None, budget_s: float) -> Any:
+    """Yield 0..count-1 at `rate` per second (None: as fast as the caller goes), within budget."""
+    t0 = time.monotonic()
+    for i in range(count):
+        if time.monotonic() - t0 > budget_s:
+            return
+        if rate:
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        yield i
+
+
+async def _run(config: PublisherConfig, conn: Connection) -> None:
+    from redis.asyncio import Redis
+
+    from db import nodes as node_queries
+    from db.changes import Store, publish_change, publish_progress
+    from db.connect import make_database
+
+    db = make_database(config.database_url)
+    await db.connect()
+    redis = Redis.from_url(config.redis_url)
+    store = Store(db=db, redis=redis, namespace=config.namespace)
+    commands: asyncio.Queue[Any] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    def read_commands() -> None:
+        while True:
+            try:
+                item = conn.recv()
+            except (EOFError, OSError):
+                item = ("stop",)
+            loop.call_soon_threadsafe(commands.put_nowait, item)
+            if item[0] == "stop":
+                return
+
+    async def change(project_id: UUID, node_id: UUID) -> None:
+        t = time.monotonic()
+
+        async def apply() -> dict[str, Any]:
+            # what PATCH /api/nodes/{id} does: merge keys into the node's data
+            node = await node_queries.update_node(store.db, node_id, data_patch={"t": t})
+            return {"node": node}
+
+        await publish_change(store, project_id, "node.updated", apply)
+
+    async def changes(
+        targets: list[tuple[str, str]], rate: float | None, count: int, budget_s: float
+    ) -> dict[str, Any]:
+        """Node updates round-robin over `targets` (project_id, node_id)."""
+        ids = [(UUID(p), UUID(n)) for p, n in targets]
+        durations: list[float] = []
+        # one in flight per project: a project's changes are serialised by its row lock anyway
+        in_flight: dict[UUID, asyncio.Task[None]] = {}
+        t0 = time.monotonic()
+        sent = 0
+        async for i in _paced(count, rate, budget_s):
+            project_id, node_id = ids[i % len(ids)]
+            previous = in_flight.get(project_id)
+            if previous is not None:
+                await previous
+            start = time.monotonic()
+            task = asyncio.create_task(change(project_id, node_id))
+            task.add_done_callback(lambda _t, s=start: durations.append(time.monotonic() - s))
+            in_flight[project_id] = task
+            sent += 1
+            if len(ids) == 1:
+                await task
+        await asyncio.gather(*in_flight.values())
+        return {"first": t0, "last": time.monotonic(), "count": sent, "durations_s": durations}
+
+    async def progress(
+        targets: list[tuple[str, str]], rate: float | None, count: int, budget_s: float
+    ) -> dict[str, Any]:
+        """Progress ticks round-robin over `targets` (project_id, job_id); tick k of a job
+        carries progress k/1000, so (project, progress) names one tick."""
+        ids = [(UUID(p), UUID(j)) for p, j in targets]
+        sent: list[tuple[str, float, float]] = []
+        t0 = time.monotonic()
+        async for i in _paced(count, rate, budget_s):
+            project_id, job_id = ids[i % len(ids)]
+            value = round((i // len(ids) + 1) / 1000, 3)
+            t = time.monotonic()
+            await publish_progress(store, project_id, job_id, value)
+            sent.append((str(project_id), value, t))
+        return {"first": t0, "last": time.monotonic(), "count": len(sent), "sent": sent}
+
+    conn.send(("ready", None))
+    threading.Thread(target=read_commands, daemon=True).start()
+    deadline = time.monotonic() + HARD_LIMIT_S
+    try:
+        while time.monotonic() < deadline:
+            try:
+                command = await asyncio.wait_for(commands.get(), 5)
+            except TimeoutError:
+                continue
+            if command[0] == "changes":
+                conn.send(("done", await changes(*command[1:])))
+            elif command[0] == "progress":
+                conn.send(("done", await progress(*command[1:])))
+            elif command[0] == "stop":
+                break
+    finally:
+        await redis.aclose()
+        await db.disconnect()
+
+
+def publisher_main(config: PublisherConfig, conn: Connection) -> None:
+    """Entry point of the publisher process (spawned)."""
+    try:
+        import uvloop
+
+        uvloop.run(_run(config, conn))
+    except ImportError:
+        asyncio.run(_run(config, conn))
+
+
+class Publisher:
+    """The publisher process; a context manager so it always ends."""
+
+    def __init__(self, config: PublisherConfig) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=publisher_main, args=(config, child), daemon=True)
+
+    def _run(self, command: tuple[Any, ...], timeout_s: float) -> dict[str, Any]:
+        self.conn.send(command)
+        if not self.conn.poll(timeout_s):
+            raise TimeoutError(f"publisher did not finish {command[0]!r} in {timeout_s} s")
+        kind, body = self.conn.recv()
+        assert kind == "done", kind
+        result: dict[str, Any] = body
+        return result
+
+    def changes(
+        self, targets: list[tuple[str, str]], rate: float | None, count: int, budget_s: float
+    ) -> dict[str, Any]:
+        """Publish `count` node updates at `rate`/s (None: back to back) within `budget_s`."""
+        return self._run(("changes", targets, rate, count, budget_s), budget_s + 30)
+
+    def progress(
+        self, targets: list[tuple[str, str]], rate: float | None, count: int, budget_s: float
+    ) -> dict[str, Any]:
+        """Publish `count` progress ticks at `rate`/s within `budget_s`."""
+        return self._run(("progress", targets, rate, count, budget_s), budget_s + 30)
+
+    def __enter__(self) -> Publisher:
+        self.proc.start()
+        if not self.conn.poll(30):
+            self.proc.kill()
+            raise TimeoutError("publisher did not start")
+        self.conn.recv()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send(("stop",))
+        self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)

@@ -1,0 +1,176 @@
+"""5. Reconnect storm: N clients (on P projects) with the documented backoff; the web
+process is SIGKILLed while events flow and restarted on the same port; time from the new
+process being ready until every client is subscribed again, and whether every client's
+seq stream is gap-free up to the seq Postgres holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import asyncpg
+
+from bench.clients import ClientPool, processes_for
+from bench.plan import Context
+from bench.publisher import Publisher, PublisherConfig
+from bench.report import Section, fmt, verdict
+from bench.services import make_seats
+
+#: events flow this long before the kill, and the restart waits this long after it
+BEFORE_KILL_S = 2.0
+DOWN_S = 1.0
+
+
+async def postgres_seqs(database_url: str, project_ids: list[str]) -> dict[str, Any]:
+    """Each project's seq, and whether its event log holds exactly 1..seq."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT p.id::text AS id, p.seq, count(e.seq) AS logged, "
+            "coalesce(min(e.seq), 0) AS lo, coalesce(max(e.seq), 0) AS hi "
+            "FROM projects p LEFT JOIN events e ON e.project_id = p.id "
+            "WHERE p.id = ANY($1::uuid[]) GROUP BY p.id, p.seq",
+            project_ids,
+        )
+    finally:
+        await conn.close()
+    seqs = {r["id"]: int(r["seq"]) for r in rows}
+    log_ok = all(
+        r["logged"] == r["seq"] and (r["seq"] == 0 or (r["lo"] == 1 and r["hi"] == r["seq"]))
+        for r in rows
+    )
+    return {"seqs": seqs, "log_consecutive": log_ok}
+
+
+def measure(ctx: Context) -> dict[str, Any]:
+    """Kill and restart the web process under N subscribed, reconnecting clients."""
+    s = ctx.sizes
+    n, p = s.reconnect_clients, s.reconnect_projects
+    projects = asyncio.run(make_seats(ctx.services.database_url, p, users=max(1, p // 10)))
+    seats = [(projects[i % p].project_id, projects[i % p].token) for i in range(n)]
+    client_projects = [sp for sp, _ in seats]
+    web = ctx.web()
+    port = web.port
+    web.start()
+    result: dict[str, Any] = {"clients": n, "projects": p, "backoff": ctx.backoff.__dict__}
+    try:
+        web.wait_ready()
+        config = PublisherConfig(
+            ctx.services.database_url, ctx.services.redis_url, ctx.services.namespace
+        )
+        with (
+            Publisher(config) as publisher,
+            ClientPool(
+                web.ws_url,
+                seats,
+                processes_for(n),
+                backoff=ctx.backoff,
+                connect_timeout_s=s.connect_timeout_s,
+            ) as pool,
+        ):
+            result["subscribed_before"] = pool.ready["subscribed"]
+            # events keep flowing through the kill, the outage and the storm
+            flow_s = BEFORE_KILL_S + DOWN_S + s.reconnect_deadline_s / 4
+            count = round(s.reconnect_rate * flow_s)
+            targets = [(x.project_id, x.node_id) for x in projects]
+            published: dict[str, Any] = {}
+
+            def flow() -> None:
+                published.update(publisher.changes(targets, s.reconnect_rate, count, flow_s + 30))
+
+            flowing = threading.Thread(target=flow, daemon=True)
+            flowing.start()
+            time.sleep(BEFORE_KILL_S)
+            # 1. the crash: no close frames, the kernel resets every socket
+            web.kill()
+            killed_at = time.monotonic()
+            time.sleep(DOWN_S)
+            # 2. the restart on the same port; the clock starts when /readyz answers
+            web = ctx.web(port)
+            web.start()
+            ready_at = web.wait_ready()
+            # 3. wait (bounded) until every client resubscribed
+            deadline = ready_at + s.reconnect_deadline_s
+            status = pool.status()
+            while time.monotonic() < deadline:
+                status = pool.status()
+                if status["resubscribed"] >= n and status["subscribed"] >= n:
+                    break
+                time.sleep(0.1)
+            flowing.join(flow_s + 60)
+            # 4. let the last events arrive, then compare every client with Postgres
+            pg: dict[str, Any] = {}
+            settle_deadline = time.monotonic() + 15
+            while time.monotonic() < settle_deadline:
+                pg = asyncio.run(
+                    postgres_seqs(ctx.services.database_url, list(set(client_projects)))
+                )
+                got = pool.collect(clear=False)
+                behind = sum(
+                    1
+                    for proj, last in zip(client_projects, got.last_seq_per_client, strict=True)
+                    if last != pg["seqs"].get(proj)
+                )
+                if behind == 0:
+                    break
+                time.sleep(0.2)
+            got = pool.collect(clear=True)
+    finally:
+        web.stop()
+    last = status["last_resubscribed_at"]
+    behind_clients = sum(
+        1
+        for proj, seq in zip(client_projects, got.last_seq_per_client, strict=True)
+        if seq != pg["seqs"].get(proj)
+    )
+    result.update(
+        {
+            "down_s": round(ready_at - killed_at, 2),
+            "resubscribed": status["resubscribed"],
+            "subscribed_after": status["subscribed"],
+            "all_resubscribed_s": round(last - ready_at, 2)
+            if last is not None and status["resubscribed"] >= n
+            else None,
+            "events_published": published.get("count"),
+            "gaps": got.gaps,
+            "duplicates": got.duplicates,
+            "clients_behind_postgres": behind_clients,
+            "postgres_log_consecutive": pg["log_consecutive"],
+            "reconnect_attempts": got.reconnects,
+            "errors": got.errors,
+        }
+    )
+    return result
+
+
+def run(ctx: Context) -> Section:
+    """The storm, graded on time to resubscribe all and on gap-free seqs."""
+    section = Section("5 reconnect")
+    if not ctx.features.get("hub"):
+        section.skipped = "hub (GET /ws) not present yet"
+        return section
+    f = measure(ctx)
+    section.figures.update(f)
+    n = f["clients"]
+    took = f["all_resubscribed_s"]
+    section.row(
+        f"N={n} all resubscribed after ready",
+        "-" if took is None else f"{fmt(took, ' s', 2)}",
+        "",
+        f"<= {ctx.targets.reconnect_s:g} s",
+        verdict(took is not None and took <= ctx.targets.reconnect_s),
+    )
+    gap_free = (
+        f["gaps"] == 0 and f["clients_behind_postgres"] == 0 and f["postgres_log_consecutive"]
+    )
+    section.row(
+        f"N={n} seq vs Postgres",
+        f"{f['gaps']} gaps, {f['duplicates']} dups, {f['clients_behind_postgres']} behind",
+        "",
+        "no gap",
+        verdict(gap_free),
+    )
+    return section
