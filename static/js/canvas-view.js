@@ -729,7 +729,8 @@ class CanvasView {
     const free = (x, y) =>
       rects.every((r) => x + size.w + gap <= r.x || r.x + r.w + gap <= x || y + size.h + gap <= r.y || r.y + r.h + gap <= y);
     const column = 340;
-    const columns = type === "video" ? [1, 3, 2, 0] : [0, 2, 1, 3];
+    const fits = (c) => c === 0 || left + c * column + size.w <= topLeft.x + visibleW;
+    const columns = (type === "video" ? [1, 3, 2, 0] : [0, 2, 1, 3]).filter(fits);
     for (const c of columns) {
       for (let y = top; y < top + Math.max(visibleH, 800); y += 40) {
         if (free(left + c * column, y)) return { x: left + c * column, y };
