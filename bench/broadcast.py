@@ -26,11 +26,11 @@ def phase(
     pool: ClientPool,
     meter: Meter,
     send: Send,
-    n: int,
     rate: float | None,
     count: int,
 ) -> dict[str, Any]:
-    """Send `count` events at `rate` to `n` subscribed clients; what arrived, how fast."""
+    """Send `count` events at `rate` to the pool's subscribed clients; what arrived, how fast."""
+    n = int(pool.ready["subscribed"])
     pool.collect(clear=True)
     with CpuWindow(meter) as cpu:
         sent = send(rate, count)
@@ -83,11 +83,11 @@ def measure_bare(ctx: Context, n: int) -> dict[str, Any]:
             def send(r: float | None, c: int) -> dict[str, Any]:
                 return bare.send(r, c, timeout_s=budget)
 
-            phase(pool, meter, send, n, None, 3)  # warm up
+            phase(pool, meter, send, None, 3)  # warm up
             return {
                 "connected": bare.count(),
-                "paced": phase(pool, meter, send, n, rate, paced),
-                "burst": phase(pool, meter, send, n, None, burst),
+                "paced": phase(pool, meter, send, rate, paced),
+                "burst": phase(pool, meter, send, None, burst),
             }
 
 
@@ -119,12 +119,12 @@ def measure_canvasflow(ctx: Context, n: int) -> dict[str, Any]:
             def send(r: float | None, c: int) -> dict[str, Any]:
                 return publisher.changes(target, r, c, budget)
 
-            phase(pool, meter, send, n, None, 3)  # warm up
+            phase(pool, meter, send, None, 3)  # warm up
             return {
                 "subscribed": pool.ready["subscribed"],
                 "connect_errors": pool.ready["errors"],
-                "paced": phase(pool, meter, send, n, rate, paced),
-                "burst": phase(pool, meter, send, n, None, burst),
+                "paced": phase(pool, meter, send, rate, paced),
+                "burst": phase(pool, meter, send, None, burst),
                 "web_rss_bytes": Meter(web.pid).rss_bytes(),
             }
     finally:

@@ -213,7 +213,6 @@ class ClientProcess:
                         await ws.send(msgspec.json.encode(frame).decode())
                     else:
                         state.subscribed = state.ever_subscribed = True
-                    attempt = 0
                     async for raw in ws:
                         self.handle(state, raw)
                 finally:
@@ -225,11 +224,13 @@ class ClientProcess:
                 return
             if self.stopping:
                 return
-            # the connection is gone: the client is no longer subscribed
+            # the connection is gone: the client is no longer subscribed; the backoff starts
+            # over only after a connection that got as far as a subscription
             if state.subscribed:
                 state.subscribed = False
                 state.disconnected_at = time.monotonic()
                 state.resubscribed_at = None
+                attempt = 0
             if spec.backoff is None:
                 return
             state.reconnects += 1
@@ -406,6 +407,8 @@ class ClientPool:
             proc.start()
         ready = [self._recv(c, "ready", self.connect_timeout_s + 30) for c in self.conns]
         self.ready = _merge_status(ready)
+        if self.ready["subscribed"] == 0:
+            raise RuntimeError(f"no client could subscribe: {self.ready['errors']}")
         return self.ready
 
     def status(self) -> dict[str, Any]:

@@ -47,14 +47,14 @@ def measure(ctx: Context) -> dict[str, Any]:
             def send(r: float | None, c: int) -> dict[str, Any]:
                 return publisher.changes(target, r, c, s.saturation_step_s * 3 + 10)
 
-            phase(pool, web_meter, send, n, None, 3)  # warm up
+            phase(pool, web_meter, send, None, 3)  # warm up
             for rate in s.saturation_rates:
                 count = max(5, round(rate * s.saturation_step_s))
                 windows = [CpuWindow(m) for m in client_meters]
                 pub_window = CpuWindow(publisher_meter)
                 for w in [*windows, pub_window]:
                     w.__enter__()
-                step = phase(pool, web_meter, send, n, rate, count)
+                step = phase(pool, web_meter, send, rate, count)
                 for w in [*windows, pub_window]:
                     w.__exit__(None, None, None)
                 step["clients_cpu_percent"] = round(sum(w.percent for w in windows), 1)
