@@ -266,8 +266,7 @@ class ClientProcess:
             "duplicates": rec.duplicates,
             "resyncs": rec.resyncs,
             "errors": dict(rec.errors),
-            "last_seq": {s.project_id: s.last_seq for s in self.states},
-            "last_seq_per_client": [s.last_seq for s in self.states],
+            "last_seq_per_client": [(s.project_id, s.last_seq) for s in self.states],
             "reconnects": sum(s.reconnects for s in self.states),
         }
         if clear:
@@ -350,7 +349,8 @@ class Collected:
     duplicates: int
     resyncs: int
     errors: dict[str, int]
-    last_seq_per_client: list[int | None]
+    #: (project_id, last seq seen) of every client, in no particular order
+    last_seq_per_client: list[tuple[str, int | None]]
     reconnects: int
 
 
@@ -421,7 +421,7 @@ class ClientPool:
         latencies: list[float] = []
         progress: list[tuple[str, float, float]] = []
         errors: dict[str, int] = {}
-        last_seq: list[int | None] = []
+        last_seq: list[tuple[str, int | None]] = []
         for p in parts:
             latencies.extend(array("d", p["latencies_s"]))
             values = array("d", p["progress_value"])
@@ -429,7 +429,7 @@ class ClientPool:
             progress.extend(zip(p["progress_project"], values, times, strict=True))
             for k, v in p["errors"].items():
                 errors[k] = errors.get(k, 0) + v
-            last_seq.extend(p["last_seq_per_client"])
+            last_seq.extend(tuple(x) for x in p["last_seq_per_client"])
         return Collected(
             latencies_s=latencies,
             progress=progress,

@@ -110,9 +110,7 @@ def measure(ctx: Context) -> dict[str, Any]:
                 )
                 got = pool.collect(clear=False)
                 behind = sum(
-                    1
-                    for proj, last in zip(client_projects, got.last_seq_per_client, strict=True)
-                    if last != pg["seqs"].get(proj)
+                    1 for proj, last in got.last_seq_per_client if last != pg["seqs"].get(proj)
                 )
                 if behind == 0:
                     break
@@ -121,11 +119,7 @@ def measure(ctx: Context) -> dict[str, Any]:
     finally:
         web.stop()
     last = status["last_resubscribed_at"]
-    behind_clients = sum(
-        1
-        for proj, seq in zip(client_projects, got.last_seq_per_client, strict=True)
-        if seq != pg["seqs"].get(proj)
-    )
+    behind_clients = sum(1 for proj, seq in got.last_seq_per_client if seq != pg["seqs"].get(proj))
     result.update(
         {
             "down_s": round(ready_at - killed_at, 2),
