@@ -9,11 +9,13 @@ limit), with the same clients and the same frames:
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench.bare import BareServer
 from bench.clients import ClientPool, processes_for, wait_delivered
 from bench.plan import Context
+from bench.profile import sampled
 from bench.publisher import Publisher, PublisherConfig
 from bench.report import Section, fmt, verdict
 from bench.services import CpuWindow, Meter, free_port, make_seats
@@ -28,11 +30,14 @@ def phase(
     send: Send,
     rate: float | None,
     count: int,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
-    """Send `count` events at `rate` to the pool's subscribed clients; what arrived, how fast."""
+    """Send `count` events at `rate` to the pool's subscribed clients; what arrived, how fast.
+
+    With `profile`, py-spy samples the server process during the window."""
     n = int(pool.ready["subscribed"])
     pool.collect(clear=True)
-    with CpuWindow(meter) as cpu:
+    with sampled(meter.process.pid, profile) as prof, CpuWindow(meter) as cpu:
         sent = send(rate, count)
         wait_delivered(pool, "events", n * int(sent["count"]))
     got = pool.collect(clear=True)
@@ -51,6 +56,7 @@ def phase(
         "duplicates": got.duplicates,
         "resyncs": got.resyncs,
         "errors": got.errors,
+        **({"profile": prof} if profile else {}),
     }
 
 
@@ -124,7 +130,9 @@ def measure_canvasflow(ctx: Context, n: int) -> dict[str, Any]:
                 "subscribed": pool.ready["subscribed"],
                 "connect_errors": pool.ready["errors"],
                 "paced": phase(pool, meter, send, rate, paced),
-                "burst": phase(pool, meter, send, None, burst),
+                "burst": phase(
+                    pool, meter, send, None, burst, ctx.profile_path(f"broadcast-n{n}-burst")
+                ),
                 "web_rss_bytes": Meter(web.pid).rss_bytes(),
             }
     finally:

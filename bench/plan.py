@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.clients import Backoff
@@ -95,8 +96,14 @@ class Context:
     backoff: Backoff
     poll_delay_s: float
     notes: list[str] = field(default_factory=list)
+    #: where py-spy's raw stacks go with --profile (None: no profiling)
+    profile_dir: Path | None = None
     #: hub / pipeline presence, probed once
     features: dict[str, Any] = field(default_factory=dict)
+
+    def profile_path(self, name: str) -> Path | None:
+        """Where the profile of window `name` goes, or None when not profiling."""
+        return None if self.profile_dir is None else self.profile_dir / f"{name}.txt"
 
     def web(self, port: int | None = None) -> WebProc:
         """A web process of this run (not started)."""

@@ -55,6 +55,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--only", default="", help="comma-separated measurements to run: 1-6 or their names"
     )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the web process in the measured windows (stacks beside the JSON)",
+    )
     p.add_argument("--reference", action="store_true", help="also write bench/reference.json")
     p.add_argument("--out", type=Path, default=RESULTS, help="directory of the JSON results")
     p.add_argument(
@@ -167,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     admin_url, redis_url = resolve_services(args)
     backoff, backoff_source = documented_backoff()
     sections: list[Section] = []
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     with fresh_services(admin_url, redis_url) as services:
         ctx = Context(
             services=services,
@@ -175,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             smoke=args.smoke,
             backoff=backoff,
             poll_delay_s=float(os.environ.get("CANVASFLOW_WORKER_POLL_DELAY_S", "0.05")),
+            profile_dir=args.out / f"{stamp}-profiles" if args.profile else None,
         )
         env = environment.capture(server_versions(services))
         env["open_files_limit"] = nofile
@@ -216,7 +223,6 @@ def main(argv: list[str] | None = None) -> int:
         f"\nload at start {load['load_1m']}/{load['load_5m']}/{load['load_15m']}, at end "
         f"{env['load_at_end']['load_1m']}; {env['cpu_count']} x {env['cpu_model']}"
     )
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = args.out / f"{stamp}.json"
     write_json(out, document, sections)
     print(f"bench: wrote {out}")

@@ -54,7 +54,9 @@ def measure(ctx: Context) -> dict[str, Any]:
                 pub_window = CpuWindow(publisher_meter)
                 for w in [*windows, pub_window]:
                     w.__enter__()
-                step = phase(pool, web_meter, send, rate, count)
+                step = phase(
+                    pool, web_meter, send, rate, count, ctx.profile_path(f"saturation-{rate:g}")
+                )
                 for w in [*windows, pub_window]:
                     w.__exit__(None, None, None)
                 step["clients_cpu_percent"] = round(sum(w.percent for w in windows), 1)
@@ -88,7 +90,12 @@ def run(ctx: Context) -> Section:
             f"N={n} @{st['rate_per_s']:g} ev/s",
             f"p99 {fmt(lat['p99_ms'])} ms, {fmt(st['delivered_frames_per_s'])} frames/s, "
             f"web {fmt(st['server_cpu_percent'])} % CPU, clients "
-            f"{fmt(st['clients_cpu_percent'])} %",
+            f"{fmt(st['clients_cpu_percent'])} %"
+            + (
+                f" (publisher reached only {fmt(st['achieved_events_per_s'])} ev/s)"
+                if st["achieved_events_per_s"] < 0.95 * st["rate_per_s"]
+                else ""
+            ),
         )
     best = figures["best"]
     limit = ctx.targets.saturation_p99_ms

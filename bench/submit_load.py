@@ -21,6 +21,7 @@ import msgspec
 
 from bench.http_load import Call, post_all
 from bench.plan import Context
+from bench.profile import sampled
 from bench.services import Services, WorkerProc, loopback_open, make_seats
 from bench.stats import Latency
 
@@ -177,9 +178,14 @@ def measure(ctx: Context) -> dict[str, Any]:
         web.wait_ready()
         # 1. throughput: warm up with a few requests, then the closed loop
         post_all(web.base_url, load_calls[:8], 4, 1, 30)
-        load = post_all(
-            web.base_url, load_calls[8:], s.submit_concurrency, 2, budget_s=60 if ctx.smoke else 120
-        )
+        with sampled(web.pid, ctx.profile_path("submit-web")) as prof:
+            load = post_all(
+                web.base_url,
+                load_calls[8:],
+                s.submit_concurrency,
+                2,
+                budget_s=60 if ctx.smoke else 120,
+            )
         withdrawn = asyncio.run(withdraw_jobs(ctx.services))
         # 2. pickup: a worker, jobs paced so each is picked up from an idle queue
         worker = WorkerProc(ctx.services)
@@ -224,4 +230,5 @@ def measure(ctx: Context) -> dict[str, Any]:
         "pickups_missing": len(submitted) - len(pickups),
         "pickup_rate_per_s": s.submit_pickup_rate,
         "event_kinds_seen": kinds,
+        **({"profile": prof} if prof else {}),
     }

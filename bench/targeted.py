@@ -13,6 +13,7 @@ from typing import Any
 
 from bench.clients import ClientPool, processes_for, wait_delivered
 from bench.plan import Context
+from bench.profile import sampled
 from bench.publisher import Publisher, PublisherConfig
 from bench.report import Section, fmt, verdict
 from bench.services import CpuWindow, Meter, make_seats
@@ -43,7 +44,10 @@ def measure(ctx: Context, n: int) -> dict[str, Any]:
         ):
             meter = Meter(web.pid)
             pool.collect(clear=True)
-            with CpuWindow(meter) as cpu:
+            with (
+                sampled(web.pid, ctx.profile_path(f"targeted-n{n}")) as prof,
+                CpuWindow(meter) as cpu,
+            ):
                 sent = publisher.progress(
                     jobs, n * s.targeted_tick_per_s, ticks, s.targeted_seconds * 2 + 10
                 )
@@ -62,6 +66,7 @@ def measure(ctx: Context, n: int) -> dict[str, Any]:
         "latency": Latency.of_seconds(latencies).as_dict(),
         "web_cpu_percent": round(cpu.percent, 1),
         "errors": got.errors,
+        **({"profile": prof} if prof else {}),
     }
 
 
