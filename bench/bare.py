@@ -15,7 +15,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench.payload import node_updated_frame
+from bench.payload import node_updated_frame, restamp
 
 HARD_LIMIT_S = 900.0
 
@@ -64,8 +64,8 @@ async def _serve(port: int, conn: Connection) -> None:
             if command[0] == "count":
                 conn.send(("count", len(clients)))
             elif command[0] == "send":
-                _, rate, count = command
-                conn.send(("sent", await _send(clients, broadcast, rate, count)))
+                _, rate, count, template = command
+                conn.send(("sent", await _send(clients, broadcast, rate, count, template)))
             elif command[0] == "stop":
                 break
         for ws in list(clients):
@@ -78,9 +78,14 @@ _seq = [0]
 
 
 async def _send(
-    clients: set[Any], broadcast: Any, rate: float | None, count: int
+    clients: set[Any],
+    broadcast: Any,
+    rate: float | None,
+    count: int,
+    template: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """Broadcast `count` stamped frames at `rate` per second (None: back to back)."""
+    """Broadcast `count` stamped frames at `rate` per second (None: back to back); shaped as
+    `template` (a frame the hub sent) when given."""
     project_id = "00000000-0000-0000-0000-00000000b0b0"
     t0 = time.monotonic()
     for i in range(count):
@@ -90,7 +95,12 @@ async def _send(
                 await asyncio.sleep(delay)
         # encoded once per event, as the hub does: broadcast() copies it to every socket
         _seq[0] += 1
-        broadcast(clients, node_updated_frame(project_id, _seq[0], time.monotonic()), text=True)
+        t = time.monotonic()
+        if template is None:
+            frame = node_updated_frame(project_id, _seq[0], t)
+        else:
+            frame = restamp(template, _seq[0], t)
+        broadcast(clients, frame, text=True)
         if not rate:
             # let the loop flush writes between rounds, as a server with other work would
             await asyncio.sleep(0)
@@ -138,9 +148,15 @@ class BareServer:
         """Open connections now."""
         return int(self._ask(("count",), "count", 10))
 
-    def send(self, rate: float | None, count: int, timeout_s: float) -> dict[str, Any]:
+    def send(
+        self,
+        rate: float | None,
+        count: int,
+        timeout_s: float,
+        template: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Broadcast `count` frames at `rate`; returns when the last one is written."""
-        result: dict[str, Any] = self._ask(("send", rate, count), "sent", timeout_s)
+        result: dict[str, Any] = self._ask(("send", rate, count, template), "sent", timeout_s)
         return result
 
     def __enter__(self) -> BareServer:

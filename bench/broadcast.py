@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from bench.bare import BareServer
 from bench.clients import ClientPool, processes_for, wait_delivered
 from bench.plan import Context
@@ -56,6 +58,7 @@ def phase(
         "duplicates": got.duplicates,
         "resyncs": got.resyncs,
         "errors": got.errors,
+        "sample_frame": got.sample_frame,
         **({"profile": prof} if profile else {}),
     }
 
@@ -71,8 +74,9 @@ def rates_for(ctx: Context, n: int) -> tuple[float, int, int]:
     )
 
 
-def measure_bare(ctx: Context, n: int) -> dict[str, Any]:
-    """The limit: the bare server, the same clients, the same frames."""
+def measure_bare(ctx: Context, n: int, template: dict[str, Any] | None) -> dict[str, Any]:
+    """The limit: the bare server, the same clients, the same frames (shaped as `template`,
+    a frame the hub sent, when there is one)."""
     rate, paced, burst = rates_for(ctx, n)
     with BareServer(free_port()) as bare:
         seats = [("", "")] * n
@@ -87,7 +91,7 @@ def measure_bare(ctx: Context, n: int) -> dict[str, Any]:
             budget = ctx.sizes.broadcast_seconds * 3 + 30
 
             def send(r: float | None, c: int) -> dict[str, Any]:
-                return bare.send(r, c, timeout_s=budget)
+                return bare.send(r, c, timeout_s=budget, template=template)
 
             phase(pool, meter, send, None, 3)  # warm up
             return {
@@ -144,8 +148,10 @@ def run(ctx: Context) -> Section:
     section = Section("1 broadcast")
     t = ctx.targets
     for n in ctx.sizes.broadcast_clients:
-        bare = measure_bare(ctx, n)
+        # canvasflow first, so the bare server can send byte for byte the frames the hub sent
         cf = measure_canvasflow(ctx, n) if ctx.features.get("hub") else None
+        sample = cf["paced"]["sample_frame"] if cf else None
+        bare = measure_bare(ctx, n, msgspec.json.decode(sample) if sample else None)
         section.figures[f"n={n}"] = {"bare": bare, "canvasflow": cf}
         bp, bb = bare["paced"], bare["burst"]
         rate = bp["rate_per_s"]

@@ -89,6 +89,8 @@ class Records:
     progress_project: list[str] = field(default_factory=list)
     progress_value: array[float] = field(default_factory=lambda: array("d"))
     progress_t: array[float] = field(default_factory=lambda: array("d"))
+    #: one event frame as received, so the bare server can send the very same shape
+    sample_frame: str | None = None
     first_recv: float = math.inf
     last_recv: float = -math.inf
     events: int = 0
@@ -141,6 +143,8 @@ class ClientProcess:
         if kind == "event":
             rec.events += 1
             rec.event_bytes += len(raw)
+            if rec.sample_frame is None:
+                rec.sample_frame = raw if isinstance(raw, str) else raw.decode()
             rec.first_recv = min(rec.first_recv, now)
             rec.last_recv = now
             t = stamp_of(msg.get("data"))
@@ -262,6 +266,7 @@ class ClientProcess:
             "last_recv": rec.last_recv,
             "events": rec.events,
             "event_bytes": rec.event_bytes,
+            "sample_frame": rec.sample_frame,
             "gaps": rec.gaps,
             "duplicates": rec.duplicates,
             "resyncs": rec.resyncs,
@@ -345,6 +350,7 @@ class Collected:
     last_recv: float
     events: int
     event_bytes: int
+    sample_frame: str | None
     gaps: int
     duplicates: int
     resyncs: int
@@ -437,6 +443,7 @@ class ClientPool:
             last_recv=max(p["last_recv"] for p in parts),
             events=sum(p["events"] for p in parts),
             event_bytes=sum(p["event_bytes"] for p in parts),
+            sample_frame=next((p["sample_frame"] for p in parts if p["sample_frame"]), None),
             gaps=sum(p["gaps"] for p in parts),
             duplicates=sum(p["duplicates"] for p in parts),
             resyncs=sum(p["resyncs"] for p in parts),

@@ -44,3 +44,18 @@ def node_updated_frame(project_id: str, seq: int, t: float) -> bytes:
 def stamp() -> float:
     """The bench's one clock (see bench.clients)."""
     return time.monotonic()
+
+
+def restamp(template: dict[str, Any], seq: int, t: float) -> bytes:
+    """`template` (an event frame the hub sent) with a new seq and stamp: the same bytes
+    but for those two numbers."""
+    frame = dict(template)
+    frame["seq"] = seq
+    data = dict(frame.get("data") or {})
+    node = data.get("node")
+    if isinstance(node, dict) and isinstance(node.get("data"), dict):
+        data["node"] = dict(node, data=dict(node["data"], t=t))
+    else:
+        data["t"] = t
+    frame["data"] = data
+    return _encode(frame)
