@@ -120,6 +120,7 @@ def measure_canvasflow(ctx: Context, n: int) -> dict[str, Any]:
                 [(seat.project_id, seat.token)] * n,
                 processes_for(n),
                 connect_timeout_s=ctx.sizes.connect_timeout_s,
+                backoff=ctx.backoff,
             ) as pool,
         ):
             meter = Meter(web.pid)

@@ -30,6 +30,10 @@ import msgspec
 
 #: every wait of a client process ends by this, whatever the bench asks
 HARD_LIMIT_S = 900.0
+#: close codes (server/protocol.py CloseCode): too slow, resume with `since`
+SLOW_CONSUMER = 4008
+#: ... and the ones after which the documented client does not retry
+DO_NOT_RETRY = frozenset({4400, 4401, 4403})
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,13 @@ class ClientProcess:
         msg = _decode(raw)
         kind = msg.get("type")
         if kind == "event":
+            seq = msg.get("seq")
+            if isinstance(seq, int) and state.last_seq is not None:
+                if seq <= state.last_seq:
+                    rec.duplicates += 1
+                    return
+                if seq > state.last_seq + 1:
+                    rec.gaps += 1
             rec.events += 1
             rec.event_bytes += len(raw)
             if rec.sample_frame is None:
@@ -150,13 +161,6 @@ class ClientProcess:
             t = stamp_of(msg.get("data"))
             if t is not None:
                 rec.latencies_s.append(now - t)
-            seq = msg.get("seq")
-            if isinstance(seq, int) and state.last_seq is not None:
-                if seq > state.last_seq + 1:
-                    rec.gaps += 1
-                elif seq <= state.last_seq:
-                    rec.duplicates += 1
-                    return
             if isinstance(seq, int):
                 state.last_seq = seq
         elif kind == "job.progress":
@@ -222,11 +226,21 @@ class ClientProcess:
                 finally:
                     self.sockets.pop(index, None)
                     await ws.close()
+                close_code = ws.close_code
+            except websockets.exceptions.ConnectionClosed as exc:
+                close_code = exc.rcvd.code if exc.rcvd else None
             except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
                 self.records.error(type(exc).__name__)
+                close_code = None
             except asyncio.CancelledError:
                 return
             if self.stopping:
+                return
+            if close_code is not None or state.subscribed:
+                self.records.error(f"closed:{close_code}")
+            if close_code == SLOW_CONSUMER:
+                self.records.resyncs += 1
+            if close_code in DO_NOT_RETRY:
                 return
             # the connection is gone: the client is no longer subscribed; the backoff starts
             # over only after a connection that got as far as a subscription

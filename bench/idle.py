@@ -36,6 +36,7 @@ def measure(ctx: Context, n: int, seats: list[Seat]) -> dict[str, Any]:
             [(x.project_id, x.token) for x in seats[:n]],
             processes_for(n),
             connect_timeout_s=ctx.sizes.connect_timeout_s,
+            backoff=ctx.backoff,
         ) as pool:
             connect_s = time.monotonic() - t0
             time.sleep(SETTLE_S)

@@ -37,6 +37,7 @@ def measure(ctx: Context) -> dict[str, Any]:
                 [(seat.project_id, seat.token)] * n,
                 processes_for(n),
                 connect_timeout_s=s.connect_timeout_s,
+                backoff=ctx.backoff,
             ) as pool,
         ):
             web_meter = Meter(web.pid)

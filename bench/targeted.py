@@ -40,6 +40,7 @@ def measure(ctx: Context, n: int) -> dict[str, Any]:
                 [(x.project_id, x.token) for x in seats],
                 processes_for(n),
                 connect_timeout_s=s.connect_timeout_s,
+                backoff=ctx.backoff,
             ) as pool,
         ):
             meter = Meter(web.pid)
