@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from db.changes import ProjectGone, Store
@@ -21,7 +21,9 @@ from db.migrate import migrate
 from server import auth, connections, health, nodes, observe, openapi, projects
 from server.config import ConfigError, Settings, load_settings
 from server.errors import EXCEPTION_HANDLERS, error_response
+from server.hub import Hub, HubConfig
 from server.present import Presenter
+from server.ws import websocket_endpoint
 from tasks.storage.auto import make_storage
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ def routes() -> list[BaseRoute]:
         # -- pipeline routes (jobs, uploads, media) --
         # -- end pipeline routes --
         # -- hub routes (websocket) --
+        WebSocketRoute("/ws", websocket_endpoint),
         # -- end hub routes --
         # the canvas itself, last so every route above wins
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="static"),
@@ -100,12 +103,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # -- pipeline start (arq pool, provider) --
         # -- end pipeline start --
         # -- hub start --
+        # the websocket hub: one Redis pub/sub connection for every websocket here;
+        # tests may set app.state.hub_config before the server starts
+        hub_config = getattr(app.state, "hub_config", None) or HubConfig()
+        hub = Hub(store, app.state.presenter, settings.redis_url, hub_config)
+        await hub.start()
+        app.state.hub = hub
         # -- end hub start --
         try:
             yield
         finally:
             # 3. close in reverse order of opening
             # -- hub stop --
+            await hub.stop()
             # -- end hub stop --
             # -- pipeline stop --
             # -- end pipeline stop --

@@ -1,0 +1,176 @@
+"""`GET /ws`: the websocket endpoint. It checks the handshake, then only moves frames.
+
+Each connection runs two tasks: a reader (client frames → rate limit →
+decode → hub) and a writer (the connection's Outbox → the socket). The hub
+never awaits a socket; a close is requested on the Outbox (slow consumer,
+too many errors, going away) and carried out here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from starlette.websockets import WebSocket
+
+from server import protocol
+from server.auth import authenticate, origin_allowed
+from server.config import Settings
+from server.hub import Hub, Outbox, Peer
+from server.protocol import CloseCode, ErrorCode
+
+log = logging.getLogger(__name__)
+
+
+class TokenBucket:
+    """Allows `burst` frames at once and `rate_per_s` a second after that."""
+
+    def __init__(self, rate_per_s: float, burst: int, now: float) -> None:
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self.tokens = float(burst)
+        self.updated = now
+
+    def take(self, now: float) -> bool:
+        """Spend one token if there is one."""
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate_per_s)
+        self.updated = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    """GET /ws: authenticate the handshake, then serve the connection until it ends."""
+    hub: Hub = websocket.app.state.hub
+    settings: Settings = websocket.app.state.settings
+    refusal = await _refusal(websocket, hub, settings)
+    # accept, then close with a code: a browser sees the close code (4401, 4403),
+    # never the status of a refused handshake, and must know not to retry
+    await websocket.accept()
+    if refusal is not None:
+        code, reason = refusal
+        await websocket.close(code, reason)
+        return
+    user = websocket.state.user
+    await Connection(websocket, hub, Peer(user.id, Outbox(hub.config.send_queue_max))).run()
+
+
+async def _refusal(websocket: WebSocket, hub: Hub, settings: Settings) -> tuple[int, str] | None:
+    """Why this handshake may not proceed, as (close code, reason), or None."""
+    # a foreign page may not even learn whether its visitor's cookie is valid
+    if not origin_allowed(websocket, settings):
+        return CloseCode.FORBIDDEN_ORIGIN, "origin not allowed"
+    if hub.closing:
+        return CloseCode.GOING_AWAY, "server shutting down"
+    try:
+        user = await asyncio.wait_for(authenticate(websocket), hub.config.db_timeout_s)
+    except Exception as exc:
+        log.warning("websocket auth failed: %r", exc)
+        return CloseCode.TRY_AGAIN_LATER, "cannot check the session now; retry"
+    if user is None:
+        return CloseCode.UNAUTHENTICATED, "log in: session cookie or Bearer token"
+    return None
+
+
+class Connection:
+    """One accepted websocket: a reader task, a writer task, and the close."""
+
+    def __init__(self, websocket: WebSocket, hub: Hub, peer: Peer) -> None:
+        self.websocket = websocket
+        self.hub = hub
+        self.peer = peer
+        peer.max_errors = hub.config.max_errors
+        cfg = hub.config
+        self.bucket = TokenBucket(cfg.messages_per_s, cfg.message_burst, time.monotonic())
+
+    async def run(self) -> None:
+        """Serve until the client leaves or the outbox asks for a close."""
+        outbox = self.peer.outbox
+        self.hub.add_peer(self.peer)
+        reader = asyncio.create_task(self._read())
+        writer = asyncio.create_task(self._write())
+        failed = asyncio.create_task(outbox.failed.wait())
+        client_gone = False
+        try:
+            # 1. serve: until the client goes, the writer ends, or a close is forced
+            await asyncio.wait({reader, writer, failed}, return_when=asyncio.FIRST_COMPLETED)
+            if reader.done() and not reader.cancelled() and reader.exception() is None:
+                client_gone = reader.result()
+            if writer.done() and not writer.cancelled() and writer.exception() is not None:
+                client_gone = True  # a send failed: the socket is gone
+            if not client_gone and outbox.close_code is None:
+                outbox.fail(CloseCode.INTERNAL_ERROR, "internal error")
+            # 2. a draining close (too many errors) lets the queued frames out first
+            if not client_gone and outbox.draining and not writer.done():
+                with contextlib.suppress(Exception, TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(writer), self.hub.config.close_timeout_s)
+        finally:
+            # 3. stop both tasks and leave every channel before the close goes out
+            for task in (reader, writer, failed):
+                task.cancel()
+            await asyncio.gather(reader, writer, failed, return_exceptions=True)
+            self.hub.remove_peer(self.peer)
+        # 4. the close frame, bounded: a client that reads nothing cannot hold us
+        if not client_gone and outbox.close_code is not None:
+            with contextlib.suppress(Exception, TimeoutError):
+                await asyncio.wait_for(
+                    self.websocket.close(outbox.close_code, outbox.close_reason),
+                    self.hub.config.close_timeout_s,
+                )
+
+    async def _write(self) -> None:
+        """Send the outbox's frames in order until it closes."""
+        outbox = self.peer.outbox
+        while (frame := await outbox.next()) is not None:
+            await self.websocket.send_text(frame)
+
+    async def _read(self) -> bool:
+        """Handle client frames; True when the client left, False when we stop reading."""
+        peer, cfg = self.peer, self.hub.config
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return True
+            text = message.get("text")
+            if text is not None and _too_big(text, cfg.max_message_bytes):
+                peer.outbox.finish(CloseCode.MESSAGE_TOO_BIG, "message too big (max 64 KiB)")
+                return False
+            if not self.bucket.take(time.monotonic()):
+                peer.client_error(
+                    ErrorCode.RATE_LIMITED,
+                    f"More than {cfg.messages_per_s:g} frames a second; this one was ignored.",
+                )
+            elif text is None:
+                peer.client_error(
+                    ErrorCode.INVALID_MESSAGE, "Send JSON in text frames, not binary."
+                )
+            else:
+                self._dispatch(text)
+            if not peer.outbox.open:
+                return False
+
+    def _dispatch(self, text: str) -> None:
+        """Act on one client frame."""
+        try:
+            message = protocol.decode_client(text)
+        except protocol.ProtocolError as exc:
+            self.peer.client_error(exc.code, exc.message)
+            return
+        if isinstance(message, protocol.Ping):
+            self.peer.send(protocol.Pong())
+        elif isinstance(message, protocol.Subscribe):
+            self.hub.subscribe(self.peer, message.project_id, message.since)
+        else:
+            self.hub.unsubscribe(self.peer, message.project_id)
+
+
+def _too_big(text: str, max_bytes: int) -> bool:
+    """Whether `text` exceeds `max_bytes` of UTF-8 (encoding only when it might)."""
+    if len(text) > max_bytes:
+        return True
+    # a character is at most 4 bytes: short texts need no encoding to be sure
+    return len(text) * 4 > max_bytes and len(text.encode()) > max_bytes
