@@ -17,8 +17,6 @@ from bench.plan import Context
 from bench.report import Section, fmt, verdict
 from bench.services import CpuWindow, Meter, Seat, make_seats
 
-SETTLE_S = 2.0
-
 
 def measure(ctx: Context, n: int, seats: list[Seat]) -> dict[str, Any]:
     """One fresh web process holding `n` idle subscribed clients."""
@@ -28,7 +26,7 @@ def measure(ctx: Context, n: int, seats: list[Seat]) -> dict[str, Any]:
         meter = Meter(web.pid)
         warm = seats[0]
         with ClientPool(web.ws_url, [(warm.project_id, warm.token)], 1):
-            time.sleep(SETTLE_S)
+            time.sleep(ctx.sizes.idle_settle_s)
             baseline = meter.rss_bytes()
         t0 = time.monotonic()
         with ClientPool(
@@ -39,7 +37,7 @@ def measure(ctx: Context, n: int, seats: list[Seat]) -> dict[str, Any]:
             backoff=ctx.backoff,
         ) as pool:
             connect_s = time.monotonic() - t0
-            time.sleep(SETTLE_S)
+            time.sleep(ctx.sizes.idle_settle_s)
             with CpuWindow(meter) as cpu:
                 time.sleep(ctx.sizes.idle_window_s)
             rss = meter.rss_bytes()

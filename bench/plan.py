@@ -30,10 +30,16 @@ class Sizes:
     saturation_step_s: float = 5.0
     idle_clients: tuple[int, ...] = (1_000, 5_000, 10_000)
     idle_window_s: float = 10.0
+    idle_settle_s: float = 2.0
     reconnect_clients: int = 1_000
     reconnect_projects: int = 100
     reconnect_rate: float = 20.0
     reconnect_deadline_s: float = 60.0
+    #: events flow this long before the kill; the restart comes this long after it;
+    #: events go on flowing this long after the restart
+    reconnect_before_kill_s: float = 2.0
+    reconnect_down_s: float = 1.0
+    reconnect_flow_after_s: float = 15.0
     submit_requests: int = 3_000
     submit_concurrency: int = 32
     submit_pickups: int = 40
@@ -56,10 +62,14 @@ SMOKE = Sizes(
     saturation_step_s=1.0,
     idle_clients=(20,),
     idle_window_s=1.0,
+    idle_settle_s=0.5,
     reconnect_clients=20,
     reconnect_projects=4,
     reconnect_rate=20.0,
     reconnect_deadline_s=20.0,
+    reconnect_before_kill_s=0.5,
+    reconnect_down_s=0.3,
+    reconnect_flow_after_s=2.0,
     submit_requests=40,
     submit_concurrency=4,
     submit_pickups=4,

@@ -19,10 +19,6 @@ from bench.publisher import Publisher, PublisherConfig
 from bench.report import Section, fmt, verdict
 from bench.services import make_seats
 
-#: events flow this long before the kill, and the restart waits this long after it
-BEFORE_KILL_S = 2.0
-DOWN_S = 1.0
-
 
 async def postgres_seqs(database_url: str, project_ids: list[str]) -> dict[str, Any]:
     """Each project's seq, and whether its event log holds exactly 1..seq."""
@@ -73,7 +69,7 @@ def measure(ctx: Context) -> dict[str, Any]:
         ):
             result["subscribed_before"] = pool.ready["subscribed"]
             # events keep flowing through the kill, the outage and the storm
-            flow_s = BEFORE_KILL_S + DOWN_S + s.reconnect_deadline_s / 4
+            flow_s = s.reconnect_before_kill_s + s.reconnect_down_s + s.reconnect_flow_after_s
             count = round(s.reconnect_rate * flow_s)
             targets = [(x.project_id, x.node_id) for x in projects]
             published: dict[str, Any] = {}
@@ -83,11 +79,11 @@ def measure(ctx: Context) -> dict[str, Any]:
 
             flowing = threading.Thread(target=flow, daemon=True)
             flowing.start()
-            time.sleep(BEFORE_KILL_S)
+            time.sleep(s.reconnect_before_kill_s)
             # 1. the crash: no close frames, the kernel resets every socket
             web.kill()
             killed_at = time.monotonic()
-            time.sleep(DOWN_S)
+            time.sleep(s.reconnect_down_s)
             # 2. the restart on the same port; the clock starts when /readyz answers
             web = ctx.web(port)
             web.start()
