@@ -129,7 +129,8 @@ class Sequencer:
         if self.last_seq is not None and event.seq <= self.last_seq:
             return []  # a duplicate: Redis and the log (or two fills) both brought it
         if event.seq not in self.held:
-            if len(self.held) >= self.max_held:
+            next_up = self.last_seq is not None and event.seq == self.last_seq + 1
+            if len(self.held) >= self.max_held and not next_up:
                 return []  # it is in the log; the gap fill will bring it back
             self.held[event.seq] = event
         return self._release()

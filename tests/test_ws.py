@@ -53,9 +53,23 @@ async def test_rest_changes_arrive_as_events(
     ws = await WsClient.open(server.base_url, alice.token)
     await ws.subscribe(project_id)
     await ws.expect(protocol.Snapshot)
-    a = (await client.post(f"/api/projects/{project_id}/nodes", json={"type": "prompt"}, headers=alice.headers)).json()
-    b = (await client.post(f"/api/projects/{project_id}/nodes", json={"type": "video"}, headers=alice.headers)).json()
-    c = (await client.post(f"/api/projects/{project_id}/connections", json={"source_id": a["id"], "target_id": b["id"]}, headers=alice.headers)).json()
+    a = (
+        await client.post(
+            f"/api/projects/{project_id}/nodes", json={"type": "prompt"}, headers=alice.headers
+        )
+    ).json()
+    b = (
+        await client.post(
+            f"/api/projects/{project_id}/nodes", json={"type": "video"}, headers=alice.headers
+        )
+    ).json()
+    c = (
+        await client.post(
+            f"/api/projects/{project_id}/connections",
+            json={"source_id": a["id"], "target_id": b["id"]},
+            headers=alice.headers,
+        )
+    ).json()
     await client.patch(f"/api/nodes/{a['id']}", json={"x": 5}, headers=alice.headers)
     await client.patch(f"/api/projects/{project_id}", json={"name": "q"}, headers=alice.headers)
     await client.delete(f"/api/nodes/{a['id']}", headers=alice.headers)
@@ -91,7 +105,9 @@ async def test_two_clients_receive_identical_gap_free_sequences(
         await c.subscribe(project_id)
         assert (await c.expect(protocol.Snapshot)).seq == 0
     nodes = [await add_node(store, project_id, x=i) for i in range(5)]
-    await asyncio.gather(*(move_node(store, project_id, n.data["node"].id, 100 + i) for i, n in enumerate(nodes)))
+    await asyncio.gather(
+        *(move_node(store, project_id, n.data["node"].id, 100 + i) for i, n in enumerate(nodes))
+    )
     seen = []
     for c in clients:
         seen.append([await c.expect(protocol.Event) for _ in range(10)])
@@ -152,7 +168,9 @@ async def test_resume_with_current_since_gets_subscribed_only(
         await add_node(store, project_id)
     client = await WsClient.open(server.base_url, alice.token)
     await client.subscribe(project_id, since=3)
-    assert await client.expect(protocol.Subscribed) == protocol.Subscribed(project_id=project_id, seq=3)
+    assert await client.expect(protocol.Subscribed) == protocol.Subscribed(
+        project_id=project_id, seq=3
+    )
     await add_node(store, project_id)
     assert (await client.expect(protocol.Event)).seq == 4
     await client.close()
@@ -167,7 +185,9 @@ async def test_resume_with_older_since_replays_from_the_log(
         await add_node(store, project_id, x=i)
     client = await WsClient.open(server.base_url, alice.token)
     await client.subscribe(project_id, since=2)
-    assert await client.expect(protocol.Subscribed) == protocol.Subscribed(project_id=project_id, seq=2)
+    assert await client.expect(protocol.Subscribed) == protocol.Subscribed(
+        project_id=project_id, seq=2
+    )
     replayed = [await client.expect(protocol.Event) for _ in range(4)]
     assert [(e.seq, e.data["node"]["x"]) for e in replayed] == [(3, 2), (4, 3), (5, 4), (6, 5)]
     await add_node(store, project_id)
@@ -182,7 +202,9 @@ async def test_since_ahead_or_beyond_the_log_gets_a_snapshot(
     project_id = await new_project(store, alice.user_id)
     for _ in range(4):
         await add_node(store, project_id)
-    await store.db.execute("DELETE FROM events WHERE project_id = :p AND seq <= 2", {"p": project_id})
+    await store.db.execute(
+        "DELETE FROM events WHERE project_id = :p AND seq <= 2", {"p": project_id}
+    )
     client = await WsClient.open(server.base_url, alice.token)
     await client.subscribe(project_id, since=9)
     snap = await client.expect(protocol.Snapshot)
@@ -235,7 +257,9 @@ async def test_client_disconnected_mid_stream_resumes_to_exactly_postgres(
     first = await client.recv()
     model.apply(first)
     await writer
-    final_seq = await store.db.fetch_val("SELECT seq FROM projects WHERE id = :p", {"p": project_id})
+    final_seq = await store.db.fetch_val(
+        "SELECT seq FROM projects WHERE id = :p", {"p": project_id}
+    )
     await follow(client, model, int(final_seq))
     await client.close()
     assert isinstance(first, protocol.Subscribed), "a short absence is replayed, not snapshotted"

@@ -1,0 +1,141 @@
+"""server/protocol.py: every frame's JSON shape, and how bad client frames are classified."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import msgspec
+import pytest
+
+from server import protocol
+from server.protocol import ErrorCode, ProtocolError
+
+PID = UUID("9b1e4c52-0000-4000-8000-000000000001")
+JOB = UUID("5d2c0000-0000-4000-8000-000000000002")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"type": "ping"}', protocol.Ping()),
+        (f'{{"type": "subscribe", "project_id": "{PID}"}}', protocol.Subscribe(project_id=PID)),
+        (
+            f'{{"type": "subscribe", "project_id": "{PID}", "since": 0}}',
+            protocol.Subscribe(project_id=PID, since=0),
+        ),
+        (
+            f'{{"type": "subscribe", "project_id": "{PID}", "since": null}}',
+            protocol.Subscribe(project_id=PID),
+        ),
+        (f'{{"type": "unsubscribe", "project_id": "{PID}"}}', protocol.Unsubscribe(project_id=PID)),
+    ],
+)
+def test_client_frames_decode(text: str, expected: protocol.ClientMessage) -> None:
+    """Each documented client frame decodes to its struct."""
+    assert protocol.decode_client(text) == expected
+    assert protocol.decode_client(text.encode()) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "in_message"),
+    [
+        ("{nope", ErrorCode.MALFORMED_JSON, "not valid JSON"),
+        ("", ErrorCode.MALFORMED_JSON, "not valid JSON"),
+        ("[1, 2]", ErrorCode.INVALID_MESSAGE, '"type"'),
+        ('{"project_id": "x"}', ErrorCode.INVALID_MESSAGE, '"type"'),
+        ('{"type": 7}', ErrorCode.INVALID_MESSAGE, '"type"'),
+        ('{"type": "subscribe!"}', ErrorCode.UNKNOWN_TYPE, "subscribe!"),
+        ('{"type": "subscribe", "project_id": 5}', ErrorCode.INVALID_MESSAGE, "$.project_id"),
+        ('{"type": "subscribe", "project_id": "zz"}', ErrorCode.INVALID_MESSAGE, "$.project_id"),
+        ('{"type": "subscribe"}', ErrorCode.INVALID_MESSAGE, "project_id"),
+        (
+            f'{{"type": "subscribe", "project_id": "{PID}", "since": -1}}',
+            ErrorCode.INVALID_MESSAGE,
+            "$.since",
+        ),
+        (
+            f'{{"type": "subscribe", "project_id": "{PID}", "since": "3"}}',
+            ErrorCode.INVALID_MESSAGE,
+            "$.since",
+        ),
+        ('{"type": "ping", "extra": 1}', ErrorCode.INVALID_MESSAGE, "extra"),
+    ],
+)
+def test_bad_client_frames_are_classified(text: str, code: ErrorCode, in_message: str) -> None:
+    """A bad frame raises ProtocolError with the documented code and a message naming the fault."""
+    with pytest.raises(ProtocolError) as caught:
+        protocol.decode_client(text)
+    assert caught.value.code == code
+    assert in_message in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("message", "wire"),
+    [
+        (
+            protocol.Snapshot(project_id=PID, seq=4, nodes=[], connections=[], jobs=[]),
+            {
+                "type": "snapshot",
+                "project_id": str(PID),
+                "seq": 4,
+                "nodes": [],
+                "connections": [],
+                "jobs": [],
+            },
+        ),
+        (
+            protocol.Subscribed(project_id=PID, seq=4),
+            {"type": "subscribed", "project_id": str(PID), "seq": 4},
+        ),
+        (
+            protocol.Unsubscribed(project_id=PID),
+            {"type": "unsubscribed", "project_id": str(PID)},
+        ),
+        (
+            protocol.Event(project_id=PID, seq=5, kind="node.deleted", data={"node_id": "a"}),
+            {
+                "type": "event",
+                "project_id": str(PID),
+                "seq": 5,
+                "kind": "node.deleted",
+                "data": {"node_id": "a"},
+            },
+        ),
+        (
+            protocol.JobProgress(project_id=PID, job_id=JOB, progress=0.5),
+            {"type": "job.progress", "project_id": str(PID), "job_id": str(JOB), "progress": 0.5},
+        ),
+        (protocol.Pong(), {"type": "pong"}),
+        (
+            protocol.Error(code="rate_limited", message="slow down"),
+            {"type": "error", "code": "rate_limited", "message": "slow down"},
+        ),
+        (
+            protocol.Error(code="project_not_found", message="no", project_id=PID),
+            {"type": "error", "code": "project_not_found", "message": "no", "project_id": str(PID)},
+        ),
+    ],
+)
+def test_server_frames_encode_to_the_documented_json(
+    message: protocol.ServerMessage, wire: dict[str, object]
+) -> None:
+    """Each server frame encodes to the JSON docs/protocol.md shows, and decodes back."""
+    text = protocol.encode(message)
+    assert msgspec.json.decode(text) == wire
+    assert protocol.decode_server(text) == message
+
+
+def test_progress_frames_match_what_the_publisher_sends() -> None:
+    """The hub's job.progress frame has the same JSON as db.changes' published tick."""
+    from db.changes import Progress
+
+    published = msgspec.json.encode(Progress(project_id=PID, job_id=JOB, progress=0.25))
+    frame = protocol.encode(protocol.JobProgress(project_id=PID, job_id=JOB, progress=0.25))
+    assert msgspec.json.decode(published) == msgspec.json.decode(frame)
+
+
+def test_close_codes_are_distinct_and_in_range() -> None:
+    """Every close code is unique, standard (1000-1015) or private (4000-4999)."""
+    codes = [c.value for c in protocol.CloseCode]
+    assert len(set(codes)) == len(codes)
+    assert all(1000 <= c <= 1015 or 4000 <= c <= 4999 for c in codes)
