@@ -18,13 +18,26 @@ from starlette.staticfiles import StaticFiles
 from db.changes import ProjectGone, Store
 from db.connect import make_database
 from db.migrate import migrate
-from server import auth, connections, health, nodes, observe, openapi, projects
+from server import (
+    auth,
+    connections,
+    health,
+    jobs,
+    media,
+    nodes,
+    observe,
+    openapi,
+    projects,
+    uploads,
+)
 from server.config import ConfigError, Settings, load_settings
 from server.errors import EXCEPTION_HANDLERS, error_response
 from server.hub import Hub, HubConfig
 from server.present import Presenter
 from server.ws import websocket_endpoint
+from tasks.providers.auto import make_provider
 from tasks.storage.auto import make_storage
+from tasks.video import open_queue
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +81,12 @@ def routes() -> list[BaseRoute]:
             "/api/connections/{connection_id}", connections.delete_connection, methods=["DELETE"]
         ),
         # -- pipeline routes (jobs, uploads, media) --
+        Route("/api/ai/generate-video", jobs.generate_video, methods=["POST"]),
+        Route("/api/ai/jobs/{job_id}", jobs.get_job_status, methods=["GET"]),
+        Route("/api/ai/jobs/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),
+        Route("/api/ai/nodes/{node_id}/jobs/latest", jobs.latest_job, methods=["GET"]),
+        Route("/api/projects/{project_id}/uploads", uploads.upload_image, methods=["POST"]),
+        Route("/media/{key:path}", media.get_media, methods=["GET", "HEAD"]),
         # -- end pipeline routes --
         # -- hub routes (websocket) --
         WebSocketRoute("/ws", websocket_endpoint),
@@ -101,6 +120,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.storage = storage
         app.state.presenter = Presenter(storage, settings.media_url_ttl_s)
         # -- pipeline start (arq pool, provider) --
+        # the queue client connects lazily: a Redis outage delays enqueues, never startup
+        app.state.arq_pool = open_queue(settings.redis_url, settings.namespace)
+        # the provider only checks requests here; workers generate
+        app.state.provider = make_provider(settings)
         # -- end pipeline start --
         # -- hub start --
         # the websocket hub: one Redis pub/sub connection for every websocket here;
@@ -118,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await hub.stop()
             # -- end hub stop --
             # -- pipeline stop --
+            await app.state.arq_pool.aclose()
             # -- end pipeline stop --
             await redis.aclose()
             await db.disconnect()

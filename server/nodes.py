@@ -17,6 +17,7 @@ from server.bodies import decode_body, path_uuid
 from server.errors import ApiError, not_found
 from server.openapi import api
 from server.responses import json_response
+from server.uploads import project_image
 
 Coordinate = Annotated[float, msgspec.Meta(ge=-1e7, le=1e7)]
 MAX_PROMPT_CHARS = 4000
@@ -41,9 +42,9 @@ class NodeUpdate(msgspec.Struct, forbid_unknown_fields=True):
     data: dict[str, Any] | None = None
 
 
-def check_node_data(data: dict[str, Any]) -> None:
-    """Refuse data that would forge media keys or carry an over-long prompt (422)."""
-    reserved = sorted(RESERVED_DATA_KEYS & data.keys())
+def check_node_data(data: dict[str, Any], allowed: frozenset[str] = frozenset()) -> None:
+    """Refuse data that would forge media keys (other than `allowed`) or an over-long prompt."""
+    reserved = sorted((RESERVED_DATA_KEYS - allowed) & data.keys())
     if reserved:
         raise ApiError(
             422,
@@ -108,9 +109,17 @@ async def update_node(request: Request) -> Response:
     node_id = path_uuid(request, "node_id")
     body = await decode_body(request, NodeUpdate)
     if body.data is not None:
-        check_node_data(body.data)
+        check_node_data(body.data, allowed=frozenset({"image_key"}))
     store = _store(request)
     node = await owned_node(store, user, node_id)
+    if body.data is not None and "image_key" in body.data:
+        # an image node may point at an image its project uploaded, and at nothing else
+        if node.type != NodeType.IMAGE:
+            raise ApiError(422, "invalid_image_key", "Only image nodes hold an image_key.")
+        upload = await project_image(
+            store, request.app.state.settings, node.project_id, body.data["image_key"], "image_key"
+        )
+        body.data["image_key"] = upload.key
 
     async def apply() -> dict[str, Any]:
         updated = await q.update_node(store.db, node_id, x=body.x, y=body.y, data_patch=body.data)

@@ -1,0 +1,500 @@
+"""generate_video: the arq job that turns a pending video job into a stored MP4.
+
+The only argument is the job id; everything else is read from Postgres, so
+any worker can run any job, and the queue can never disagree with the row.
+
+Life cycle of one run:
+1. claim: pending → processing with a guarded UPDATE (change `job.started`),
+   bumping `attempts`. A job already processing is taken over only when arq
+   says this is a retry (`job_try > 1`: the previous run died, was stopped or
+   asked for a retry); otherwise it is a duplicate delivery and runs nothing.
+2. lease: while the run lives it keeps arq's in-progress key for the job
+   alive for `lease_s` at a time. That key is what stops a second worker from
+   starting the job, and because it lapses within `lease_s` of a worker dying,
+   another worker takes the job over quickly instead of after arq's full
+   timeout.
+3. generate: submit to the provider and save the operation name at once; a
+   run that finds one saved polls it instead of paying for a new generation.
+   Progress ticks are ephemeral (`job.progress`, about once a second).
+4. finish: store `videos/{project_id}/{job_id}.mp4`, then complete job and
+   node in one change (`job.completed`). Failures become `job.failed`.
+
+Every write of a run is guarded by status `processing` AND its own attempt
+number: a run that was cancelled or taken over can no longer change anything,
+so it stops without overwriting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
+from arq.jobs import Job as ArqJob
+from arq.worker import Retry
+from redis.exceptions import RedisError
+
+from db.changes import Store, publish_progress
+from db.channels import queue_name
+from db.jobs import (
+    FINAL_STATUSES,
+    GuardFailed,
+    Job,
+    JobStatus,
+    get_job,
+    transition,
+    update_job,
+)
+from db.nodes import NodeStatus
+from server import logs
+from server.config import Settings
+from server.metrics import JOB_DURATION, JOBS
+from tasks.providers.base import (
+    InvalidRequest,
+    OperationLost,
+    ProviderError,
+    SafetyBlocked,
+    TransientProviderError,
+    VideoProvider,
+    VideoRequest,
+)
+from tasks.storage.base import Storage, StorageError
+
+log = logging.getLogger(__name__)
+
+#: the arq function name; the REST handler that enqueues it shares the name
+FUNCTION = "generate_video"
+JOB_TYPE = "video"
+#: an enqueue that takes longer than this is treated as failed (the sweeper retries it)
+ENQUEUE_TIMEOUT_S = 3.0
+#: at most one ephemeral progress tick (and one progress write) per job per second
+PROGRESS_INTERVAL_S = 1.0
+#: how often one run may resubmit after the provider lost its operation
+MAX_RESUBMITS = 2
+#: longest wait between two tries after a transient provider error
+MAX_BACKOFF_S = 120.0
+
+
+# -- the queue side, shared by the web process and the sweeper --
+
+
+def open_queue(redis_url: str, namespace: str) -> ArqRedis:
+    """An arq client that connects lazily and fails fast: a Redis outage cannot stall a submit."""
+    pool: ArqRedis = ArqRedis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=2)
+    pool.default_queue_name = queue_name(namespace)
+    return pool
+
+
+async def enqueue_video(
+    queue: ArqRedis, namespace: str, job_id: UUID, *, job_try: int | None = None
+) -> bool:
+    """Enqueue `generate_video(job_id)` with the job id as arq's job id.
+
+    Returns False when arq already holds a job or a result with that id (arq
+    makes this idempotent). `job_try` > 1 marks a takeover of a job whose
+    worker died. Redis errors and timeouts propagate.
+    """
+    job = await asyncio.wait_for(
+        queue.enqueue_job(
+            FUNCTION,
+            str(job_id),
+            _job_id=str(job_id),
+            _queue_name=queue_name(namespace),
+            _job_try=job_try,
+        ),
+        ENQUEUE_TIMEOUT_S,
+    )
+    return job is not None
+
+
+async def abort_video(queue: ArqRedis, namespace: str, job_id: UUID) -> None:
+    """Ask the worker running (or about to run) the job to cancel it; best effort."""
+    arq_job = ArqJob(str(job_id), queue, _queue_name=queue_name(namespace))
+    try:
+        # timeout 0: register the abort and return; the row is already final
+        await asyncio.wait_for(arq_job.abort(timeout=0, poll_delay=0.01), ENQUEUE_TIMEOUT_S)
+    except (TimeoutError, RedisError, OSError) as exc:
+        log.info("abort of job %s not confirmed: %s", job_id, exc)
+
+
+def video_request(params: dict[str, Any], image: bytes | None = None) -> VideoRequest:
+    """The provider request of a job's stored params (without the image bytes at submit)."""
+    return VideoRequest(
+        prompt=params["prompt"],
+        resolution=params["resolution"],
+        duration_s=int(params["duration"]),
+        aspect_ratio=params["aspect_ratio"],
+        negative_prompt=params.get("negative_prompt"),
+        image=image,
+        image_mime_type=params.get("image_mime_type") if image is not None else None,
+        seed=params.get("seed"),
+        generate_audio=bool(params.get("generate_audio", False)),
+    )
+
+
+def timeout_message(job: Job) -> str:
+    """`timed out after N s`, N being the job's whole allowance from submit to deadline."""
+    allowed = 0 if job.deadline is None else (job.deadline - job.created_at).total_seconds()
+    return f"timed out after {round(allowed)} s"
+
+
+def _count(job: Job, status: JobStatus) -> None:
+    JOBS.labels(job.type, status.value).inc()
+    if status in FINAL_STATUSES:
+        JOB_DURATION.labels(job.type, status.value).observe(
+            (datetime.now(UTC) - job.created_at).total_seconds()
+        )
+
+
+async def fail_job(
+    store: Store,
+    job: Job,
+    message: str,
+    *,
+    expect: tuple[JobStatus, ...] = (JobStatus.PROCESSING,),
+    expect_attempts: int | None = None,
+) -> bool:
+    """Mark the job failed with `message` and its node failed (change `job.failed`).
+
+    Returns False, changing nothing, when the job was no longer in `expect`.
+    """
+    try:
+        await transition(
+            store,
+            job,
+            "job.failed",
+            expect=expect,
+            expect_attempts=expect_attempts,
+            status=JobStatus.FAILED,
+            error=message,
+            node_status=NodeStatus.FAILED,
+            node_error=message,
+        )
+    except GuardFailed:
+        return False
+    _count(job, JobStatus.FAILED)
+    log.warning("job %s failed: %s", job.id, message)
+    return True
+
+
+# -- the worker side --
+
+
+class _Stop(Exception):
+    """This run lost the job (cancelled, or taken over): stop without writing."""
+
+
+def _describe(exc: ProviderError) -> str:
+    """A message for the job's `error` that says what happened in words."""
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, SafetyBlocked):
+        return f"blocked by the provider's safety filters: {detail}"
+    if isinstance(exc, InvalidRequest):
+        return f"the provider refused the request: {detail}"
+    return f"generation failed: {detail}"
+
+
+class _Run:
+    """One attempt at one job, holding what every step needs."""
+
+    def __init__(self, ctx: dict[str, Any], job: Job) -> None:
+        self.ctx = ctx
+        self.job = job
+        self.attempt = job.attempts
+        self.store: Store = ctx["store"]
+        self.settings: Settings = ctx["settings"]
+        self.provider: VideoProvider = ctx["provider"]
+        self.storage: Storage = ctx["storage"]
+        self.lease_s: float = ctx["lease_s"]
+        #: the provider operation this run is waiting for
+        self.operation: str | None = job.provider_operation
+
+    @property
+    def max_tries(self) -> int:
+        return max(1, self.settings.job_max_tries)
+
+    async def run(self) -> str:
+        """Generate under the job's deadline; map every outcome onto the job row."""
+        remaining_s: float | None = None
+        if self.job.deadline is not None:
+            remaining_s = (self.job.deadline - datetime.now(UTC)).total_seconds()
+            if remaining_s <= 0:
+                await self.fail(timeout_message(self.job))
+                return "timed out"
+        deadline = asyncio.timeout(remaining_s)
+        try:
+            async with deadline:
+                await self.with_lease(self.generate())
+        except asyncio.CancelledError:
+            # arq aborted the job (a user cancelled it) or the worker is stopping: the row is
+            # not ours to touch. Only a cancelled job's render is dropped; a stopping worker's
+            # operation is resumed by whoever takes the job over.
+            with contextlib.suppress(Exception):
+                current = await asyncio.wait_for(get_job(self.store.db, self.job.id), 2)
+                if current is not None and current.status == JobStatus.CANCELLED:
+                    await self.discard()
+            raise
+        except TimeoutError as exc:
+            await self.discard()
+            if deadline.expired():
+                await self.fail(timeout_message(self.job))
+                return "timed out"
+            return await self.retry_or_fail(f"timed out: {exc}" if str(exc) else "timed out")
+        except _Stop as stop:
+            await self.discard()
+            log.info("job %s: run %d stopped: %s", self.job.id, self.attempt, stop)
+            return f"stopped: {stop}"
+        except TransientProviderError as exc:
+            return await self.retry_or_fail(str(exc) or type(exc).__name__)
+        except ProviderError as exc:
+            await self.fail(_describe(exc))
+            return "failed"
+        except StorageError as exc:
+            await self.fail(f"the input image could not be read: {exc}")
+            return "failed"
+        except Exception as exc:
+            # a bug or an outage of ours (storage, database): worth another try, then give up
+            log.exception("job %s: attempt %d crashed", self.job.id, self.attempt)
+            return await self.retry_or_fail(f"internal error: {type(exc).__name__}: {exc}")
+        return "completed"
+
+    async def discard(self) -> None:
+        """Let the provider drop the operation of a run that stops, if it can (local renders)."""
+        cancel = getattr(self.provider, "cancel", None)
+        if self.operation is not None and cancel is not None:
+            with contextlib.suppress(Exception):
+                await cancel(self.operation)
+
+    async def retry_or_fail(self, reason: str) -> str:
+        """Retry with exponential backoff while tries remain, else fail the job with `reason`."""
+        if self.attempt < self.max_tries:
+            base_s: float = self.ctx.get("retry_base_s", 5.0)
+            defer_s = min(MAX_BACKOFF_S, base_s * 2 ** (self.attempt - 1))
+            log.warning(
+                "job %s: attempt %d of %d failed (%s); retrying in %.1f s",
+                self.job.id,
+                self.attempt,
+                self.max_tries,
+                reason,
+                defer_s,
+            )
+            # the job stays processing; the next arq try takes it over (job_try > 1)
+            raise Retry(defer=defer_s)
+        await self.fail(f"generation failed: {reason} (gave up after {self.attempt} attempts)")
+        return "failed"
+
+    async def fail(self, message: str) -> None:
+        """Fail the job if this run still owns it."""
+        await fail_job(self.store, self.job, message, expect_attempts=self.attempt)
+
+    async def with_lease(self, work: Any) -> None:
+        """Run `work` while keeping the lease; stop it (raising _Stop) if the lease is lost."""
+        work_task = asyncio.ensure_future(work)
+        lease_task = asyncio.create_task(self.keep_lease())
+        try:
+            done, _ = await asyncio.wait(
+                {work_task, lease_task}, return_when=asyncio.FIRST_COMPLETED
+            )
+        except asyncio.CancelledError:
+            # arq aborted the job, or the worker is shutting down: stop both and tell arq
+            work_task.cancel()
+            lease_task.cancel()
+            await asyncio.gather(work_task, lease_task, return_exceptions=True)
+            raise
+        if work_task in done:
+            lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lease_task
+            work_task.result()
+            return
+        # the lease ended first: another worker owns the job now, or it was cancelled
+        work_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await work_task
+        lease_task.result()
+        raise _Stop("lost the job's lease")
+
+    async def keep_lease(self) -> None:
+        """Keep arq's in-progress key alive `lease_s` ahead; return when the job is lost."""
+        redis = self.store.redis
+        key = in_progress_key_prefix + str(self.job.id)
+        lease_ms = int(self.lease_s * 1000)
+        while True:
+            try:
+                if not await redis.pexpire(key, lease_ms):
+                    # the key lapsed (a long stall, or Redis lost it): still ours?
+                    current = await get_job(self.store.db, self.job.id)
+                    if (
+                        current is None
+                        or current.status != JobStatus.PROCESSING
+                        or current.attempts != self.attempt
+                    ):
+                        return
+                    # NX: if another worker started the job meanwhile, it keeps it
+                    if not await redis.set(key, b"1", px=lease_ms, nx=True):
+                        return
+            except (RedisError, OSError) as exc:
+                # Redis blips must not kill a render: the Postgres guards still protect writes
+                log.warning("job %s: lease refresh failed: %s", self.job.id, exc)
+            await asyncio.sleep(self.lease_s / 3)
+
+    async def save(self, **fields: Any) -> None:
+        """A plain guarded write of this run (operation name, progress); _Stop if not ours."""
+        updated = await update_job(
+            self.store.db,
+            self.job.id,
+            expect=(JobStatus.PROCESSING,),
+            expect_attempts=self.attempt,
+            **fields,
+        )
+        if updated is None:
+            raise _Stop("the job was cancelled or taken over")
+
+    async def submit(self, request: VideoRequest) -> str:
+        """Start a generation and save its operation name before anything else happens."""
+        operation = await self.provider.submit(request)
+        await self.save(provider_operation=operation, progress=0.0)
+        log.info("job %s: submitted to %s as %s", self.job.id, self.provider.name, operation)
+        return operation
+
+    async def generate(self) -> None:
+        """Submit (or resume), poll with progress, download, store, complete."""
+        params = self.job.params
+        image = None
+        if params.get("image_key"):
+            image = await self.storage.get_bytes(params["image_key"])
+        request = video_request(params, image)
+        if self.operation is not None:
+            log.info("job %s: resuming operation %s", self.job.id, self.operation)
+        key = f"videos/{self.job.project_id}/{self.job.id}.mp4"
+        resubmits = 0
+        with tempfile.TemporaryDirectory(prefix="cf-job-") as tmp:
+            dest = Path(tmp) / "video.mp4"
+            while True:
+                try:
+                    if self.operation is None:
+                        self.operation = await self.submit(request)
+                    await self.wait_done(self.operation)
+                    await self.provider.download(self.operation, dest)
+                    break
+                except OperationLost as exc:
+                    # the provider forgot it (e.g. the local renderer of a dead worker)
+                    resubmits += 1
+                    if resubmits > MAX_RESUBMITS:
+                        raise ProviderError(f"the provider keeps losing it: {exc}") from exc
+                    log.info("job %s: %s; submitting again", self.job.id, exc)
+                    self.operation = None
+            await self.storage.put_file(key, dest, "video/mp4")
+        await self.complete(key, request)
+
+    async def wait_done(self, operation: str) -> None:
+        """Poll until done, publishing progress at most once per PROGRESS_INTERVAL_S."""
+        interval_s: float = getattr(self.provider, "poll_interval_s", 5.0)
+        last_tick = 0.0
+        last_progress: float | None = None
+        while True:
+            state = await self.provider.poll(operation)
+            if state.done:
+                return
+            now = time.monotonic()
+            progress = state.progress
+            due = now - last_tick >= PROGRESS_INTERVAL_S
+            if progress is not None and progress != last_progress and due:
+                # the row too, so clients polling GET /api/ai/jobs/{id} see it
+                await self.save(progress=progress)
+                await publish_progress(self.store, self.job.project_id, self.job.id, progress)
+                last_tick, last_progress = now, progress
+            await asyncio.sleep(interval_s)
+
+    async def complete(self, key: str, request: VideoRequest) -> None:
+        """Job completed with its result and node completed with the video, in one change."""
+        result = {
+            "video_key": key,
+            "mime_type": "video/mp4",
+            "duration": request.duration_s,
+            "resolution": request.resolution,
+            "aspect_ratio": request.aspect_ratio,
+        }
+        try:
+            await transition(
+                self.store,
+                self.job,
+                "job.completed",
+                expect=(JobStatus.PROCESSING,),
+                expect_attempts=self.attempt,
+                status=JobStatus.COMPLETED,
+                result=result,
+                progress=1.0,
+                node_status=NodeStatus.COMPLETED,
+                node_data={"video_key": key},
+            )
+        except GuardFailed:
+            raise _Stop("the job was cancelled or taken over before it completed") from None
+        _count(self.job, JobStatus.COMPLETED)
+
+
+async def claim(ctx: dict[str, Any], job_id: UUID) -> Job | None:
+    """Move the job to processing for this run (change `job.started`), or None to run nothing."""
+    store: Store = ctx["store"]
+    settings: Settings = ctx["settings"]
+    job = await get_job(store.db, job_id)
+    if job is None:
+        log.info("job %s: gone (its node or project was deleted)", job_id)
+        return None
+    if job.status in FINAL_STATUSES:
+        log.info("job %s: already %s; duplicate delivery runs nothing", job_id, job.status)
+        return None
+    job_try = int(ctx.get("job_try") or 1)
+    if job.status == JobStatus.PENDING:
+        expect: tuple[JobStatus, ...] = (JobStatus.PENDING,)
+    else:
+        if job_try <= 1:
+            # a first delivery of a job another run is processing: not ours to touch
+            log.info("job %s: already processing; duplicate delivery runs nothing", job_id)
+            return None
+        if job.attempts >= max(1, settings.job_max_tries):
+            await fail_job(
+                store,
+                job,
+                f"gave up after {job.attempts} attempts: the worker running it stopped",
+                expect_attempts=job.attempts,
+            )
+            return None
+        log.info("job %s: taking over after attempt %d (arq try %d)", job_id, job.attempts, job_try)
+        expect = (JobStatus.PROCESSING,)
+    try:
+        started, _ = await transition(
+            store,
+            job,
+            "job.started",
+            expect=expect,
+            expect_attempts=job.attempts,
+            status=JobStatus.PROCESSING,
+            add_attempt=True,
+        )
+    except GuardFailed:
+        log.info("job %s: changed under us (cancelled or claimed); running nothing", job_id)
+        return None
+    _count(started, JobStatus.PROCESSING)
+    return started
+
+
+async def generate_video(ctx: dict[str, Any], job_id: str) -> str:
+    """arq job: generate the video of job `job_id`; returns what happened, for arq's log."""
+    token = logs.job_id.set(job_id)
+    try:
+        job = await claim(ctx, UUID(job_id))
+        if job is None:
+            return "nothing to do"
+        logs.project_id.set(str(job.project_id))
+        return await _Run(ctx, job).run()
+    finally:
+        logs.job_id.reset(token)

@@ -1,0 +1,153 @@
+"""The worker process: `arq tasks.worker.WorkerSettings` (the Procfile's `worker:` line).
+
+Only settings, startup, shutdown and crons live here; the jobs are in
+tasks/video.py and the sweeper in tasks/sweeper.py.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from arq.connections import ArqRedis, RedisSettings
+from arq.cron import cron
+from arq.worker import func
+
+from db.changes import Store
+from db.channels import queue_name
+from db.connect import make_database
+from db.migrate import migrate
+from server.config import ConfigError, Settings, load_settings
+from tasks.providers.auto import make_provider
+from tasks.storage.auto import make_storage
+from tasks.sweeper import sweep_cron
+from tasks.video import FUNCTION, generate_video
+
+#: how far ahead a running job keeps its in-progress key: a dead worker's job is taken
+#: over this long after it died (arq's own expiry would wait for the whole job timeout)
+DEFAULT_LEASE_S = 30.0
+#: first wait before retrying a transient provider error; doubles on each try
+DEFAULT_RETRY_BASE_S = 5.0
+#: arq's own timeout sits this far above the job timeout: the job's deadline fires first
+_TIMEOUT_MARGIN_S = 60
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def lease_s() -> float:
+    """CANVASFLOW_JOB_LEASE_S: seconds a dead worker's job stays blocked before a takeover."""
+    return max(1.0, _env_float("CANVASFLOW_JOB_LEASE_S", DEFAULT_LEASE_S))
+
+
+def retry_base_s() -> float:
+    """CANVASFLOW_JOB_RETRY_BASE_S: the first backoff after a transient provider error."""
+    return max(0.0, _env_float("CANVASFLOW_JOB_RETRY_BASE_S", DEFAULT_RETRY_BASE_S))
+
+
+async def open_context(
+    settings: Settings, redis: ArqRedis, *, lease_s: float, retry_base_s: float
+) -> dict[str, Any]:
+    """What every job needs: Postgres, the Redis store, storage, the provider, the knobs."""
+    if not settings.database_url:
+        raise ConfigError("DATABASE_URL must be set for a worker.")
+    db = make_database(settings.database_url)
+    await db.connect()
+    # a worker may start before any web process: bring the schema up to date too
+    await migrate(db)
+    return {
+        "settings": settings,
+        "store": Store(db=db, redis=redis, namespace=settings.namespace),
+        "storage": make_storage(settings),
+        "provider": make_provider(settings),
+        "lease_s": lease_s,
+        "retry_base_s": retry_base_s,
+    }
+
+
+async def close_context(ctx: dict[str, Any]) -> None:
+    """Stop local renders and close Postgres (arq closes its Redis itself)."""
+    close = getattr(ctx.get("provider"), "aclose", None)
+    if close is not None:
+        await close()
+    store: Store | None = ctx.get("store")
+    if store is not None:
+        await store.db.disconnect()
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """arq on_startup: JSON logs, optional metrics endpoint, then the job context."""
+    from server.logs import configure_logging
+
+    configure_logging(os.environ.get("CANVASFLOW_LOG_LEVEL", "info"))
+    if not SETTINGS.redis_url:
+        raise ConfigError("REDIS_URL must be set for a worker.")
+    metrics_port = os.environ.get("CANVASFLOW_WORKER_METRICS_PORT")
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(int(metrics_port))
+    ctx.update(
+        await open_context(SETTINGS, ctx["redis"], lease_s=lease_s(), retry_base_s=retry_base_s())
+    )
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    """arq on_shutdown: release what startup opened."""
+    await close_context(ctx)
+
+
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """arq Worker keyword arguments for these settings (the test harness reuses them)."""
+    return {
+        "functions": [
+            func(
+                generate_video,
+                name=FUNCTION,
+                timeout=settings.job_timeout_s + _TIMEOUT_MARGIN_S,
+                # our own attempt count (job_max_tries) decides; arq's is only a backstop
+                max_tries=2 * settings.job_max_tries + 2,
+            )
+        ],
+        "cron_jobs": [
+            # named per namespace: arq's cron job ids are global to the Redis server
+            cron(
+                sweep_cron,
+                name=f"{settings.namespace}:sweep",
+                second={0, 30},
+                timeout=120,
+                run_at_startup=True,
+            )
+        ],
+        "queue_name": queue_name(settings.namespace),
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url or "redis://localhost:6379/0"),
+        "poll_delay": settings.worker_poll_delay_s,
+        # cancel (POST /api/ai/jobs/{id}/cancel) aborts the running job
+        "allow_abort_jobs": True,
+        "health_check_interval": 60,
+    }
+
+
+SETTINGS = load_settings()
+_OPTIONS = worker_options(SETTINGS)
+
+
+class WorkerSettings:
+    """What `arq tasks.worker.WorkerSettings` runs, configured from the environment."""
+
+    functions = _OPTIONS["functions"]
+    cron_jobs = _OPTIONS["cron_jobs"]
+    queue_name = _OPTIONS["queue_name"]
+    redis_settings = _OPTIONS["redis_settings"]
+    poll_delay = _OPTIONS["poll_delay"]
+    allow_abort_jobs = _OPTIONS["allow_abort_jobs"]
+    health_check_interval = _OPTIONS["health_check_interval"]
+    on_startup = startup
+    on_shutdown = shutdown

@@ -1,0 +1,180 @@
+"""The local renderer: real H.264 MP4s of the requested size and length, drawn from the prompt."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import time
+from pathlib import Path
+
+import av
+import pytest
+from PIL import Image
+
+from tasks.providers.base import InvalidRequest, OperationLost, VideoRequest
+from tasks.providers.local import LocalRenderer, frame_size, render_video
+
+
+def probe(path: Path) -> tuple[str, int, int, int, float]:
+    """Codec, width, height, frame count and duration (s) of an MP4."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(stream))
+        assert container.duration is not None
+        return (
+            stream.codec_context.name,
+            stream.width,
+            stream.height,
+            frames,
+            container.duration / av.time_base,
+        )
+
+
+def first_frame(path: Path) -> Image.Image:
+    """The first decoded frame of an MP4 as an RGB image."""
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        return frame.to_image()
+
+
+def test_frame_sizes() -> None:
+    """720p is 1280x720 and 1080p 1920x1080, swapped for portrait 9:16."""
+    assert frame_size("720p", "16:9") == (1280, 720)
+    assert frame_size("720p", "9:16") == (720, 1280)
+    assert frame_size("1080p", "16:9") == (1920, 1080)
+    assert frame_size("1080p", "9:16") == (1080, 1920)
+
+
+@pytest.mark.parametrize(
+    ("resolution", "duration_s", "aspect_ratio", "size"),
+    [("720p", 4, "16:9", (1280, 720)), ("720p", 6, "9:16", (720, 1280))],
+)
+def test_render_makes_h264_of_requested_size_and_length(
+    tmp_path: Path, resolution: str, duration_s: int, aspect_ratio: str, size: tuple[int, int]
+) -> None:
+    """The clip is H.264 at the requested size, 24 fps for exactly the requested duration."""
+    dest = tmp_path / "clip.mp4"
+    request = VideoRequest(
+        prompt="a paper boat on a rainy street",
+        resolution=resolution,
+        duration_s=duration_s,
+        aspect_ratio=aspect_ratio,
+        negative_prompt="people",
+    )
+    render_video(request, dest)
+    codec, width, height, frames, duration = probe(dest)
+    assert codec == "h264"
+    assert (width, height) == size
+    assert frames == duration_s * 24
+    assert duration == pytest.approx(duration_s, abs=0.05)
+
+
+def test_prompt_decides_the_look(tmp_path: Path) -> None:
+    """Two prompts give different pictures; the same prompt and seed give the same one."""
+    frames = []
+    for i, prompt in enumerate(["a red fox", "a blue whale", "a red fox"]):
+        dest = tmp_path / f"{i}.mp4"
+        render_video(
+            VideoRequest(
+                prompt=prompt, resolution="720p", duration_s=4, aspect_ratio="16:9", seed=7
+            ),
+            dest,
+        )
+        frames.append(first_frame(dest).resize((64, 36)).tobytes())
+    assert frames[0] == frames[2]
+    assert frames[0] != frames[1]
+
+
+def test_input_image_is_the_background(tmp_path: Path) -> None:
+    """With an input image, the frames show that image (a solid green image gives green frames)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (1600, 900), (0, 200, 0)).save(buf, "PNG")
+    dest = tmp_path / "image.mp4"
+    request = VideoRequest(
+        prompt="grass", resolution="720p", duration_s=4, aspect_ratio="16:9", image=buf.getvalue()
+    )
+    render_video(request, dest)
+    # the top left corner is outside the caption panel
+    r, g, b = first_frame(dest).crop((100, 100, 300, 200)).resize((1, 1)).getpixel((0, 0))  # type: ignore[misc]
+    assert g > 150 and r < 60 and b < 60
+
+
+def test_undecodable_image_is_invalid_request(tmp_path: Path) -> None:
+    """An input image that does not decode is a permanent InvalidRequest, not a crash."""
+    request = VideoRequest(
+        prompt="x", resolution="720p", duration_s=4, aspect_ratio="16:9", image=b"not an image"
+    )
+    with pytest.raises(InvalidRequest):
+        render_video(request, tmp_path / "x.mp4")
+
+
+def test_check_refuses_what_it_cannot_make() -> None:
+    """check() refuses audio (the local renderer is silent) and out-of-range values."""
+    renderer = LocalRenderer()
+    ok = VideoRequest(prompt="x", resolution="720p", duration_s=4, aspect_ratio="16:9")
+    renderer.check(ok)
+    for bad in (
+        VideoRequest(
+            prompt="x", resolution="720p", duration_s=4, aspect_ratio="16:9", generate_audio=True
+        ),
+        VideoRequest(prompt="x", resolution="4k", duration_s=4, aspect_ratio="16:9"),
+        VideoRequest(prompt="x", resolution="720p", duration_s=5, aspect_ratio="16:9"),
+        VideoRequest(prompt="x", resolution="720p", duration_s=4, aspect_ratio="1:1"),
+    ):
+        with pytest.raises(InvalidRequest):
+            renderer.check(bad)
+
+
+async def test_operation_reports_progress_and_downloads(tmp_path: Path) -> None:
+    """submit() renders off the event loop; poll() climbs to done; download() hands over the MP4."""
+    renderer = LocalRenderer(work_dir=tmp_path)
+    request = VideoRequest(prompt="a kite", resolution="720p", duration_s=8, aspect_ratio="16:9")
+    started = time.perf_counter()
+    operation = await renderer.submit(request)
+    progress: list[float] = []
+    loop_lag = 0.0
+    while True:
+        before = time.perf_counter()
+        await asyncio.sleep(0.05)
+        # the event loop stays responsive while the render runs in a thread
+        loop_lag = max(loop_lag, time.perf_counter() - before - 0.05)
+        state = await renderer.poll(operation)
+        if state.done:
+            break
+        assert state.progress is not None
+        progress.append(state.progress)
+    elapsed = time.perf_counter() - started
+    assert progress == sorted(progress) and 0 < progress[-1] < 1
+    assert loop_lag < 0.5
+    dest = tmp_path / "out.mp4"
+    await renderer.download(operation, dest)
+    assert probe(dest)[3] == 8 * 24
+    print(f"render 8 s 720p: {elapsed:.2f} s")
+    # downloaded operations are forgotten, like a provider's expired ones
+    with pytest.raises(OperationLost):
+        await renderer.poll(operation)
+
+
+async def test_unknown_operation_is_lost(tmp_path: Path) -> None:
+    """poll() and download() of an operation this process never started raise OperationLost."""
+    renderer = LocalRenderer(work_dir=tmp_path)
+    with pytest.raises(OperationLost):
+        await renderer.poll("local-unknown")
+    with pytest.raises(OperationLost):
+        await renderer.download("local-unknown", tmp_path / "x.mp4")
+
+
+async def test_cancel_stops_the_render(tmp_path: Path) -> None:
+    """A cancelled render stops within a frame or two and leaves no files behind."""
+    renderer = LocalRenderer(work_dir=tmp_path)
+    request = VideoRequest(prompt="a kite", resolution="720p", duration_s=8, aspect_ratio="16:9")
+    operation = await renderer.submit(request)
+    await asyncio.sleep(0.3)
+    await renderer.cancel(operation)
+    task = renderer.operations[operation].task if operation in renderer.operations else None
+    if task is not None:
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
+    await asyncio.sleep(0)
+    assert operation not in renderer.operations
+    assert not os.listdir(tmp_path)

@@ -1,0 +1,180 @@
+"""A real arq worker for tests: in the test's event loop (drain or background), or as a process.
+
+`WorkerHarness.drain()` runs a burst worker until the queue is empty, so a
+test can act, drain, then assert. `start()`/`stop()` keep a worker running
+while the test acts (cancel, progress). `worker_process()` starts the
+Procfile's command line for kill tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from typing import Any
+
+import httpx
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.worker import Worker
+from PIL import Image
+
+from db.changes import Store
+from db.channels import queue_name
+from server.config import Settings
+from tasks.providers.local import LocalRenderer
+from tasks.worker import close_context, open_context, worker_options
+from tests.conftest import Account, Services
+from tests.procs import WorkerProc
+
+
+class WorkerHarness:
+    """arq Workers sharing one job context (Postgres, storage, one LocalRenderer)."""
+
+    def __init__(self, settings: Settings, *, lease_s: float = 5.0, retry_base_s: float = 0.05):
+        self.settings = settings
+        self.lease_s = lease_s
+        self.retry_base_s = retry_base_s
+        self.queue: ArqRedis | None = None
+        self.ctx: dict[str, Any] = {}
+        self._running: tuple[Worker, asyncio.Task[None]] | None = None
+
+    async def __aenter__(self) -> WorkerHarness:
+        assert self.settings.redis_url
+        self.queue = await create_pool(
+            RedisSettings.from_dsn(self.settings.redis_url),
+            default_queue_name=queue_name(self.settings.namespace),
+        )
+        self.ctx = await open_context(
+            self.settings, self.queue, lease_s=self.lease_s, retry_base_s=self.retry_base_s
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+        await close_context(self.ctx)
+        if self.queue is not None:
+            await self.queue.aclose()
+
+    @property
+    def store(self) -> Store:
+        """The job context's Postgres and Redis."""
+        store: Store = self.ctx["store"]
+        return store
+
+    @property
+    def renderer(self) -> LocalRenderer:
+        """The provider jobs run with (the local renderer in tests)."""
+        provider = self.ctx["provider"]
+        assert isinstance(provider, LocalRenderer)
+        return provider
+
+    def worker(self, *, burst: bool) -> Worker:
+        """An arq Worker with the production options, minus signals and crons."""
+        assert self.queue is not None
+        options = worker_options(self.settings)
+        options.update(
+            cron_jobs=None,
+            redis_settings=None,
+            redis_pool=self.queue,
+            burst=burst,
+            handle_signals=False,
+            ctx=self.ctx,
+            poll_delay=0.02,
+        )
+        return Worker(**options)
+
+    async def drain(self) -> Worker:
+        """Run every queued job (including deferred retries) to the end; returns the worker."""
+        worker = self.worker(burst=True)
+        await worker.async_run()
+        return worker
+
+    async def start(self) -> Worker:
+        """A worker running in the background until `stop()`."""
+        assert self._running is None
+        worker = self.worker(burst=False)
+        self._running = (worker, asyncio.create_task(worker.async_run()))
+        return worker
+
+    async def stop(self) -> None:
+        """Stop the background worker and the jobs it runs (arq hands them back to the queue)."""
+        if self._running is None:
+            return
+        worker, task = self._running
+        self._running = None
+        task.cancel()
+        running = list(worker.tasks.values())
+        for job_task in running:
+            job_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.gather(*running, return_exceptions=True)
+
+
+def worker_process(services: Services, **env: str) -> WorkerProc:
+    """`python -m arq tasks.worker.WorkerSettings` with this run's database, Redis and data."""
+    env.setdefault("CANVASFLOW_JOB_LEASE_S", "2")
+    return WorkerProc(services, **env)
+
+
+async def wait_for_job(
+    client: httpx.AsyncClient,
+    who: Account,
+    job_id: str,
+    statuses: tuple[str, ...] = ("completed", "failed", "cancelled"),
+    timeout_s: float = 45,
+) -> dict[str, Any]:
+    """Poll GET /api/ai/jobs/{id} until its status is one of `statuses`; returns the job."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        r = await client.get(f"/api/ai/jobs/{job_id}", headers=who.headers)
+        assert r.status_code == 200, r.text
+        job: dict[str, Any] = r.json()
+        if job["status"] in statuses:
+            return job
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"job still {job['status']} after {timeout_s} s: {job}")
+        await asyncio.sleep(0.05)
+
+
+def image_bytes(
+    fmt: str = "PNG",
+    size: tuple[int, int] = (640, 360),
+    color: tuple[int, int, int] = (200, 30, 30),
+) -> bytes:
+    """An image file of one colour, encoded as `fmt`."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, fmt)
+    return buf.getvalue()
+
+
+async def upload_image(
+    client: httpx.AsyncClient,
+    who: Account,
+    project_id: str,
+    data: bytes,
+    *,
+    filename: str = "picture.png",
+    node_id: str | None = None,
+) -> httpx.Response:
+    """POST the image to the project's uploads as multipart field `file`."""
+    fields = {"node_id": node_id} if node_id is not None else None
+    return await client.post(
+        f"/api/projects/{project_id}/uploads",
+        files={"file": (filename, data, "application/octet-stream")},
+        data=fields,
+        headers=who.headers,
+    )
+
+
+def video_body(node_id: str, **overrides: Any) -> dict[str, Any]:
+    """A valid generate-video body (the cheapest clip: 720p, 4 s)."""
+    body: dict[str, Any] = {
+        "node_id": node_id,
+        "prompt": "a paper boat sails down a rainy street",
+        "resolution": "720p",
+        "duration": 4,
+        "aspect_ratio": "16:9",
+    }
+    body.update(overrides)
+    return body
