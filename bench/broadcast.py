@@ -134,7 +134,9 @@ def measure_canvasflow(ctx: Context, n: int) -> dict[str, Any]:
             return {
                 "subscribed": pool.ready["subscribed"],
                 "connect_errors": pool.ready["errors"],
-                "paced": phase(pool, meter, send, rate, paced),
+                "paced": phase(
+                    pool, meter, send, rate, paced, ctx.profile_path(f"broadcast-n{n}-paced")
+                ),
                 "burst": phase(
                     pool, meter, send, None, burst, ctx.profile_path(f"broadcast-n{n}-burst")
                 ),

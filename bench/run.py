@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -60,6 +61,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="py-spy the web process in the measured windows (stacks beside the JSON)",
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SIZE=VALUE",
+        help="override one of bench.plan.Sizes, e.g. --set broadcast_clients=1000 "
+        "(tuples comma-separated); the JSON records every size used",
+    )
     p.add_argument("--reference", action="store_true", help="also write bench/reference.json")
     p.add_argument("--out", type=Path, default=RESULTS, help="directory of the JSON results")
     p.add_argument(
@@ -80,6 +89,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="abort the whole run after this long (default 40, smoke 2)",
     )
     return p.parse_args(argv)
+
+
+def override(sizes: Sizes, assignments: list[str]) -> Sizes:
+    """`sizes` with `name=value` assignments applied, each value parsed as its field's type."""
+    changes: dict[str, Any] = {}
+    for assignment in assignments:
+        name, _, raw = assignment.partition("=")
+        if not hasattr(sizes, name):
+            raise SystemExit(f"--set {name}: no such size (see bench/plan.py Sizes)")
+        current = getattr(sizes, name)
+        if isinstance(current, tuple):
+            kind = type(current[0]) if current else float
+            changes[name] = tuple(kind(x) for x in raw.split(",") if x)
+        else:
+            changes[name] = type(current)(raw)
+    return dataclasses.replace(sizes, **changes)
 
 
 def resolve_services(args: argparse.Namespace) -> tuple[str, str]:
@@ -157,7 +182,7 @@ def probe_features(ctx: Context) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run the selected measurements; print the table; write the JSON."""
     args = parse_args(argv)
-    sizes: Sizes = SMOKE if args.smoke else Sizes()
+    sizes: Sizes = override(SMOKE if args.smoke else Sizes(), args.set)
     max_s = 60 * (args.max_minutes or (2 if args.smoke else 40))
     selected = {x.strip() for x in args.only.split(",") if x.strip()}
 
