@@ -22,6 +22,13 @@ const app = {
     this.user = user;
     renderUserMenu();
   },
+  /** The session is over (revoked or expired): back to the log-in form. */
+  sessionEnded() {
+    if (!this.user) return;
+    this.setUser(null);
+    toast("Your session ended. Log in again.", "error");
+    this.navigate("#/login");
+  },
 };
 
 function renderUserMenu() {
@@ -83,12 +90,7 @@ async function route() {
   main.focus({ preventScroll: true });
 }
 
-setUnauthenticatedHandler(() => {
-  if (!app.user) return;
-  app.setUser(null);
-  toast("Your session ended. Log in again.", "error");
-  app.navigate("#/login");
-});
+setUnauthenticatedHandler(() => app.sessionEnded());
 
 window.addEventListener("hashchange", route);
 route();

@@ -48,8 +48,8 @@ class CanvasView {
     this.applyView();
     this.loadProject();
     this.live = openLive(projectId, this.store, {
-      onStatus: (status, detail) => this.showLinkStatus(status, detail),
-      onError: (message) => toast(message, "error"),
+      onStatus: (status) => this.showLinkStatus(status),
+      onEnded: (reason) => this.ended(reason),
     });
   }
 
@@ -185,8 +185,7 @@ class CanvasView {
 
   async loadProject() {
     try {
-      const project = await api.getProject(this.projectId);
-      this.store.project = project;
+      this.store.putProjectFromRest(await api.getProject(this.projectId));
       this.showProjectName();
     } catch (err) {
       if (err.status === 404 || err.status === 422) {
@@ -212,7 +211,7 @@ class CanvasView {
       return;
     }
     try {
-      this.store.project = await api.renameProject(this.projectId, name);
+      this.store.putProjectFromRest(await api.renameProject(this.projectId, name));
       this.showProjectName();
     } catch (err) {
       toast(err.message, "error");
@@ -231,15 +230,23 @@ class CanvasView {
 
   onStoreChange(reason) {
     if (this.store.deleted) {
-      if (!this.leaving) {
-        this.leaving = true;
-        toast("This project was deleted.", "error");
-        this.app.navigate("#/");
-      }
+      this.ended("deleted");
       return;
     }
     if (reason === "project.updated") this.showProjectName();
     this.scheduleRender();
+  }
+
+  /** The project can no longer be shown here: deleted, gone, or the session ended. */
+  ended(reason) {
+    if (this.leaving || this.disposed) return;
+    this.leaving = true;
+    if (reason === "unauthenticated") {
+      this.app.sessionEnded();
+      return;
+    }
+    toast(reason === "deleted" ? "This project was deleted." : "That project does not exist (any more).", "error");
+    this.app.navigate("#/");
   }
 
   scheduleRender() {

@@ -1,20 +1,64 @@
-// The live link between a canvas and the server. Until the websocket client lands this
-// loads the project's state over REST once.
-import { api } from "./api.js";
+// The live link between a canvas and the server, through the websocket client
+// (/cf-client.js): it reconnects with backoff, resumes with `since`, fills gaps, and
+// applies snapshot and events to the state the canvas draws.
+import { CanvasflowClient } from "../cf-client.js";
 
-/** Keep `store` equal to the server's state of `projectId`; returns `{close}`. */
-export function openLive(projectId, store, { onStatus }) {
-  let closed = false;
-  onStatus("connecting");
-  (async () => {
-    const [nodes, connections] = await Promise.all([api.listNodes(projectId), api.listConnections(projectId)]);
-    if (closed) return;
-    store.applySnapshot({ nodes, connections, jobs: [] });
-    onStatus("offline");
-  })().catch(() => onStatus("offline"));
+/** Reconnect attempts in a row after which the indicator says "offline". */
+const OFFLINE_AFTER_ATTEMPTS = 3;
+
+/**
+ * Keep `store` equal to the server's state of `projectId`.
+ * `onStatus(state)` gets "connecting", "live", "reconnecting" or "offline";
+ * `onEnded(reason)` "deleted", "not_found" or "unauthenticated". Returns `{close}`.
+ */
+export function openLive(projectId, store, { onStatus, onEnded }) {
+  let failures = 0;
+  let status = null;
+  const show = (next) => {
+    if (next !== status) onStatus((status = next));
+  };
+  const client = new CanvasflowClient({
+    onStatus(clientStatus) {
+      if (clientStatus === "live") {
+        failures = 0;
+        show("live");
+      } else if (clientStatus === "reconnecting") {
+        failures += 1;
+        show(!navigator.onLine || failures > OFFLINE_AFTER_ATTEMPTS ? "offline" : "reconnecting");
+      } else if (clientStatus === "connecting") {
+        show(navigator.onLine ? "connecting" : "offline");
+      } else if (clientStatus === "unauthenticated") {
+        show("offline");
+        onEnded("unauthenticated");
+      } else if (clientStatus === "forbidden") {
+        show("offline");
+      }
+    },
+  });
+  const subscription = client.subscribe(projectId, {
+    onChange(state, reason) {
+      if (reason === "ended") {
+        onEnded("deleted");
+        return;
+      }
+      store.changed(reason);
+    },
+    onError(error) {
+      if (error.code === "project_not_found") onEnded("not_found");
+    },
+  });
+  store.attach(subscription.state);
+  // the browser knows before the socket does: say so at once
+  const offline = () => show("offline");
+  const online = () => show(client.ws && client.ws.readyState === 1 ? "live" : "reconnecting");
+  window.addEventListener("offline", offline);
+  window.addEventListener("online", online);
   return {
     close() {
-      closed = true;
+      window.removeEventListener("offline", offline);
+      window.removeEventListener("online", online);
+      subscription.unsubscribe();
+      client.close();
     },
   };
 }

@@ -232,7 +232,7 @@ class ImageView extends NodeView {
       id: inputId,
       class: "sr-only",
       type: "file",
-      accept: "image/png,image/jpeg,image/webp,image/gif",
+      accept: "image/png,image/jpeg,image/webp",
       tabindex: "-1",
       onchange: () => {
         if (this.file.files[0]) this.upload(this.file.files[0]);
