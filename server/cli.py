@@ -1,4 +1,4 @@
-"""The `canvasflow` command: dev, web, worker, migrate."""
+"""The `canvasflow` command: dev, web, worker, migrate, watch."""
 
 from __future__ import annotations
 
@@ -105,6 +105,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Follow a project's events over the websocket (server/watch.py)."""
+    from server.watch import main_watch
+
+    return main_watch(args.project_id, args.url, args.token, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `canvasflow` command."""
     parser = argparse.ArgumentParser(prog="canvasflow", description=__doc__)
@@ -122,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
     mig = sub.add_parser("migrate", help="apply schema.sql")
     mig.set_defaults(func=cmd_migrate)
+    watch = sub.add_parser("watch", help="print a project's live events, resuming after drops")
+    watch.add_argument("project_id")
+    watch.add_argument("--url", help="server address (default $CANVASFLOW_URL or the public URL)")
+    watch.add_argument("--token", help="a session token (default $CANVASFLOW_TOKEN)")
+    watch.add_argument("--json", action="store_true", help="print the raw frames, one a line")
+    watch.set_defaults(func=cmd_watch)
     return parser
 
 
