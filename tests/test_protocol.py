@@ -139,3 +139,15 @@ def test_close_codes_are_distinct_and_in_range() -> None:
     codes = [c.value for c in protocol.CloseCode]
     assert len(set(codes)) == len(codes)
     assert all(1000 <= c <= 1015 or 4000 <= c <= 4999 for c in codes)
+
+
+def test_docs_list_every_close_and_error_code() -> None:
+    """docs/protocol.md's websocket section has a row for every close code and error code."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+    section = text.split("<!-- section: websocket")[1].split("<!-- end section: websocket -->")[0]
+    for close in protocol.CloseCode:
+        assert f"| {close.value} |" in section, f"close code {close.value} is not documented"
+    for error in ErrorCode:
+        assert f"| `{error.value}` |" in section, f"error code {error.value} is not documented"
