@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import subprocess
 from typing import Any
 
 import httpx
@@ -24,7 +25,7 @@ from server.config import Settings
 from tasks.providers.local import LocalRenderer
 from tasks.worker import close_context, open_context, worker_options
 from tests.conftest import Account, Services
-from tests.procs import WorkerProc
+from tests.procs import ROOT, WorkerProc
 
 
 class WorkerHarness:
@@ -111,10 +112,24 @@ class WorkerHarness:
         await asyncio.gather(*running, return_exceptions=True)
 
 
-def worker_process(services: Services, **env: str) -> WorkerProc:
-    """`python -m arq tasks.worker.WorkerSettings` with this run's database, Redis and data."""
+class WorkerProcess(WorkerProc):
+    """The Procfile's worker as a child process, its log file closed in this process once started."""
+
+    def start(self) -> WorkerProcess:
+        """Start the process (again), appending its output to the log file."""
+        with self.log_path.open("ab") as log:
+            # the child has its own copy of the descriptor; ours must not leak
+            self.popen = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdout=log, stderr=log)
+        return self
+
+
+def worker_process(services: Services, **env: str) -> WorkerProcess:
+    """`python -m arq tasks.worker.WorkerSettings` with this run's database, Redis and data.
+
+    The lease is 2 s, so a killed worker's job is taken over 2 s after the kill.
+    """
     env.setdefault("CANVASFLOW_JOB_LEASE_S", "2")
-    return WorkerProc(services, **env)
+    return WorkerProcess(services, **env)
 
 
 async def wait_for_job(
