@@ -64,6 +64,8 @@ async def open_context(
     await migrate(db)
     return {
         "settings": settings,
+        # arq sets the same pool as ctx["redis"] when it runs; set here for direct callers too
+        "redis": redis,
         "store": Store(db=db, redis=redis, namespace=settings.namespace),
         "storage": make_storage(settings),
         "provider": make_provider(settings),
