@@ -38,11 +38,13 @@ DO_NOT_RETRY = frozenset({4400, 4401, 4403})
 
 @dataclass(frozen=True)
 class Backoff:
-    """Reconnect delays: `min(cap_s, base_s * factor**attempt)`, times a random jitter."""
+    """Reconnect delays: `min(cap_s, base_s * factor**attempt)`, times a random jitter.
+
+    The defaults are docs/protocol.md's: full jitter, 0.5 s doubling up to 15 s."""
 
     base_s: float = 0.5
     factor: float = 2.0
-    cap_s: float = 10.0
+    cap_s: float = 15.0
     #: "full": uniform in [0, delay]; "equal": delay/2 + uniform in [0, delay/2]
     jitter: str = "full"
 
@@ -78,6 +80,8 @@ class ClientState:
     token: str
     last_seq: int | None = None
     subscribed: bool = False
+    #: a resubscribe after a gap is in flight: events wait for its answer
+    awaiting_answer: bool = False
     ever_subscribed: bool = False
     received: int = 0
     disconnected_at: float | None = None
@@ -133,25 +137,32 @@ class ClientProcess:
         self.records = Records()
         self.rng = random.Random(spec.seed)
         self.stopping = False
+        #: delayed resubscribes in flight (kept so they are not garbage-collected)
+        self.later: set[asyncio.Task[None]] = set()
         self.tasks: list[asyncio.Task[None]] = []
         self.sockets: dict[int, Any] = {}
         self.connect_gate = asyncio.Semaphore(spec.connect_concurrency)
 
-    def handle(self, state: ClientState, raw: str | bytes) -> None:
-        """Record one frame."""
+    def handle(self, state: ClientState, raw: str | bytes) -> str | None:
+        """Record one frame; returns what the client must do as docs/protocol.md says:
+        "resubscribe" (a gap: subscribe again with since) or "retry" (subscribe later)."""
         now = time.monotonic()
         rec = self.records
         state.received += 1
         msg = _decode(raw)
         kind = msg.get("type")
         if kind == "event":
+            if state.awaiting_answer:
+                return None  # rule 4: ignore events until the resubscribe is answered
             seq = msg.get("seq")
             if isinstance(seq, int) and state.last_seq is not None:
                 if seq <= state.last_seq:
                     rec.duplicates += 1
-                    return
+                    return None
                 if seq > state.last_seq + 1:
                     rec.gaps += 1
+                    state.awaiting_answer = True
+                    return "resubscribe"
             rec.events += 1
             rec.event_bytes += len(raw)
             if rec.sample_frame is None:
@@ -170,11 +181,11 @@ class ClientProcess:
             rec.progress_value.append(float(msg.get("progress", -1)))
             rec.progress_t.append(now)
         elif kind in ("snapshot", "subscribed"):
+            # rule 1: after a snapshot or `subscribed`, the state held is as of its seq
             seq = msg.get("seq")
-            # a snapshot is the whole state as of its seq; "subscribed" confirms a replay
-            replayed_to = kind == "subscribed" and state.last_seq is None
-            if isinstance(seq, int) and (kind == "snapshot" or replayed_to):
+            if isinstance(seq, int):
                 state.last_seq = seq
+            state.awaiting_answer = False
             if not state.subscribed:
                 state.subscribed = True
                 if state.ever_subscribed and state.resubscribed_at is None:
@@ -183,8 +194,22 @@ class ClientProcess:
         elif kind == "error":
             code = str(msg.get("code"))
             rec.error(f"frame:{code}")
-            if "resync" in code or "slow" in code:
-                rec.resyncs += 1
+            if code == "unavailable" and not state.subscribed:
+                return "retry"
+        return None
+
+    def subscribe_frame(self, state: ClientState) -> str:
+        """`subscribe`, with `since` when the client holds a state."""
+        frame: dict[str, Any] = {"type": "subscribe", "project_id": state.project_id}
+        if state.last_seq is not None:
+            frame["since"] = state.last_seq
+        return msgspec.json.encode(frame).decode()
+
+    async def subscribe_later(self, ws: Any, state: ClientState, delay_s: float) -> None:
+        """Subscribe again after `delay_s` (the server could not serve the last one)."""
+        await asyncio.sleep(delay_s)
+        with contextlib.suppress(Exception):
+            await ws.send(self.subscribe_frame(state))
 
     async def run_client(self, index: int) -> None:
         """Connect, subscribe, read until told to stop; reconnect with the backoff if set."""
@@ -211,18 +236,23 @@ class ClientProcess:
                     )
                 self.sockets[index] = ws
                 try:
+                    state.awaiting_answer = False
                     if spec.subscribe:
-                        frame: dict[str, Any] = {
-                            "type": "subscribe",
-                            "project_id": state.project_id,
-                        }
-                        if state.last_seq is not None:
-                            frame["since"] = state.last_seq
-                        await ws.send(msgspec.json.encode(frame).decode())
+                        await ws.send(self.subscribe_frame(state))
                     else:
                         state.subscribed = state.ever_subscribed = True
+                    retries = 0
                     async for raw in ws:
-                        self.handle(state, raw)
+                        action = self.handle(state, raw)
+                        if action == "resubscribe":
+                            await ws.send(self.subscribe_frame(state))
+                        elif action == "retry":
+                            backoff = spec.backoff or Backoff()
+                            delay = backoff.delay(retries, self.rng)
+                            retries += 1
+                            task = asyncio.create_task(self.subscribe_later(ws, state, delay))
+                            self.later.add(task)
+                            task.add_done_callback(self.later.discard)
                 finally:
                     self.sockets.pop(index, None)
                     await ws.close()

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -120,13 +121,19 @@ def resolve_services(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def documented_backoff() -> tuple[Backoff, str]:
-    """The reconnect backoff the protocol documents (docs/protocol.md), or a stated default."""
+    """The reconnect backoff docs/protocol.md documents ("a random delay between 0 and
+    min(15 s, 0.5 s x 2^attempt)", with a multiplication sign), read from it so the bench
+    follows the doc."""
     doc = ROOT / "docs" / "protocol.md"
     text = doc.read_text() if doc.exists() else ""
-    # the documented numbers, kept here beside where they were read from (see the README)
-    if "backoff" in text.lower():
-        return Backoff(), "docs/protocol.md"
-    return Backoff(), "bench default (protocol doc has no backoff yet)"
+    found = re.search(
+        r"min\(\s*([\d.]+)\s*s,\s*([\d.]+)\s*s\s*[\u00d7x*]\s*([\d.]+)\s*\^\s*attempt\s*\)", text
+    )
+    if found is None:
+        return Backoff(), "bench default (docs/protocol.md states no backoff formula)"
+    cap_s, base_s, factor = (float(g) for g in found.groups())
+    jitter = "full" if "full jitter" in text else "none"
+    return Backoff(base_s=base_s, factor=factor, cap_s=cap_s, jitter=jitter), "docs/protocol.md"
 
 
 def probe_features(ctx: Context) -> dict[str, Any]:
