@@ -8,12 +8,14 @@ collected so a test can fail on any JavaScript exception.
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from PIL import Image, ImageDraw
 from playwright.async_api import Browser, BrowserContext, Locator, Page, async_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,6 +182,34 @@ class CanvasPage:
         )
         return float(xy[0]), float(xy[1])
 
+    async def upload_image(self, node_id: str, data: bytes, name: str = "dawn.png") -> None:
+        """Choose `data` as the image node's file and wait until the node shows it."""
+        node = self.node(node_id)
+        await node.locator('input[type="file"]').set_input_files(
+            {"name": name, "mimeType": "image/png", "buffer": data}
+        )
+        await node.locator("img.image-preview").wait_for()
+        await node.page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0",
+            arg=await node.locator("img.image-preview").element_handle(),
+        )
+
+    async def record_progress(self, node_id: str) -> None:
+        """Start recording every value the video node's progress bar shows (window.cfProgress)."""
+        await self.node(node_id).locator('[role="progressbar"]').evaluate(
+            """bar => {
+                window.cfProgress = [];
+                new MutationObserver(() => {
+                    if (!bar.hidden) window.cfProgress.push(Number(bar.getAttribute('aria-valuenow')));
+                }).observe(bar, {attributes: true});
+            }"""
+        )
+
+    async def recorded_progress(self) -> list[float]:
+        """The progress values recorded since record_progress."""
+        values = await self.page.evaluate("window.cfProgress || []")
+        return [float(v) for v in values]
+
     async def screenshot(self, name: str) -> Path:
         """Save a PNG of the tab as `screenshot-{name}.png` in SCREENSHOT_DIR."""
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
@@ -190,6 +220,24 @@ class CanvasPage:
     def assert_no_errors(self) -> None:
         """Fail if the page threw an uncaught exception."""
         assert not self.errors, f"uncaught page errors: {self.errors}"
+
+
+def make_png(width: int = 640, height: int = 360) -> bytes:
+    """A PNG of a dawn sky over hills, drawn with Pillow."""
+    image = Image.new("RGB", (width, height))
+    draw = ImageDraw.Draw(image)
+    for y in range(height):
+        t = y / height
+        draw.line([(0, y), (width, y)], fill=(int(40 + 200 * t), int(40 + 90 * t), int(110 - 40 * t)))
+    draw.ellipse((width * 0.6, height * 0.45, width * 0.75, height * 0.7), fill=(255, 214, 120))
+    draw.polygon(
+        [(0, height), (0, height * 0.7), (width * 0.3, height * 0.55), (width * 0.6, height * 0.75),
+         (width, height * 0.6), (width, height)],
+        fill=(22, 38, 40),
+    )
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()
 
 
 #: page script: visible text whose colour contrast with its background is below WCAG AA

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
 from db.changes import Store
+from tasks.storage.auto import make_storage
 from tests.browser_utils import (
     CONTRAST_FAILURES_JS,
     PASSWORD,
     UNLABELLED_JS,
     CanvasPage,
     launch_chromium,
+    make_png,
 )
-from tests.conftest import ServerThread
+from tests.conftest import ServerThread, Services, settings_for
+from tests.worker_utils import WorkerHarness
+
+PROMPT = "A red fox trotting through snowy pines at dawn, cinematic light"
+#: a job may wait for the worker's pickup and a CPU render: allow it this long, in ms
+RENDER_WAIT_MS = 60_000
 
 
 @pytest.fixture
@@ -23,6 +33,14 @@ async def browser() -> AsyncIterator[Browser]:
     """A headless Debian Chromium for one test."""
     async with launch_chromium() as b:
         yield b
+
+
+@pytest.fixture
+async def worker(services: Services) -> AsyncIterator[WorkerHarness]:
+    """A real arq worker with the local renderer, running while the test acts."""
+    async with WorkerHarness(settings_for(services)) as harness:
+        await harness.start()
+        yield harness
 
 
 @pytest.fixture
@@ -181,3 +199,244 @@ async def test_narrow_window(browser: Browser, server: ServerThread) -> None:
     assert await page.evaluate(CONTRAST_FAILURES_JS) == []
     await tab.screenshot("narrow")
     tab.assert_no_errors()
+
+
+async def build_graph(tab: CanvasPage, image: bytes | None = None) -> dict[str, str]:
+    """Add a prompt (with text), an image (with `image` uploaded) and a video node, wired up."""
+    ids = {"prompt": await tab.add_node("prompt")}
+    await tab.node(ids["prompt"]).get_by_label("Prompt text").fill(PROMPT)
+    if image is not None:
+        ids["image"] = await tab.add_node("image")
+    ids["video"] = await tab.add_node("video")
+    await tab.connect(ids["prompt"], ids["video"])
+    if image is not None:
+        await tab.connect(ids["image"], ids["video"])
+        await tab.upload_image(ids["image"], image)
+        await expect(tab.node(ids["video"]).locator(".input-value").nth(1)).to_have_text(
+            "Connected image"
+        )
+    return ids
+
+
+async def job_rows(store: Store, project_id: str) -> list[dict[str, object]]:
+    """The project's jobs as stored, oldest first."""
+    rows = await store.db.fetch_all(
+        "SELECT id::text AS id, status::text AS status, params, error FROM jobs "
+        "WHERE project_id = :p ORDER BY created_at",
+        {"p": project_id},
+    )
+    return [
+        {**dict(r), "params": json.loads(r["params"]) if isinstance(r["params"], str) else r["params"]}
+        for r in rows
+    ]
+
+
+async def wait_for_video(tab: CanvasPage, node_id: str) -> None:
+    """Wait until the node's <video> has a decoded frame and a duration."""
+    await tab.node(node_id).locator("video").evaluate(
+        """v => new Promise((resolve, reject) => {
+            const ok = () => v.readyState >= 2 && v.duration > 0;
+            if (ok()) return resolve();
+            const check = () => ok() && resolve();
+            v.addEventListener('loadeddata', check);
+            v.addEventListener('canplay', check);
+            v.addEventListener('error', () => reject(new Error('video error ' + (v.error && v.error.code))));
+            setTimeout(() => reject(new Error('video did not load: readyState ' + v.readyState)), 20000);
+        })"""
+    )
+
+
+@pytest.mark.timeout(180)
+async def test_generate_video_with_live_progress_and_preview(
+    tab: CanvasPage, worker: WorkerHarness, store: Store
+) -> None:
+    """Prompt and uploaded image wired into a video node generate a clip, with live progress and a playable preview."""
+    page = tab.page
+    await tab.sign_up()
+    project_id = await tab.create_project("Fox at dawn")
+    ids = await build_graph(tab, make_png())
+    video = tab.node(ids["video"])
+    await video.get_by_label("Duration").select_option("4")
+    await tab.record_progress(ids["video"])
+
+    await video.get_by_role("button", name="Generate").click()
+    await expect(video.locator(".badge")).to_have_text(re.compile("Pending|Processing"))
+    await expect(video.get_by_role("button", name="Cancel")).to_be_visible()
+    await expect(video.locator(".badge")).to_have_text("Completed", timeout=RENDER_WAIT_MS)
+    progress = await tab.recorded_progress()
+    assert any(0 < p < 100 for p in progress), f"the bar never showed progress: {progress}"
+    assert progress == sorted(progress), f"progress went backwards: {progress}"
+
+    await wait_for_video(tab, ids["video"])
+    duration = await video.locator("video").evaluate("v => v.duration")
+    assert duration == pytest.approx(4, abs=0.2)
+    link = video.get_by_role("link", name=re.compile("Open in new tab"))
+    href = await link.get_attribute("href")
+    assert href and href == await video.locator("video").evaluate("v => v.currentSrc")
+    assert await link.get_attribute("target") == "_blank"
+    answer = await page.request.get(href)
+    assert answer.status == 200 and answer.headers["content-type"] == "video/mp4"
+    await expect(video.get_by_role("button", name="Regenerate")).to_be_enabled()
+
+    jobs = await job_rows(store, project_id)
+    assert [j["status"] for j in jobs] == ["completed"]
+    params = jobs[0]["params"]
+    assert isinstance(params, dict)
+    assert params["prompt"] == PROMPT and params["duration"] == 4
+    assert str(params["image_key"]).startswith(f"images/{project_id}/")
+    # a frame from the middle of the clip for the screenshot
+    await video.locator("video").evaluate(
+        "v => new Promise(r => { v.addEventListener('seeked', r, {once: true}); v.currentTime = 2.5; })"
+    )
+    await page.mouse.move(900, 700)
+    await page.wait_for_timeout(400)
+    await tab.screenshot("canvas")
+
+
+@pytest.mark.timeout(180)
+async def test_reload_mid_generation_resumes_the_same_job(
+    tab: CanvasPage, worker: WorkerHarness, store: Store
+) -> None:
+    """A reload while a video renders shows the running job, follows it to the end, and starts no second job."""
+    page = tab.page
+    await tab.sign_up()
+    project_id = await tab.create_project("Reload")
+    ids = await build_graph(tab)
+    video = tab.node(ids["video"])
+    await video.get_by_label("Resolution").select_option("1080p")
+    await tab.record_progress(ids["video"])
+    await video.get_by_role("button", name="Generate").click()
+    await page.wait_for_function("(window.cfProgress || []).some(p => p > 0)", timeout=RENDER_WAIT_MS)
+
+    await page.reload()
+    await tab.wait_live()
+    video = tab.node(ids["video"])
+    await expect(video.locator(".badge")).to_have_text("Processing")
+    await expect(video.get_by_role("button", name="Cancel")).to_be_visible()
+    await tab.record_progress(ids["video"])
+    await expect(video.locator(".badge")).to_have_text("Completed", timeout=RENDER_WAIT_MS)
+    progress = await tab.recorded_progress()
+    assert any(0 < p < 100 for p in progress), f"no progress after the reload: {progress}"
+    await wait_for_video(tab, ids["video"])
+
+    jobs = await job_rows(store, project_id)
+    assert [j["status"] for j in jobs] == ["completed"]
+    assert worker.renderer.submitted == 1
+
+
+@pytest.mark.timeout(120)
+async def test_second_browser_mirrors_every_change(tab: CanvasPage, browser: Browser) -> None:
+    """A second browser logged in as the same user sees moves, edits, new nodes, wiring and deletions live."""
+    email = await tab.sign_up()
+    project_id = await tab.create_project("Mirror")
+    prompt = await tab.add_node("prompt")
+    video = await tab.add_node("video")
+
+    other = await CanvasPage.open(browser, tab.base_url)
+    await other.goto("#/login")
+    await other.page.get_by_label("Email").fill(email)
+    await other.page.get_by_label("Password").fill(PASSWORD)
+    await other.page.get_by_role("button", name="Log in").click()
+    await other.page.get_by_role("heading", name="Projects").wait_for()
+    await other.open_project(project_id)
+    await expect(other.nodes()).to_have_count(2)
+
+    await tab.move_node(video, 150, 90)
+    moved = await tab.node_position(video)
+    await other.page.wait_for_function(
+        """([id, x, y]) => {
+            const el = document.querySelector(`.node[data-node-id="${id}"]`);
+            const m = new DOMMatrix(getComputedStyle(el).transform);
+            return Math.abs(m.e - x) < 1 && Math.abs(m.f - y) < 1;
+        }""",
+        arg=[video, moved[0], moved[1]],
+    )
+    await tab.node(prompt).get_by_label("Prompt text").fill(PROMPT)
+    await expect(other.node(prompt).get_by_label("Prompt text")).to_have_value(PROMPT)
+    await tab.connect(prompt, video)
+    await expect(other.page.locator(".edge")).to_have_count(1)
+    await expect(other.node(video).locator(".input-value").first).to_have_text(PROMPT)
+    await tab.node(video).get_by_label("Aspect").select_option("9:16")
+    await expect(other.node(video).get_by_label("Aspect")).to_have_value("9:16")
+    image = await tab.add_node("image")
+    await expect(other.node(image)).to_be_visible()
+
+    # and back: the second browser deletes, the first sees it
+    await other.node(image).get_by_role("button", name="Delete image node").click()
+    await expect(tab.node(image)).to_have_count(0)
+    await other.page.locator(".edge .edge-hit").first.focus()
+    await other.page.get_by_role("button", name="Delete selected connection").click()
+    await expect(tab.page.locator(".edge")).to_have_count(0)
+    await tab.screenshot("mirror")
+    other.assert_no_errors()
+
+
+@pytest.mark.timeout(120)
+async def test_lost_network_then_catch_up(tab: CanvasPage, server: ServerThread) -> None:
+    """Offline, the indicator says so; back online the canvas shows what changed meanwhile and stays live."""
+    page = tab.page
+    email = await tab.sign_up()
+    project_id = await tab.create_project("Flaky wifi")
+    prompt = await tab.add_node("prompt")
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as api:
+        r = await api.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {r.json()['token']}"}
+
+        await tab.context.set_offline(True)
+        await expect(page.locator("#link-status")).to_have_attribute("data-state", "offline")
+        # changes made elsewhere while this tab cannot hear them
+        r = await api.patch(f"/api/nodes/{prompt}", json={"x": 600, "y": 420, "data": {"prompt": "made while offline"}}, headers=headers)
+        assert r.status_code == 200, r.text
+        r = await api.post(f"/api/projects/{project_id}/nodes", json={"type": "video", "x": 980, "y": 80}, headers=headers)
+        assert r.status_code == 201, r.text
+        video = r.json()["id"]
+        await page.wait_for_timeout(500)
+        await expect(tab.nodes()).to_have_count(1)
+
+        await tab.context.set_offline(False)
+        await expect(page.locator("#link-status")).to_have_attribute("data-state", "live")
+        await expect(tab.nodes()).to_have_count(2)
+        await expect(tab.node(prompt).get_by_label("Prompt text")).to_have_value("made while offline")
+        assert await tab.node_position(prompt) == pytest.approx((600, 420))
+        # and it keeps receiving
+        r = await api.post(f"/api/projects/{project_id}/connections", json={"source_id": prompt, "target_id": video}, headers=headers)
+        assert r.status_code == 201, r.text
+        await expect(page.locator(".edge")).to_have_count(1)
+
+
+@pytest.mark.timeout(180)
+async def test_failed_and_cancelled_jobs_show_their_outcome(
+    tab: CanvasPage, worker: WorkerHarness, store: Store, services: Services
+) -> None:
+    """A job whose input image vanished from storage shows its error; a running job can be cancelled; both can be regenerated."""
+    await tab.sign_up()
+    project_id = await tab.create_project("Broken input")
+    ids = await build_graph(tab, make_png(320, 180))
+    image_key = await tab.page.evaluate(
+        f"fetch('/api/nodes/{ids['image']}').then(r => r.json()).then(n => n.data.image_key)"
+    )
+    # the upload is still recorded, but its file is gone from storage: the worker cannot read it
+    make_storage(settings_for(services)).path_for(image_key).unlink()
+    video = tab.node(ids["video"])
+    await video.get_by_role("button", name="Generate").click()
+    await expect(video.locator(".badge")).to_have_text("Failed", timeout=RENDER_WAIT_MS)
+    error = video.get_by_role("alert")
+    await expect(error).to_contain_text("Generation failed: the input image could not be read")
+    await expect(video.get_by_role("button", name="Regenerate")).to_be_enabled()
+    await tab.screenshot("failed")
+
+    # without the broken image, a long render that the user cancels
+    edge_to_image = tab.page.locator(".edge").nth(1)
+    await edge_to_image.locator(".edge-hit").focus()
+    await tab.page.keyboard.press("Delete")
+    await expect(tab.page.locator(".edge")).to_have_count(1)
+    await video.get_by_label("Resolution").select_option("1080p")
+    await video.get_by_role("button", name="Regenerate").click()
+    await expect(video.locator(".badge")).to_have_text("Processing", timeout=RENDER_WAIT_MS)
+    await video.get_by_role("button", name="Cancel").click()
+    await expect(video.locator(".badge")).to_have_text("Cancelled")
+    await expect(video.get_by_role("alert")).to_be_hidden()
+    await expect(video.get_by_role("button", name="Regenerate")).to_be_enabled()
+    jobs = await job_rows(store, project_id)
+    assert [j["status"] for j in jobs] == ["failed", "cancelled"]
+    assert "the input image could not be read" in str(jobs[0]["error"])

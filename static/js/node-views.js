@@ -195,16 +195,22 @@ class PromptView extends NodeView {
     return this.textarea.value;
   }
 
+  /** Unsaved or in-flight edits: the store's copy is older than what the user typed. */
   busy() {
-    return this.dirty || document.activeElement === this.textarea;
+    return this.dirty;
   }
 
   update(node) {
     super.update(node);
     const text = node.data?.prompt || "";
     if (!this.busy() && this.textarea.value !== text) {
+      // another tab edited it: take its text, keeping the caret where it was
+      const focused = document.activeElement === this.textarea;
+      const { selectionStart, selectionEnd } = this.textarea;
       this.textarea.value = text;
+      if (focused) this.textarea.setSelectionRange(Math.min(selectionStart, text.length), Math.min(selectionEnd, text.length));
       this.updateCounter();
+      this.ctx.promptEdited(this.id);
     }
   }
 
