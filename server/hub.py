@@ -182,11 +182,14 @@ class Outbox:
         self.frames: deque[str] = deque()
         #: set when the connection must close now (queued frames are dropped)
         self.failed = asyncio.Event()
+        #: called once on failure: the endpoint's cheap way to hear of it (no task)
+        self.on_fail: Callable[[], None] | None = None
         self.close_code: int | None = None
         self.close_reason = ""
         #: the close waits until the queued frames are out
         self.draining = False
         self.dropped = 0
+        self._offers = 0
         self._wake = asyncio.Event()
 
     @property
@@ -206,7 +209,10 @@ class Outbox:
             metrics.WS_RESYNCS.labels("slow_consumer").inc()
             self.fail(CloseCode.SLOW_CONSUMER, "slow consumer: reconnect with since")
             return False
-        metrics.WS_SEND_QUEUE.observe(depth)
+        self._offers += 1
+        if not self._offers & 15:
+            # sampled: observing every frame of every client cost a fifth of the fan-out
+            metrics.WS_SEND_QUEUE.observe(depth)
         self.frames.append(frame)
         self._wake.set()
         return True
@@ -219,6 +225,8 @@ class Outbox:
         self.frames.clear()
         self.failed.set()
         self._wake.set()
+        if self.on_fail is not None:
+            self.on_fail()
 
     def finish(self, code: int, reason: str) -> None:
         """Close once the frames queued so far are sent; accept no more."""

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
 from starlette.websockets import WebSocket
 
@@ -93,11 +94,19 @@ class Connection:
         self.hub.add_peer(self.peer)
         reader = asyncio.create_task(self._read())
         writer = asyncio.create_task(self._write())
-        failed = asyncio.create_task(outbox.failed.wait())
+        # a future, not a third task: a task per connection costs memory for nothing
+        failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_fail() -> None:
+            if not failed.done():
+                failed.set_result(None)
+
+        outbox.on_fail = on_fail
         client_gone = False
         try:
             # 1. serve: until the client goes, the writer ends, or a close is forced
-            await asyncio.wait({reader, writer, failed}, return_when=asyncio.FIRST_COMPLETED)
+            waits: set[asyncio.Future[Any]] = {reader, writer, failed}
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             if reader.done() and not reader.cancelled() and reader.exception() is None:
                 client_gone = reader.result()
             if writer.done() and not writer.cancelled() and writer.exception() is not None:
@@ -110,9 +119,11 @@ class Connection:
                     await asyncio.wait_for(asyncio.shield(writer), self.hub.config.close_timeout_s)
         finally:
             # 3. stop both tasks and leave every channel before the close goes out
-            for task in (reader, writer, failed):
+            outbox.on_fail = None
+            failed.cancel()
+            for task in (reader, writer):
                 task.cancel()
-            await asyncio.gather(reader, writer, failed, return_exceptions=True)
+            await asyncio.gather(reader, writer, return_exceptions=True)
             self.hub.remove_peer(self.peer)
         # 4. the close frame, bounded: a client that reads nothing cannot hold us
         if not client_gone and outbox.close_code is not None:
