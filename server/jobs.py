@@ -91,7 +91,7 @@ async def _owned_job(store: Store, user: User, job_id: UUID) -> Job:
     body=GenerateVideoRequest,
     response=JobStatusResponse,
     status=202,
-    errors=[403, 409],
+    errors=[403, 404, 409],
 )
 async def generate_video(request: Request) -> Response:
     """POST /api/ai/generate-video: save the job, enqueue its id, answer 202 with the job."""

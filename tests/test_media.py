@@ -87,6 +87,8 @@ async def test_tampered_and_expired_signatures(
         f"{base}?exp=-1&sig={sig}",
         f"{base}?exp={expired_at}&sig={expired_sig}",
         f"{base}?exp={exp}&sig={storage.signature(key, int(exp)).upper()}",
+        f"{base}?exp={exp}&sig=%C3%86%C3%9E",
+        f"{base}?exp=%C2%B2&sig={sig}",
     ):
         assert_error(await client.get(bad), 403, "invalid_signature")
     # a signature made with another secret is worthless

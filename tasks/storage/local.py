@@ -94,6 +94,9 @@ class LocalStorage:
 
     def verify(self, key: str, exp: str, sig: str) -> bool:
         """Whether `sig` is valid for `key` and `exp`, and `exp` has not passed."""
-        if not exp.isdigit() or int(exp) < time.time():
+        # isascii: str.isdigit() accepts "²" and friends, which int() refuses
+        if not (exp.isascii() and exp.isdigit()) or int(exp) < time.time():
             return False
-        return hmac.compare_digest(self.signature(key, int(exp)), sig)
+        # bytes: compare_digest refuses non-ASCII str, and query strings can hold anything
+        expected = self.signature(key, int(exp)).encode()
+        return hmac.compare_digest(expected, sig.encode("utf-8", "replace"))
