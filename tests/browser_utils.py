@@ -166,6 +166,17 @@ class CanvasPage:
             f"document.querySelectorAll('.edge').length === {count + 1}"
         )
 
+    async def click_edge(self, index: int) -> None:
+        """Click the middle of the index-th connection's curve with the mouse."""
+        xy = await self.page.locator(".edge .edge-hit").nth(index).evaluate(
+            """path => {
+                const p = path.getPointAtLength(path.getTotalLength() / 2);
+                const m = path.getScreenCTM();
+                return [p.x * m.a + p.y * m.c + m.e, p.x * m.b + p.y * m.d + m.f];
+            }"""
+        )
+        await self.page.mouse.click(float(xy[0]), float(xy[1]))
+
     async def move_node(self, node_id: str, dx: float, dy: float) -> None:
         """Drag a node by its title by (dx, dy) screen pixels."""
         title = self.node(node_id).locator(".node-title")
@@ -185,13 +196,15 @@ class CanvasPage:
     async def upload_image(self, node_id: str, data: bytes, name: str = "dawn.png") -> None:
         """Choose `data` as the image node's file and wait until the node shows it."""
         node = self.node(node_id)
+        img = node.locator("img.image-preview")
+        before = await img.get_attribute("src")
         await node.locator('input[type="file"]').set_input_files(
             {"name": name, "mimeType": "image/png", "buffer": data}
         )
-        await node.locator("img.image-preview").wait_for()
         await node.page.wait_for_function(
-            "img => img.complete && img.naturalWidth > 0",
-            arg=await node.locator("img.image-preview").element_handle(),
+            "([img, before]) => img.getAttribute('src') && img.getAttribute('src') !== before"
+            " && img.complete && img.naturalWidth > 0",
+            arg=[await img.element_handle(), before],
         )
 
     async def record_progress(self, node_id: str) -> None:
