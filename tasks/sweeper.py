@@ -14,6 +14,7 @@ pass:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -41,7 +42,7 @@ from db.jobs import (
 from db.nodes import NodeStatus
 from db.sessions import delete_expired_sessions
 from server.config import Settings
-from server.metrics import SWEEPER_ACTIONS
+from server.metrics import QUEUE_DEPTH, SWEEPER_ACTIONS
 from tasks.video import abort_video, enqueue_video, fail_job, timeout_message
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,9 @@ async def sweep(store: Store, queue: ArqRedis, settings: Settings) -> SweepRepor
     for project_id, node_id in await orphaned_processing_nodes(store.db):
         if await _reset_node(store, project_id, node_id):
             report.nodes_reset.append(str(node_id))
+    # with Redis down the gauge keeps its last value (the jobs above logged the outage)
+    with contextlib.suppress(RedisError, OSError, TimeoutError):
+        QUEUE_DEPTH.set(await queue.zcard(queue_name(store.namespace)))
     report.events_pruned = await prune_events(store.db, EVENT_RETENTION_S)
     report.sessions_pruned = await delete_expired_sessions(store.db)
     for action in ("enqueued", "taken_over", "timed_out", "gave_up", "nodes_reset"):

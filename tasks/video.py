@@ -243,10 +243,11 @@ class _Run:
                     await self.discard()
             raise
         except TimeoutError as exc:
-            await self.discard()
             if deadline.expired():
+                await self.discard()
                 await self.fail(timeout_message(self.job))
                 return "timed out"
+            # a timeout of our own (storage, database): the operation stays for the next try
             return await self.retry_or_fail(f"timed out: {exc}" if str(exc) else "timed out")
         except _Stop as stop:
             await self.discard()
