@@ -234,6 +234,12 @@ class ImageView extends NodeView {
       h("span", { class: "muted small" }, "PNG, JPEG or WebP"),
     );
     this.frame = h("div", { class: "image-frame" }, this.img, this.empty);
+    this.dims = h("span", { class: "image-dims small", hidden: true });
+    this.frame.append(this.dims);
+    this.img.addEventListener("load", () => {
+      this.dims.textContent = `${this.img.naturalWidth} × ${this.img.naturalHeight}`;
+      this.dims.hidden = false;
+    });
     this.file = h("input", {
       id: inputId,
       class: "sr-only",
@@ -316,6 +322,7 @@ class ImageView extends NodeView {
     };
     const has = Boolean(key);
     this.img.hidden = !has;
+    if (!has) this.dims.hidden = true;
     this.img.alt = has ? `Uploaded image${data.filename ? `: ${data.filename}` : ""}` : "";
     this.empty.hidden = has;
     this.frame.classList.toggle("has-image", has);
@@ -399,6 +406,8 @@ class VideoView extends NodeView {
       { class: "open-link small", target: "_blank", rel: "noopener", hidden: true },
       "Open in new tab ↗",
     );
+    this.meta = h("span", { class: "video-meta muted small" });
+    this.videoFoot = h("div", { class: "video-foot", hidden: true }, this.openLink, this.meta);
     this.body.append(
       this.inputs,
       h("div", { class: "settings" }, settings),
@@ -407,7 +416,7 @@ class VideoView extends NodeView {
       h("div", { class: "node-actions" }, this.generateBtn, this.cancelBtn),
       this.hint,
       this.video,
-      this.openLink,
+      this.videoFoot,
     );
     this.submitting = false;
   }
@@ -529,8 +538,13 @@ class VideoView extends NodeView {
       else this.video.removeAttribute("src");
     }
     this.video.hidden = !url;
+    this.videoFoot.hidden = !url;
     this.openLink.hidden = !url;
     if (url) this.openLink.href = url;
+    // what the shown clip is, from the job that made it
+    const made = [...store.jobs.values()].find((j) => j.node_id === this.id && j.result?.video_key === key);
+    const r = made?.result;
+    this.meta.textContent = r ? [r.resolution, r.duration && `${r.duration} s`, r.aspect_ratio].filter(Boolean).join(" · ") : "";
     this.video.setAttribute("aria-label", "Generated video");
   }
 }
