@@ -274,13 +274,20 @@ async def test_thousand_concurrent_changes_while_subscribing(
     """1,000 concurrent changes during a subscribe: no gap, no duplicate, final state = Postgres."""
     project_id = await new_project(store, alice.user_id)
     sem = asyncio.Semaphore(16)
+    committed = 0
+    enough = asyncio.Event()
 
     async def one(i: int) -> None:
+        nonlocal committed
         async with sem:
             await add_node(store, project_id, x=i)
+        committed += 1
+        if committed >= 20:
+            enough.set()
 
     writers = asyncio.gather(*(one(i) for i in range(1000)))
-    await asyncio.sleep(0.05)  # some committed before, most after the subscribe
+    # subscribe once some have committed, while most are still to come
+    await enough.wait()
     client = await WsClient.open(server.base_url, alice.token)
     await client.subscribe(project_id)
     model = Model()
