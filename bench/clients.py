@@ -416,6 +416,7 @@ class ClientPool:
         subscribe: bool = True,
         backoff: Backoff | None = None,
         connect_timeout_s: float = 60.0,
+        connect_concurrency: int = 100,
     ) -> None:
         ctx = multiprocessing.get_context("spawn")
         processes = max(1, min(processes, len(seats)))
@@ -428,6 +429,7 @@ class ClientPool:
                 subscribe=subscribe,
                 backoff=backoff,
                 connect_timeout_s=connect_timeout_s,
+                connect_concurrency=max(1, connect_concurrency // processes),
                 seed=i,
             )
             parent, child = ctx.Pipe()

@@ -328,18 +328,23 @@ class WebProc(Proc):
 
     def wait_ready(self, timeout_s: float = 30) -> float:
         """Block until /readyz answers 200; returns the monotonic time it first did."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not self.alive:
-                raise RuntimeError(f"web exited early:\n{self.log_tail()}")
-            try:
-                with _LOOPBACK.open(f"{self.base_url}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        return time.monotonic()
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.02)
-        raise RuntimeError(f"web not ready after {timeout_s} s:\n{self.log_tail()}")
+        return wait_http_ready(self, self.base_url, timeout_s)
+
+
+def wait_http_ready(proc: Proc, base_url: str, timeout_s: float = 30) -> float:
+    """Block until `base_url`/readyz answers 200; returns the monotonic time it first did."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not proc.alive:
+            raise RuntimeError(f"{proc.name} exited early:\n{proc.log_tail()}")
+        try:
+            with _LOOPBACK.open(f"{base_url}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return time.monotonic()
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"{proc.name} not ready after {timeout_s} s:\n{proc.log_tail()}")
 
 
 class WorkerProc(Proc):
