@@ -8,6 +8,7 @@ collected so a test can fail on any JavaScript exception.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import secrets
@@ -16,7 +17,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from PIL import Image, ImageDraw
-from playwright.async_api import Browser, BrowserContext, Locator, Page, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Locator,
+    Page,
+    ViewportSize,
+    async_playwright,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -33,7 +41,7 @@ CHROMIUM_ARGS = [
 #: where screenshots go; CANVASFLOW_SCREENSHOT_DIR=docs refreshes the committed ones
 SCREENSHOT_DIR = Path(os.environ.get("CANVASFLOW_SCREENSHOT_DIR") or ROOT / ".data" / "screenshots")
 PASSWORD = "correct horse battery"
-DESKTOP = {"width": 1280, "height": 800}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 #: default wait for UI state, in ms
 WAIT_MS = 15_000
 
@@ -41,7 +49,7 @@ WAIT_MS = 15_000
 @asynccontextmanager
 async def launch_chromium() -> AsyncIterator[Browser]:
     """Debian's Chromium, headless, driven by Playwright."""
-    if not Path(CHROMIUM).exists():
+    if not await asyncio.to_thread(Path(CHROMIUM).exists):
         raise RuntimeError(f"{CHROMIUM} is missing: apt-get install -y chromium")
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -63,7 +71,7 @@ class CanvasPage:
 
     @classmethod
     async def open(
-        cls, browser: Browser, base_url: str, viewport: dict[str, int] | None = None
+        cls, browser: Browser, base_url: str, viewport: ViewportSize | None = None
     ) -> CanvasPage:
         """A fresh browser context (its own cookies) with one tab."""
         context = await browser.new_context(viewport=viewport or DESKTOP)
@@ -168,12 +176,16 @@ class CanvasPage:
 
     async def click_edge(self, index: int) -> None:
         """Click the middle of the index-th connection's curve with the mouse."""
-        xy = await self.page.locator(".edge .edge-hit").nth(index).evaluate(
-            """path => {
+        xy = (
+            await self.page.locator(".edge .edge-hit")
+            .nth(index)
+            .evaluate(
+                """path => {
                 const p = path.getPointAtLength(path.getTotalLength() / 2);
                 const m = path.getScreenCTM();
                 return [p.x * m.a + p.y * m.c + m.e, p.x * m.b + p.y * m.d + m.f];
             }"""
+            )
         )
         await self.page.mouse.click(float(xy[0]), float(xy[1]))
 
@@ -209,13 +221,17 @@ class CanvasPage:
 
     async def record_progress(self, node_id: str) -> None:
         """Start recording every value the video node's progress bar shows (window.cfProgress)."""
-        await self.node(node_id).locator('[role="progressbar"]').evaluate(
-            """bar => {
+        await (
+            self.node(node_id)
+            .locator('[role="progressbar"]')
+            .evaluate(
+                """bar => {
                 window.cfProgress = [];
                 new MutationObserver(() => {
                     if (!bar.hidden) window.cfProgress.push(Number(bar.getAttribute('aria-valuenow')));
                 }).observe(bar, {attributes: true});
             }"""
+            )
         )
 
     async def recorded_progress(self) -> list[float]:
@@ -225,7 +241,7 @@ class CanvasPage:
 
     async def screenshot(self, name: str) -> Path:
         """Save a PNG of the tab as `screenshot-{name}.png` in SCREENSHOT_DIR."""
-        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(SCREENSHOT_DIR.mkdir, parents=True, exist_ok=True)
         path = SCREENSHOT_DIR / f"screenshot-{name}.png"
         await self.page.screenshot(path=str(path))
         return path
@@ -241,11 +257,19 @@ def make_png(width: int = 640, height: int = 360) -> bytes:
     draw = ImageDraw.Draw(image)
     for y in range(height):
         t = y / height
-        draw.line([(0, y), (width, y)], fill=(int(40 + 200 * t), int(40 + 90 * t), int(110 - 40 * t)))
+        draw.line(
+            [(0, y), (width, y)], fill=(int(40 + 200 * t), int(40 + 90 * t), int(110 - 40 * t))
+        )
     draw.ellipse((width * 0.6, height * 0.45, width * 0.75, height * 0.7), fill=(255, 214, 120))
     draw.polygon(
-        [(0, height), (0, height * 0.7), (width * 0.3, height * 0.55), (width * 0.6, height * 0.75),
-         (width, height * 0.6), (width, height)],
+        [
+            (0, height),
+            (0, height * 0.7),
+            (width * 0.3, height * 0.55),
+            (width * 0.6, height * 0.75),
+            (width, height * 0.6),
+            (width, height),
+        ],
         fill=(22, 38, 40),
     )
     buf = io.BytesIO()

@@ -12,6 +12,7 @@ from playwright.async_api import Browser, expect
 
 from db.changes import Store
 from tasks.storage.auto import make_storage
+from tasks.storage.local import LocalStorage
 from tests.browser_utils import (
     CONTRAST_FAILURES_JS,
     PASSWORD,
@@ -177,13 +178,17 @@ async def test_pan_and_zoom(tab: CanvasPage) -> None:
     out = await node.bounding_box()
     assert out is not None and out["width"] < zoomed["width"]
     scale = out["width"] / zoomed["width"]
-    assert (out["x"], out["y"]) == pytest.approx((zoomed["x"] + 20 * (1 - scale), zoomed["y"] + 10 * (1 - scale)), abs=1)
+    assert (out["x"], out["y"]) == pytest.approx(
+        (zoomed["x"] + 20 * (1 - scale), zoomed["y"] + 10 * (1 - scale)), abs=1
+    )
     label = await page.locator(".zoom-label").text_content()
 
     await page.reload()
     await tab.wait_live()
     again = await node.bounding_box()
-    assert again is not None and (again["x"], again["y"]) == pytest.approx((out["x"], out["y"]), abs=1)
+    assert again is not None and (again["x"], again["y"]) == pytest.approx(
+        (out["x"], out["y"]), abs=1
+    )
     await expect(page.locator(".zoom-label")).to_have_text(label or "")
     await page.get_by_role("button", name="Fit all nodes in view").click()
     fitted = await node.bounding_box()
@@ -272,15 +277,21 @@ async def job_rows(store: Store, project_id: str) -> list[dict[str, object]]:
         {"p": project_id},
     )
     return [
-        {**dict(r), "params": json.loads(r["params"]) if isinstance(r["params"], str) else r["params"]}
+        {
+            **dict(r),
+            "params": json.loads(r["params"]) if isinstance(r["params"], str) else r["params"],
+        }
         for r in rows
     ]
 
 
 async def wait_for_video(tab: CanvasPage, node_id: str) -> None:
     """Wait until the node's <video> has a decoded frame and a duration."""
-    await tab.node(node_id).locator("video").evaluate(
-        """v => new Promise((resolve, reject) => {
+    await (
+        tab.node(node_id)
+        .locator("video")
+        .evaluate(
+            """v => new Promise((resolve, reject) => {
             const ok = () => v.readyState >= 2 && v.duration > 0;
             if (ok()) return resolve();
             const check = () => ok() && resolve();
@@ -289,6 +300,7 @@ async def wait_for_video(tab: CanvasPage, node_id: str) -> None:
             v.addEventListener('error', () => reject(new Error('video error ' + (v.error && v.error.code))));
             setTimeout(() => reject(new Error('video did not load: readyState ' + v.readyState)), 20000);
         })"""
+        )
     )
 
 
@@ -365,7 +377,9 @@ async def test_reload_mid_generation_resumes_the_same_job(
     await video.get_by_label("Resolution").select_option("1080p")
     await tab.record_progress(ids["video"])
     await video.get_by_role("button", name="Generate").click()
-    await page.wait_for_function("(window.cfProgress || []).some(p => p > 0)", timeout=RENDER_WAIT_MS)
+    await page.wait_for_function(
+        "(window.cfProgress || []).some(p => p > 0)", timeout=RENDER_WAIT_MS
+    )
 
     await page.reload()
     await tab.wait_live()
@@ -447,9 +461,17 @@ async def test_lost_network_then_catch_up(tab: CanvasPage, server: ServerThread)
         await tab.context.set_offline(True)
         await expect(page.locator("#link-status")).to_have_attribute("data-state", "offline")
         # changes made elsewhere while this tab cannot hear them
-        r = await api.patch(f"/api/nodes/{prompt}", json={"x": 600, "y": 420, "data": {"prompt": "made while offline"}}, headers=headers)
+        r = await api.patch(
+            f"/api/nodes/{prompt}",
+            json={"x": 600, "y": 420, "data": {"prompt": "made while offline"}},
+            headers=headers,
+        )
         assert r.status_code == 200, r.text
-        r = await api.post(f"/api/projects/{project_id}/nodes", json={"type": "video", "x": 980, "y": 80}, headers=headers)
+        r = await api.post(
+            f"/api/projects/{project_id}/nodes",
+            json={"type": "video", "x": 980, "y": 80},
+            headers=headers,
+        )
         assert r.status_code == 201, r.text
         video = r.json()["id"]
         await page.wait_for_timeout(500)
@@ -458,10 +480,16 @@ async def test_lost_network_then_catch_up(tab: CanvasPage, server: ServerThread)
         await tab.context.set_offline(False)
         await expect(page.locator("#link-status")).to_have_attribute("data-state", "live")
         await expect(tab.nodes()).to_have_count(2)
-        await expect(tab.node(prompt).get_by_label("Prompt text")).to_have_value("made while offline")
+        await expect(tab.node(prompt).get_by_label("Prompt text")).to_have_value(
+            "made while offline"
+        )
         assert await tab.node_position(prompt) == pytest.approx((600, 420))
         # and it keeps receiving
-        r = await api.post(f"/api/projects/{project_id}/connections", json={"source_id": prompt, "target_id": video}, headers=headers)
+        r = await api.post(
+            f"/api/projects/{project_id}/connections",
+            json={"source_id": prompt, "target_id": video},
+            headers=headers,
+        )
         assert r.status_code == 201, r.text
         await expect(page.locator(".edge")).to_have_count(1)
 
@@ -478,7 +506,9 @@ async def test_failed_job_shows_its_error_and_regenerates(
         f"fetch('/api/nodes/{ids['image']}').then(r => r.json()).then(n => n.data.image_key)"
     )
     # the upload is still recorded, but its file is gone from storage: the worker cannot read it
-    make_storage(settings_for(services)).path_for(image_key).unlink()
+    storage = make_storage(settings_for(services))
+    assert isinstance(storage, LocalStorage)
+    storage.path_for(image_key).unlink()
     video = tab.node(ids["video"])
     await video.get_by_role("button", name="Generate").click()
     await expect(video.locator(".badge")).to_have_text("Failed", timeout=RENDER_WAIT_MS)

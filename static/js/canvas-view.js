@@ -651,7 +651,9 @@ class CanvasView {
       return;
     }
     if (inField) return;
-    if ((event.key === "Delete" || event.key === "Backspace") && this.selection) {
+    // Delete acts on the selection, but not while a button or link of a node has the focus
+    const onControl = event.target.closest?.("button, a[href], video");
+    if ((event.key === "Delete" || event.key === "Backspace") && this.selection && !onControl) {
       event.preventDefault();
       this.deleteSelection();
       return;
