@@ -86,6 +86,9 @@ class ClientState:
     received: int = 0
     disconnected_at: float | None = None
     resubscribed_at: float | None = None
+    #: when the connection attempt that led to the last (re)subscription started
+    attempt_started_at: float | None = None
+    resubscribed_attempt_at: float | None = None
     reconnects: int = 0
 
 
@@ -190,6 +193,7 @@ class ClientProcess:
                 state.subscribed = True
                 if state.ever_subscribed and state.resubscribed_at is None:
                     state.resubscribed_at = now
+                    state.resubscribed_attempt_at = state.attempt_started_at
                 state.ever_subscribed = True
         elif kind == "error":
             code = str(msg.get("code"))
@@ -223,6 +227,7 @@ class ClientProcess:
         headers = {"Authorization": f"Bearer {state.token}"} if state.token else {}
         while not self.stopping and time.monotonic() < deadline:
             try:
+                state.attempt_started_at = time.monotonic()
                 async with self.connect_gate:
                     ws = await connect(
                         spec.url,
@@ -317,6 +322,11 @@ class ClientProcess:
             "errors": dict(rec.errors),
             "last_seq_per_client": [(s.project_id, s.last_seq) for s in self.states],
             "reconnects": sum(s.reconnects for s in self.states),
+            "resubscribes": [
+                (s.resubscribed_attempt_at, s.resubscribed_at)
+                for s in self.states
+                if s.resubscribed_at is not None and s.resubscribed_attempt_at is not None
+            ],
         }
         if clear:
             self.records = Records()
@@ -402,6 +412,8 @@ class Collected:
     #: (project_id, last seq seen) of every client, in no particular order
     last_seq_per_client: list[tuple[str, int | None]]
     reconnects: int
+    #: (start of the successful attempt, resubscribed) per client that resubscribed
+    resubscribes: list[tuple[float, float]]
 
 
 class ClientPool:
@@ -496,6 +508,7 @@ class ClientPool:
             errors=errors,
             last_seq_per_client=last_seq,
             reconnects=sum(p["reconnects"] for p in parts),
+            resubscribes=[tuple(x) for p in parts for x in p["resubscribes"]],
         )
 
     def close(self) -> None:
