@@ -87,6 +87,9 @@ async def test_sign_up_log_out_log_in_and_manage_projects(tab: CanvasPage) -> No
     assert "cf_session" not in await page.evaluate("document.cookie")
     cookies = await tab.context.cookies()
     assert [c["httpOnly"] for c in cookies if c["name"] == "cf_session"] == [True]
+    await page.get_by_role("link", name="Open Launch teaser").click()
+    await tab.wait_live()
+    await expect(page.locator("#project-name")).to_have_value("Launch teaser")
 
 
 async def test_edit_canvas_and_find_it_after_reload(tab: CanvasPage, store: Store) -> None:
