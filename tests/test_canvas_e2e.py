@@ -447,6 +447,14 @@ async def test_second_browser_mirrors_every_change(tab: CanvasPage, browser: Bro
     await other.page.get_by_role("button", name="Delete selected connection").click()
     await expect(tab.page.locator(".edge")).to_have_count(0)
     await tab.screenshot("mirror")
+
+    # deleting the project from the list sends the other browser back to its list
+    await tab.page.get_by_role("link", name="All projects").click()
+    await tab.page.get_by_role("button", name="Delete Mirror, renamed").click()
+    await tab.page.get_by_role("button", name="Delete project").click()
+    await expect(other.page.get_by_role("alert")).to_contain_text("This project was deleted.")
+    await expect(other.page.get_by_role("heading", name="Projects")).to_be_visible()
+    await expect(other.page.get_by_text("No projects yet.")).to_be_visible()
     other.assert_no_errors()
 
 

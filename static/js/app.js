@@ -58,6 +58,7 @@ function disposeView() {
   app.view = null;
   mount(topCenter);
   document.body.classList.remove("on-canvas");
+  document.title = "canvasflow";
 }
 
 async function route() {
