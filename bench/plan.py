@@ -26,7 +26,7 @@ class Sizes:
     targeted_tick_per_s: float = 1.0
     targeted_seconds: float = 10.0
     saturation_clients: int = 1_000
-    saturation_rates: tuple[float, ...] = (10, 20, 40, 80, 160, 320)
+    saturation_rates: tuple[float, ...] = (5, 10, 15, 20, 30, 40, 60, 80, 120, 160)
     saturation_step_s: float = 5.0
     idle_clients: tuple[int, ...] = (1_000, 5_000, 10_000)
     idle_window_s: float = 10.0
