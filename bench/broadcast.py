@@ -179,8 +179,8 @@ def run(ctx: Context) -> Section:
             f"{fmt(cb['delivered_frames_per_s'])} ({ratio:.0%}; published "
             f"{fmt(cb['achieved_events_per_s'], digits=0)} ev/s, web "
             f"{fmt(cb['server_cpu_percent'], digits=0)} % CPU)" + _loss(cb),
-            f"{fmt(bb['delivered_frames_per_s'])} (sent {fmt(bb['achieved_events_per_s'], digits=0)}"
-            " ev/s)",
+            f"{fmt(bb['delivered_frames_per_s'])} "
+            f"(sent {fmt(bb['achieved_events_per_s'], digits=0)} ev/s)",
             f">= {t.broadcast_fraction_of_bare:.0%} of limit",
             verdict(ratio >= t.broadcast_fraction_of_bare),
         )
