@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.clients import ClientPool, processes_for
 from bench.plan import Context
+from bench.profile import sampled
 from bench.report import Section, fmt, verdict
 from bench.services import (
     CpuWindow,
@@ -49,7 +51,9 @@ class FloorProc(Proc):
         return wait_http_ready(self, self.base_url, timeout_s)
 
 
-def measure(ctx: Context, server: Any, n: int, seats: list[Seat]) -> dict[str, Any]:
+def measure(
+    ctx: Context, server: Any, n: int, seats: list[Seat], profile: Path | None = None
+) -> dict[str, Any]:
     """One fresh server process (canvasflow or the floor) holding `n` idle clients."""
     settle_s = ctx.sizes.idle_settle_s
     server.start()
@@ -71,7 +75,7 @@ def measure(ctx: Context, server: Any, n: int, seats: list[Seat]) -> dict[str, A
         ) as pool:
             connect_s = time.monotonic() - t0
             time.sleep(settle_s)
-            with CpuWindow(meter) as cpu:
+            with sampled(server.pid, profile) as prof, CpuWindow(meter) as cpu:
                 time.sleep(ctx.sizes.idle_window_s)
             rss = meter.rss_bytes()
             status = pool.status()
@@ -87,6 +91,7 @@ def measure(ctx: Context, server: Any, n: int, seats: list[Seat]) -> dict[str, A
         "rss_per_connection_kb": round((rss - baseline) / max(1, held) / 1024, 1),
         "idle_cpu_percent": round(cpu.percent, 2),
         "errors": status["errors"],
+        **({"profile": prof} if prof else {}),
     }
 
 
@@ -100,7 +105,7 @@ def run(ctx: Context) -> Section:
     seats = asyncio.run(make_seats(ctx.services.database_url, biggest, users=max(1, biggest // 10)))
     limit_kb = ctx.targets.idle_rss_per_conn_kb
     for n in ctx.sizes.idle_clients:
-        cf = measure(ctx, ctx.web(), n, seats)
+        cf = measure(ctx, ctx.web(), n, seats, ctx.profile_path(f"idle-n{n}"))
         floor = measure(ctx, FloorProc(ctx), n, seats)
         section.figures[f"n={n}"] = {"canvasflow": cf, "floor": floor}
         graded = n == biggest

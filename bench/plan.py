@@ -29,7 +29,8 @@ class Sizes:
     saturation_rates: tuple[float, ...] = (5, 10, 15, 20, 30, 40, 60, 80, 120, 160)
     saturation_step_s: float = 5.0
     idle_clients: tuple[int, ...] = (1_000, 5_000, 10_000)
-    idle_window_s: float = 10.0
+    #: one full server ping cycle (uvicorn pings every 20 s), so pings are in every window
+    idle_window_s: float = 20.0
     idle_settle_s: float = 2.0
     reconnect_clients: int = 1_000
     reconnect_projects: int = 100
@@ -42,7 +43,7 @@ class Sizes:
     reconnect_flow_after_s: float = 15.0
     submit_requests: int = 3_000
     submit_concurrency: int = 32
-    submit_pickups: int = 40
+    submit_pickups: int = 100
     submit_pickup_rate: float = 5.0
     arq_throughput_count: int = 5_000
     insert_count: int = 5_000
