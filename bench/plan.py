@@ -41,6 +41,8 @@ class Sizes:
     reconnect_before_kill_s: float = 2.0
     reconnect_down_s: float = 1.0
     reconnect_flow_after_s: float = 15.0
+    #: also run the storm with eager clients (the server's own limit)
+    reconnect_eager: bool = True
     submit_requests: int = 3_000
     submit_concurrency: int = 32
     submit_pickups: int = 100
@@ -70,7 +72,8 @@ SMOKE = Sizes(
     reconnect_deadline_s=20.0,
     reconnect_before_kill_s=0.5,
     reconnect_down_s=0.3,
-    reconnect_flow_after_s=2.0,
+    reconnect_flow_after_s=1.0,
+    reconnect_eager=False,
     submit_requests=40,
     submit_concurrency=4,
     submit_pickups=4,
