@@ -70,6 +70,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="override one of bench.plan.Sizes, e.g. --set broadcast_clients=1000 "
         "(tuples comma-separated); the JSON records every size used",
     )
+    p.add_argument(
+        "--backoff",
+        default=None,
+        metavar="BASE_S,FACTOR,CAP_S",
+        help="clients reconnect with this full-jitter backoff instead of the documented one "
+        "(to try a change to docs/protocol.md before making it)",
+    )
     p.add_argument("--reference", action="store_true", help="also write bench/reference.json")
     p.add_argument("--out", type=Path, default=RESULTS, help="directory of the JSON results")
     p.add_argument(
@@ -103,6 +110,8 @@ def override(sizes: Sizes, assignments: list[str]) -> Sizes:
         if isinstance(current, tuple):
             kind = type(current[0]) if current else float
             changes[name] = tuple(kind(x) for x in raw.split(",") if x)
+        elif isinstance(current, bool):
+            changes[name] = raw.strip().lower() in ("1", "true", "yes", "on")
         else:
             changes[name] = type(current)(raw)
     return dataclasses.replace(sizes, **changes)
@@ -203,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     admin_url, redis_url = resolve_services(args)
     backoff, backoff_source = documented_backoff()
+    if args.backoff:
+        base_s, factor, cap_s = (float(x) for x in args.backoff.split(","))
+        backoff = Backoff(base_s=base_s, factor=factor, cap_s=cap_s, jitter="full")
+        backoff_source = f"--backoff {args.backoff}"
     sections: list[Section] = []
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     with fresh_services(admin_url, redis_url) as services:

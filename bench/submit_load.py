@@ -210,7 +210,10 @@ def measure(ctx: Context) -> dict[str, Any]:
         worker.start()
         pickups: dict[str, float] = {}
         submitted: dict[str, float] = {}
-        with PickupWatcher(ctx.services) as watcher:
+        with (
+            PickupWatcher(ctx.services) as watcher,
+            sampled(worker.pid, ctx.profile_path("submit-worker")) as worker_prof,
+        ):
             status, body = _post(web.base_url, pickup_calls[0])  # warm-up job: worker is up
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and str(body.get("job_id")) not in watcher.seen:
@@ -254,5 +257,5 @@ def measure(ctx: Context) -> dict[str, Any]:
         "pickups_missing": len(submitted) - len(pickups),
         "pickup_rate_per_s": s.submit_pickup_rate,
         "event_kinds_seen": kinds,
-        **({"profile": prof} if prof else {}),
+        **({"profile": prof, "worker_profile": worker_prof} if prof else {}),
     }
