@@ -68,13 +68,17 @@ async def withdraw_jobs(services: Services) -> int:
 
     conn = await asyncpg.connect(services.database_url)
     try:
-        ids = [
-            r["id"]
-            for r in await conn.fetch(
-                "UPDATE jobs SET status = 'cancelled', updated_at = now() "
-                "WHERE status IN ('pending', 'processing') RETURNING id::text AS id"
-            )
-        ]
+        async with conn.transaction():
+            ids = [
+                r["id"]
+                for r in await conn.fetch(
+                    "UPDATE jobs SET status = 'cancelled', updated_at = now() "
+                    "WHERE status IN ('pending', 'processing') RETURNING id::text AS id"
+                )
+            ]
+            # as a cancel leaves them; else the worker's sweeper resets thousands of nodes
+            # (a change each) while the pickups are being measured
+            await conn.execute("UPDATE nodes SET status = 'idle' WHERE status = 'processing'")
     finally:
         await conn.close()
     client = Redis.from_url(services.redis_url)
