@@ -424,7 +424,9 @@ class Hub:
     async def start(self) -> None:
         """Open the pub/sub connection (in the background) and start the sweep."""
         # a connection of its own: pub/sub takes a connection over for good
-        self._redis = Redis.from_url(self.redis_url, socket_keepalive=True)
+        # keepalive finds a half-open TCP peer; unix sockets take no such option
+        tcp = not self.redis_url.startswith("unix:")
+        self._redis = Redis.from_url(self.redis_url, **({"socket_keepalive": True} if tcp else {}))
         self._listener = asyncio.create_task(self._listen(), name="hub-listener")
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="hub-sweeper")
         self._install_signal_handlers()

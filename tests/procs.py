@@ -51,8 +51,9 @@ class Proc:
 
     def start(self) -> Proc:
         """Start the process (again)."""
-        log = self.log_path.open("ab")
-        self.popen = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdout=log, stderr=log)
+        with self.log_path.open("ab") as log:
+            # the child holds its own copy of the descriptor
+            self.popen = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdout=log, stderr=log)
         return self
 
     def kill(self) -> None:
