@@ -80,17 +80,13 @@ def routes() -> list[BaseRoute]:
         Route(
             "/api/connections/{connection_id}", connections.delete_connection, methods=["DELETE"]
         ),
-        # -- pipeline routes (jobs, uploads, media) --
         Route("/api/ai/generate-video", jobs.generate_video, methods=["POST"]),
         Route("/api/ai/jobs/{job_id}", jobs.get_job_status, methods=["GET"]),
         Route("/api/ai/jobs/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),
         Route("/api/ai/nodes/{node_id}/jobs/latest", jobs.latest_job, methods=["GET"]),
         Route("/api/projects/{project_id}/uploads", uploads.upload_image, methods=["POST"]),
         Route("/media/{key:path}", media.get_media, methods=["GET", "HEAD"]),
-        # -- end pipeline routes --
-        # -- hub routes (websocket) --
         WebSocketRoute("/ws", websocket_endpoint),
-        # -- end hub routes --
         # the canvas itself, last so every route above wins
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="static"),
     ]
@@ -119,30 +115,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.store = store
         app.state.storage = storage
         app.state.presenter = Presenter(storage, settings.media_url_ttl_s)
-        # -- pipeline start (arq pool, provider) --
         # the queue client connects lazily: a Redis outage delays enqueues, never startup
         app.state.arq_pool = open_queue(settings.redis_url, settings.namespace)
         # the provider only checks requests here; workers generate
         app.state.provider = make_provider(settings)
-        # -- end pipeline start --
-        # -- hub start --
         # the websocket hub: one Redis pub/sub connection for every websocket here;
         # tests may set app.state.hub_config before the server starts
         hub_config = getattr(app.state, "hub_config", None) or HubConfig()
         hub = Hub(store, app.state.presenter, settings.redis_url, hub_config)
         await hub.start()
         app.state.hub = hub
-        # -- end hub start --
         try:
             yield
         finally:
             # 3. close in reverse order of opening
-            # -- hub stop --
             await hub.stop()
-            # -- end hub stop --
-            # -- pipeline stop --
             await app.state.arq_pool.aclose()
-            # -- end pipeline stop --
             await redis.aclose()
             await db.disconnect()
 

@@ -136,7 +136,10 @@ def build_openapi(routes: Sequence[BaseRoute], version: str) -> dict[str, Any]:
                 "name": name,
                 "in": "path",
                 "required": True,
-                "schema": {"type": "string", "format": "uuid"},
+                # ids are UUIDs; other path parts (a media key) are plain strings
+                "schema": {"type": "string", "format": "uuid"}
+                if name.endswith("_id")
+                else {"type": "string"},
             }
             for name in re.findall(r"{(\w+)(?::\w+)?}", path)
         ]

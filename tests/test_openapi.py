@@ -19,6 +19,9 @@ def test_document_shape() -> None:
     assert spec["openapi"] == "3.1.0"
     post_nodes = spec["paths"]["/api/projects/{project_id}/nodes"]["post"]
     assert post_nodes["parameters"][0]["name"] == "project_id"
+    assert post_nodes["parameters"][0]["schema"] == {"type": "string", "format": "uuid"}
+    [media_key] = spec["paths"]["/media/{key}"]["get"]["parameters"][:1]
+    assert media_key["name"] == "key" and media_key["schema"] == {"type": "string"}
     body_ref = post_nodes["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     name = body_ref.rsplit("/", 1)[1]
     assert set(spec["components"]["schemas"][name]["properties"]) == {"type", "x", "y", "data"}
