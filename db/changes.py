@@ -24,6 +24,7 @@ from databases import Database
 from redis.asyncio import Redis
 
 from db.channels import project_channel
+from server.metrics import EVENTS_PUBLISHED
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,8 @@ async def publish_change(
             )
     # 4. after commit, and only then, tell the hubs
     event = Event(project_id=project_id, seq=int(seq), kind=kind, data=data)
-    await publish_raw(store, project_id, _encode(event))
+    if await publish_raw(store, project_id, _encode(event)):
+        EVENTS_PUBLISHED.labels(kind).inc()
     return event, data
 
 
@@ -106,12 +108,14 @@ async def publish_progress(store: Store, project_id: UUID, job_id: UUID, progres
     await publish_raw(store, project_id, _encode(tick))
 
 
-async def publish_raw(store: Store, project_id: UUID, payload: bytes) -> None:
-    """Publish encoded bytes on the project's channel; a Redis failure is logged, not raised."""
+async def publish_raw(store: Store, project_id: UUID, payload: bytes) -> bool:
+    """Publish bytes on the project's channel; False (logged, not raised) if Redis failed."""
     try:
         await store.redis.publish(project_channel(store.namespace, project_id), payload)
     except Exception as exc:  # the change is committed; hubs recover it from the log
         log.warning("publish to project %s failed: %s", project_id, exc)
+        return False
+    return True
 
 
 def _plain(data: Any) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -28,6 +29,13 @@ _CONTEXT = (
 # attributes every LogRecord has; anything else passed with `extra=` is logged as a field
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 _encode = msgspec.json.Encoder(enc_hook=str).encode
+# debug logs of libraries (the websocket handshake) print request headers: credentials go
+_SECRETS = re.compile(r"(?i)(authorization:\s*\w+\s+|cookie:[^\n]*?\bcf_session=)[^\s;\"']+")
+
+
+def redact(text: str) -> str:
+    """`text` with the values of Authorization headers and session cookies replaced."""
+    return _SECRETS.sub(r"\1[redacted]", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -40,7 +48,7 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         for name, var in _CONTEXT:
             value = var.get()
