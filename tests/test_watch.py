@@ -17,6 +17,7 @@ import httpx
 from db.changes import Store
 from server.watch import Watcher, ws_url
 from tests.conftest import Account, ServerThread, Services, free_port, settings_for
+from tests.procs import WebProc
 from tests.ws_utils import HubServer, add_node, move_node, new_project
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,3 +143,67 @@ async def test_cli_watch_with_a_bad_token_exits_2(server: ServerThread) -> None:
     _, err = await asyncio.to_thread(proc.communicate, timeout=20)
     assert proc.returncode == 2
     assert "refused: not logged in (close 4401)" in err
+
+
+class WatchProc:
+    """`canvasflow watch` in a subprocess, its output lines collected by a thread."""
+
+    def __init__(self, project_id: str, base_url: str, token: str) -> None:
+        self.proc = run_cli(project_id, "--url", base_url, "--token", token)
+        self.lines: list[str] = []
+        self._reader = asyncio.create_task(asyncio.to_thread(self._read))
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    async def close(self) -> str:
+        """Stop the watcher; returns what it wrote on stderr."""
+        self.proc.kill()
+        _, err = await asyncio.to_thread(self.proc.communicate, timeout=10)
+        await self._reader
+        return err
+
+
+async def test_two_cli_watchers_follow_rest_changes_across_a_web_crash(
+    services: Services, alice: Account
+) -> None:
+    """Two terminals watch one project while a third changes it over REST.
+
+    Both print every change, in order; after the web process is SIGKILLed and
+    started again both come back by themselves and print the changes made in
+    between, each seq exactly once, the two outputs identical.
+    """
+    web = WebProc(services)
+    web.start()
+    watchers: list[WatchProc] = []
+    try:
+        await asyncio.to_thread(web.wait_ready)
+        async with httpx.AsyncClient(base_url=web.base_url, headers=alice.headers) as http:
+            r = await http.post("/api/projects", json={"name": "watched"})
+            project_id = r.json()["id"]
+            watchers = [WatchProc(project_id, web.base_url, alice.token) for _ in range(2)]
+            await wait_until(lambda: all(w.lines[:1] for w in watchers))
+            assert all(w.lines[0].startswith("snapshot  seq=0") for w in watchers)
+            r = await http.post(f"/api/projects/{project_id}/nodes", json={"type": "prompt"})
+            node_url = f"/api/nodes/{r.json()['id']}"
+            for x in range(3):
+                assert (await http.patch(node_url, json={"x": x})).status_code == 200
+            await wait_until(lambda: all(event_seqs(w.lines) == [1, 2, 3, 4] for w in watchers))
+
+            await asyncio.to_thread(web.kill)
+            await asyncio.to_thread(web.start)
+            await asyncio.to_thread(web.wait_ready)
+            for x in range(3):
+                assert (await http.patch(node_url, json={"x": 10 + x})).status_code == 200
+            await wait_until(
+                lambda: all(event_seqs(w.lines) == [1, 2, 3, 4, 5, 6, 7] for w in watchers),
+                timeout_s=30,
+            )
+        assert watchers[0].lines == watchers[1].lines
+        assert all(sum(ln.startswith("snapshot") for ln in w.lines) == 1 for w in watchers)
+    finally:
+        errors = [await w.close() for w in watchers]
+        web.kill()
+    assert not any("Traceback" in e for e in errors), errors
