@@ -52,6 +52,8 @@ class CloseCode(enum.IntEnum):
     NORMAL = 1000
     #: the process is stopping (SIGTERM / SIGINT): reconnect, to another process
     GOING_AWAY = 1001
+    #: a text frame that is not valid UTF-8 (sent by uvicorn)
+    INVALID_PAYLOAD = 1007
     #: a client frame exceeded 64 KiB
     MESSAGE_TOO_BIG = 1009
     #: an unexpected server error
@@ -228,7 +230,13 @@ def decode_client(text: str | bytes) -> ClientMessage:
         return _client_decoder.decode(text)
     except msgspec.ValidationError as exc:
         # the slow path, only for bad frames: find out which kind of bad
-        raw = msgspec.json.decode(text)
+        try:
+            raw = msgspec.json.decode(text)
+        except RecursionError:
+            raise _too_deep() from None
+        except msgspec.DecodeError:
+            # valid JSON up to a point (`1x`): the typed pass stopped at the wrong type first
+            raise _malformed() from None
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
             raise ProtocolError(
                 ErrorCode.INVALID_MESSAGE,
@@ -241,7 +249,20 @@ def decode_client(text: str | bytes) -> ClientMessage:
             ) from None
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, str(exc)) from None
     except msgspec.DecodeError:
-        raise ProtocolError(ErrorCode.MALFORMED_JSON, "The frame is not valid JSON.") from None
+        raise _malformed() from None
+    except RecursionError:
+        # msgspec stops at its nesting limit; left alone this killed the connection with 1011
+        raise _too_deep() from None
+
+
+def _malformed() -> ProtocolError:
+    return ProtocolError(ErrorCode.MALFORMED_JSON, "The frame is not valid JSON.")
+
+
+def _too_deep() -> ProtocolError:
+    return ProtocolError(
+        ErrorCode.INVALID_MESSAGE, "The frame nests too deeply; none of ours nests."
+    )
 
 
 def decode_server(text: str | bytes) -> ServerMessage:
