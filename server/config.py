@@ -37,7 +37,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     job_max_tries: int = 3
     worker_poll_delay_s: float = 0.05
     gemini_api_key: str | None = None
+    #: Veo runs on Vertex AI: a project (with ADC credentials) or, without one, the API key
+    veo_project: str | None = None
+    veo_location: str = "us-central1"
+    veo_model: str = "veo-3.1-generate-001"
+    #: another address for the Veo API (a proxy, or the tests' fake)
+    veo_base_url: str | None = None
+    #: first wait between two polls of a Veo operation; grows 1.5x per poll up to 60 s
+    veo_poll_interval_s: float = 10.0
     gcs_bucket: str | None = None
+    #: service account that signs GCS URLs through IAM when the credentials hold no key
+    gcs_signer_email: str | None = None
 
 
 def _int(name: str, default: int) -> int:
@@ -93,5 +103,11 @@ def load_settings() -> Settings:
         job_max_tries=_int("CANVASFLOW_JOB_MAX_TRIES", 3),
         worker_poll_delay_s=_float("CANVASFLOW_WORKER_POLL_DELAY_S", 0.05),
         gemini_api_key=_str("GEMINI_API_KEY"),
+        veo_project=_str("CANVASFLOW_VEO_PROJECT"),
+        veo_location=_str("CANVASFLOW_VEO_LOCATION") or "us-central1",
+        veo_model=_str("CANVASFLOW_VEO_MODEL") or "veo-3.1-generate-001",
+        veo_base_url=_str("CANVASFLOW_VEO_BASE_URL"),
+        veo_poll_interval_s=_float("CANVASFLOW_VEO_POLL_INTERVAL_S", 10.0),
         gcs_bucket=_str("GCS_BUCKET"),
+        gcs_signer_email=_str("CANVASFLOW_GCS_SIGNER_EMAIL"),
     )

@@ -120,10 +120,15 @@ async def generate_video(request: Request) -> Response:
         params["image_key"] = upload.key
         params["image_mime_type"] = upload.mime_type
     provider: VideoProvider = request.app.state.provider
+    # the image's bytes stay in storage until the worker runs; its type is enough to check
+    to_check = msgspec.structs.replace(
+        video_request(params), image_mime_type=params.get("image_mime_type")
+    )
     try:
-        provider.check(video_request(params))
+        provider.check(to_check)
     except InvalidRequest as exc:
-        raise ApiError(422, "unsupported_request", str(exc)) from None
+        # capability refusals carry their own code (unsupported_duration, …)
+        raise ApiError(422, getattr(exc, "code", "unsupported_request"), str(exc)) from None
 
     try:
         job, _ = await create_job(store, node, JOB_TYPE, params, settings.job_timeout_s)

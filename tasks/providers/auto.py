@@ -17,17 +17,17 @@ _VEO_MODULE = "tasks.providers.veo"
 
 
 def make_provider(settings: Settings) -> VideoProvider:
-    """Veo when GEMINI_API_KEY is set (and tasks/providers/veo.py exists), else the local renderer.
+    """Veo when GEMINI_API_KEY or CANVASFLOW_VEO_PROJECT is set, else the local renderer.
 
     The Veo module is imported lazily so the offline default never loads
     google-genai; it must offer `VeoProvider.from_settings(settings)`.
     """
-    if settings.gemini_api_key:
+    if settings.gemini_api_key or settings.veo_project:
         if importlib.util.find_spec(_VEO_MODULE) is not None:
             veo = importlib.import_module(_VEO_MODULE)
             provider: VideoProvider = veo.VeoProvider.from_settings(settings)
             return provider
-        log.warning("GEMINI_API_KEY is set but %s is missing: rendering locally", _VEO_MODULE)
+        log.warning("Veo is configured but %s is missing: rendering locally", _VEO_MODULE)
     work_dir = Path(settings.data_dir) / "renders"
     work_dir.mkdir(parents=True, exist_ok=True)
     return LocalRenderer(work_dir=work_dir)

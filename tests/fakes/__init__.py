@@ -1,0 +1,1 @@
+"""Fakes of the remote services (Veo, GCS), served on loopback and driven through the real SDKs."""
