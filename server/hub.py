@@ -14,7 +14,8 @@ to catch a lost last publish. Each event is presented (URLs signed) and
 encoded ONCE per process, and the same frame goes to every subscriber.
 
 Backpressure: fan-out never awaits a client. Each connection has a bounded
-`Outbox` drained by its own writer task (server/ws.py); a client whose outbox
+`Outbox`: frames are written at once while the socket keeps up, and queue for a
+writer task (server/ws.py) when it does not; a client whose outbox
 overflows is closed with 4008 and resumes with `since`, and never slows the
 others.
 
@@ -170,16 +171,22 @@ class Sequencer:
 
 
 class Outbox:
-    """A connection's bounded queue of encoded frames, drained by its one writer task.
+    """A connection's bounded queue of encoded frames.
 
-    `offer` never waits: a full queue means the client cannot keep up, and the
-    outbox fails with SLOW_CONSUMER rather than grow or slow the fan-out down.
+    While the socket keeps up, `offer` hands each frame to the connection's `sink`,
+    which writes it at once; once a write has to wait, frames queue here and the
+    connection's writer task drains them in order. `offer` never waits: a full
+    queue means the client cannot keep up, and the outbox fails with
+    SLOW_CONSUMER rather than grow or slow the fan-out down.
     Droppable frames (progress ticks) are dropped once the queue is half full.
     """
 
     def __init__(self, max_frames: int) -> None:
         self.max_frames = max_frames
         self.frames: deque[str] = deque()
+        #: the connection's send-without-waiting, tried when nothing is queued: True when
+        #: it took the frame (no queue, no writer wake-up), False to queue it (None: queue)
+        self.sink: Callable[[str], bool] | None = None
         #: set when the connection must close now (queued frames are dropped)
         self.failed = asyncio.Event()
         #: called once on failure: the endpoint's cheap way to hear of it (no task)
@@ -213,6 +220,10 @@ class Outbox:
         if not self._offers & 15:
             # sampled: observing every frame of every client cost a fifth of the fan-out
             metrics.WS_SEND_QUEUE.observe(depth)
+        if not depth and self.sink is not None and self.sink(frame):
+            # written straight to the socket, as websockets' broadcast() does: waking a
+            # writer task per frame and client cost about as much as the write itself
+            return True
         self.frames.append(frame)
         self._wake.set()
         return True

@@ -1,7 +1,9 @@
 """`GET /ws`: the websocket endpoint. It checks the handshake, then only moves frames.
 
-Each connection runs two tasks: a reader (client frames → rate limit →
-decode → hub) and a writer (the connection's Outbox → the socket). The hub
+Each connection runs a reader task (client frames → rate limit → decode →
+hub). Frames the hub queues on the connection's Outbox are written at once
+while the socket keeps up; only when a write has to wait (the socket's buffer
+is full) does a writer task take over until the queue is empty again. The hub
 never awaits a socket; a close is requested on the Outbox (slow consumer,
 too many errors, going away) and carried out here.
 """
@@ -12,6 +14,8 @@ import asyncio
 import contextlib
 import logging
 import time
+import types
+from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -87,14 +91,15 @@ class Connection:
         peer.max_errors = hub.config.max_errors
         cfg = hub.config
         self.bucket = TokenBucket(cfg.messages_per_s, cfg.message_burst, time.monotonic())
+        #: drains the outbox while a write waits; None while writes go straight out
+        self.writer: asyncio.Task[None] | None = None
+        #: a write failed: the socket is gone, there is nobody to send a close to
+        self.send_failed = False
 
     async def run(self) -> None:
         """Serve until the client leaves or the outbox asks for a close."""
         outbox = self.peer.outbox
-        self.hub.add_peer(self.peer)
-        reader = asyncio.create_task(self._read())
-        writer = asyncio.create_task(self._write())
-        # a future, not a third task: a task per connection costs memory for nothing
+        # a future, not another task: a task per connection costs memory for nothing
         failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def on_fail() -> None:
@@ -102,28 +107,36 @@ class Connection:
                 failed.set_result(None)
 
         outbox.on_fail = on_fail
+        outbox.sink = self._send_now
+        if outbox.frames:
+            self.writer = asyncio.create_task(self._write(None))
+        self.hub.add_peer(self.peer)
+        reader = asyncio.create_task(self._read())
         client_gone = False
         try:
-            # 1. serve: until the client goes, the writer ends, or a close is forced
-            waits: set[asyncio.Future[Any]] = {reader, writer, failed}
+            # 1. serve: until the client goes, a write fails, or a close is forced
+            waits: set[asyncio.Future[Any]] = {reader, failed}
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             if reader.done() and not reader.cancelled() and reader.exception() is None:
                 client_gone = reader.result()
-            if writer.done() and not writer.cancelled() and writer.exception() is not None:
-                client_gone = True  # a send failed: the socket is gone
+            client_gone = client_gone or self.send_failed
             if not client_gone and outbox.close_code is None:
                 outbox.fail(CloseCode.INTERNAL_ERROR, "internal error")
             # 2. a draining close (too many errors) lets the queued frames out first
-            if not client_gone and outbox.draining and not writer.done():
+            writer = self.writer
+            if not client_gone and outbox.draining and writer is not None:
                 with contextlib.suppress(Exception, TimeoutError):
                     await asyncio.wait_for(asyncio.shield(writer), self.hub.config.close_timeout_s)
+            client_gone = client_gone or self.send_failed
         finally:
             # 3. stop both tasks and leave every channel before the close goes out
             outbox.on_fail = None
+            outbox.sink = None
             failed.cancel()
-            for task in (reader, writer):
+            tasks = [t for t in (reader, self.writer) if t is not None]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(reader, writer, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             self.hub.remove_peer(self.peer)
         # 4. the close frame, bounded: a client that reads nothing cannot hold us
         if not client_gone and outbox.close_code is not None:
@@ -133,11 +146,38 @@ class Connection:
                     self.hub.config.close_timeout_s,
                 )
 
-    async def _write(self) -> None:
-        """Send the outbox's frames in order until it closes."""
+    def _send_now(self, frame: str) -> bool:
+        """The outbox's sink: write `frame` now; False (queue it) while a writer is busy."""
+        if self.writer is not None:
+            return False
+        try:
+            rest = _step(self.websocket.send_text(frame))
+        except Exception:
+            self._fail_send()
+            return True
+        if rest is not None:
+            # the socket's buffer is full: the send waits, and later frames queue behind it
+            self.writer = asyncio.create_task(self._write(rest))
+        return True
+
+    async def _write(self, rest: Awaitable[None] | None) -> None:
+        """Finish the send that had to wait, then send what queued meanwhile, in order."""
         outbox = self.peer.outbox
-        while (frame := await outbox.next()) is not None:
-            await self.websocket.send_text(frame)
+        try:
+            if rest is not None:
+                await rest
+            while (frame := outbox.take()) is not None:
+                await self.websocket.send_text(frame)
+        except Exception:
+            self._fail_send()
+            return
+        # nothing queued and no await since take(): the next frame may go straight out
+        self.writer = None
+
+    def _fail_send(self) -> None:
+        """A write failed: the socket is gone; end the connection without a close frame."""
+        self.send_failed = True
+        self.peer.outbox.fail(CloseCode.INTERNAL_ERROR, "internal error")
 
     async def _read(self) -> bool:
         """Handle client frames; True when the client left, False when we stop reading."""
@@ -177,6 +217,40 @@ class Connection:
             self.hub.subscribe(self.peer, message.project_id, message.since)
         else:
             self.hub.unsubscribe(self.peer, message.project_id)
+
+
+def _step(coro: Coroutine[Any, Any, None]) -> Awaitable[None] | None:
+    """Run `coro` now, up to its end or its first suspension; None when it ended, else an
+    awaitable that finishes it (to be awaited in a task). Its exceptions propagate.
+
+    An ASGI send returns without suspending while the socket accepts data, so a frame
+    costs no task switch; only a send that must wait for the socket needs a task."""
+    try:
+        waiting_on = coro.send(None)
+    except StopIteration:
+        return None
+    return _finish(coro, waiting_on)
+
+
+@types.coroutine
+def _finish(coro: Coroutine[Any, Any, None], waiting_on: Any) -> Generator[Any, None, None]:
+    """Go on driving a coroutine that `_step` started, as a task would have."""
+    # Each value the coroutine yields (the future it waits for) goes up to the task
+    # awaiting us, which resumes us when it is done; what the task throws in
+    # (a cancellation) goes down into the coroutine.
+    while True:
+        try:
+            yield waiting_on
+        except BaseException as exc:
+            try:
+                waiting_on = coro.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                waiting_on = coro.send(None)
+            except StopIteration:
+                return
 
 
 def _too_big(text: str, max_bytes: int) -> bool:
