@@ -7,6 +7,7 @@ database, namespace and data directory, and can SIGKILL or stop it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 import httpx
 import redis
@@ -49,7 +51,7 @@ class Proc:
         self.log_path = Path(tempfile.mkstemp(prefix=f"cf-{name}-", suffix=".log")[1])
         self.popen: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Proc:
+    def start(self) -> Self:
         """Start the process (again)."""
         with self.log_path.open("ab") as log:
             # the child holds its own copy of the descriptor
@@ -187,3 +189,63 @@ class RedisServer:
         if self.popen and self.popen.poll() is None:
             self.popen.kill()
             self.popen.wait(5)
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster in a temp dir on a spare port that a test may restart.
+
+    Uses the machine's `initdb` / `pg_ctl` (PostgreSQL's Debian layout), else
+    pgserver's. As root, the cluster runs as the `postgres` system user, as
+    initdb refuses root.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="cf-pg-"))
+        self.data = self.dir / "data"
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+        if bindir:
+            self.bin = bindir[-1].parent
+        else:
+            import pgserver  # type: ignore[import-untyped]
+
+            self.bin = Path(pgserver.__file__).parent / "pginstall" / "bin"
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.dir, "postgres", "postgres")
+
+    def _run(self, *args: str) -> None:
+        subprocess.run(
+            [*self.as_user, str(self.bin / args[0]), *args[1:]],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+
+    def start(self) -> PostgresServer:
+        """Create the cluster on first use, start it and wait until it accepts connections."""
+        if not self.data.exists():
+            self._run(
+                "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"
+            )
+        options = (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-o", options,
+                  "-w", "start")  # fmt: skip
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server: `fast` (clients disconnected), or `immediate` (as a crash)."""
+        if (self.data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def destroy(self) -> None:
+        """Stop and delete the cluster."""
+        with contextlib.suppress(Exception):
+            self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -18,7 +18,7 @@ from tasks.providers.local import LocalRenderer, frame_size, render_video
 
 def probe(path: Path) -> tuple[str, int, int, int, float]:
     """Codec, width, height, frame count and duration (s) of an MP4."""
-    with av.open(str(path)) as container:
+    with av.open(str(path), mode="r") as container:
         stream = container.streams.video[0]
         frames = sum(1 for _ in container.decode(stream))
         assert container.duration is not None
@@ -33,9 +33,10 @@ def probe(path: Path) -> tuple[str, int, int, int, float]:
 
 def first_frame(path: Path) -> Image.Image:
     """The first decoded frame of an MP4 as an RGB image."""
-    with av.open(str(path)) as container:
+    with av.open(str(path), mode="r") as container:
         frame = next(container.decode(video=0))
-        return frame.to_image()
+        image: Image.Image = frame.to_image()  # type: ignore[no-untyped-call]
+        return image
 
 
 def test_frame_sizes() -> None:

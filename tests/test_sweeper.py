@@ -151,7 +151,7 @@ async def test_sweeper_leaves_held_jobs_alone(
     """Queued jobs and jobs a live worker holds are not touched."""
     job = await submit_job(client, alice, duration=8)
     settings = settings_for(services)
-    untouched = ([], [], [], [], [])
+    untouched: tuple[list[object], ...] = ([], [], [], [], [])
     report = await sweep(store, queue, settings)
     assert (
         report.enqueued,

@@ -268,7 +268,7 @@ async def test_worker_killed_mid_job_is_taken_over(
     assert kinds == ["job.created", "job.started", "job.started", "job.completed"]
     assert (await node_of(client, alice, job))["status"] == "completed"
     video = (services.data_dir / "media" / done["result"]["video_key"]).read_bytes()
-    with av.open(io.BytesIO(video)) as container:
+    with av.open(io.BytesIO(video), mode="r") as container:
         assert container.streams.video[0].codec_context.name == "h264"
         assert container.duration is not None
         assert container.duration / av.time_base == pytest.approx(8, abs=0.05)

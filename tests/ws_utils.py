@@ -262,14 +262,14 @@ class HubServer(ServerThread):
         super().__init__(settings, port)
         config = self.server.config
         if hub_config is not None:
-            config.app.state.hub_config = hub_config
+            config.app.state.hub_config = hub_config  # type: ignore[union-attr]
         for name, value in uvicorn_options.items():
             setattr(config, name, value)
 
     @property
     def hub(self) -> Any:
         """The running app's hub."""
-        return self.server.config.app.state.hub
+        return self.server.config.app.state.hub  # type: ignore[union-attr]
 
 
 @asynccontextmanager
