@@ -34,6 +34,7 @@ from server.config import Settings
 from server.errors import ApiError
 from server.openapi import api
 from server.responses import json_response
+from tasks.storage.auto import media_url_prefixes
 from tasks.storage.base import Storage
 from tasks.storage.local import MEDIA_PREFIX, InvalidKey, check_key
 
@@ -118,15 +119,34 @@ def _too_many_pixels(width: int, height: int, max_pixels: int) -> ApiError:
     )
 
 
-def key_from_reference(reference: str, public_url: str) -> str | None:
+def _key_under(reference: str, prefix: str) -> str | None:
+    """The key part of `reference` if it is a URL under `prefix` (same scheme and host)."""
+    parts, base = urlsplit(reference), urlsplit(prefix)
+    same_origin = (parts.scheme, parts.netloc.lower()) == (base.scheme, base.netloc.lower())
+    if not same_origin or not parts.path.startswith(base.path):
+        return None
+    return unquote(parts.path[len(base.path) :])
+
+
+def key_from_reference(
+    reference: str, public_url: str, other_prefixes: tuple[str, ...] = ()
+) -> str | None:
     """The storage key an image reference names, or None when it is not one of ours.
 
     A reference is a storage key (`images/…`) or a media URL this deployment
-    issued (`{public_url}/media/{key}?exp=…&sig=…`, or its path alone). Other
-    hosts, other schemes and keys with `..` or odd characters give None.
+    issued (`{public_url}/media/{key}?exp=…&sig=…`, or its path alone, or a
+    URL under one of `other_prefixes`, e.g. a GCS signed URL). Other hosts,
+    other schemes and keys with `..` or odd characters give None.
     """
     if len(reference) > _MAX_REFERENCE_CHARS:
         return None
+    for prefix in other_prefixes:
+        key = _key_under(reference, prefix)
+        if key is not None:
+            try:
+                return check_key(key)
+            except InvalidKey:
+                return None
     if "://" in reference or reference.startswith("/"):
         parts = urlsplit(reference)
         ours = urlsplit(public_url)
@@ -150,7 +170,9 @@ async def project_image(
     store: Store, settings: Settings, project_id: UUID, reference: object, field: str
 ) -> Upload:
     """The upload of `project_id` that `reference` names; 422 `invalid_{field}` otherwise."""
-    key = key_from_reference(reference, settings.public_url) if isinstance(reference, str) else None
+    key = None
+    if isinstance(reference, str):
+        key = key_from_reference(reference, settings.public_url, media_url_prefixes(settings))
     upload = None
     if key is not None and key.startswith(f"images/{project_id}/"):
         upload = await get_project_upload(store.db, project_id, key)
