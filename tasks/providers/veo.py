@@ -47,8 +47,6 @@ MAX_POLL_INTERVAL_S = 60.0
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: retries of a poll in place, so one 503 does not cost the job one of its tries
 _POLL_RETRY = types.HttpRetryOptions(attempts=4, initial_delay=1.0, max_delay=10.0)
-#: google.rpc.Code values of an operation error that a new generation may not repeat
-_TRANSIENT_RPC_CODES = frozenset({4, 8, 10, 13, 14})  # DEADLINE, EXHAUSTED, ABORTED, INTERNAL…
 
 
 def _transport_errors() -> tuple[type[Exception], ...]:
@@ -80,12 +78,12 @@ def map_api_error(exc: errors.APIError, doing: str) -> ProviderError:
 
 
 def _operation_error(error: dict[str, Any]) -> ProviderError:
-    """The ProviderError for a finished operation's `error` ({code, message})."""
-    code = error.get("code")
-    message = str(error.get("message") or "the operation failed without a message")
-    if code in _TRANSIENT_RPC_CODES:
-        return TransientProviderError(message)
-    return ProviderError(message)
+    """The ProviderError for a finished operation's `error` ({code, message}).
+
+    Always permanent: a retry of the job would resume this same finished
+    operation (its name is saved on the job) and read the same error again.
+    """
+    return ProviderError(str(error.get("message") or "the operation failed without a message"))
 
 
 class VeoProvider:
