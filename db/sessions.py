@@ -29,6 +29,16 @@ async def user_for_session(db: Database, token_hash: bytes) -> User | None:
     return None if row is None else to_struct(User, row)
 
 
+async def live_sessions(db: Database, token_hashes: set[bytes]) -> set[bytes]:
+    """Which of `token_hashes` are sessions that still exist and have not expired."""
+    rows = await db.fetch_all(
+        "SELECT token_hash FROM sessions "
+        "WHERE token_hash = ANY(CAST(:h AS bytea[])) AND expires_at > now()",
+        {"h": list(token_hashes)},
+    )
+    return {bytes(row["token_hash"]) for row in rows}
+
+
 async def delete_session(db: Database, token_hash: bytes) -> None:
     """Revoke one session."""
     await db.execute("DELETE FROM sessions WHERE token_hash = :h", {"h": token_hash})

@@ -101,6 +101,12 @@ def _token_from(conn: HTTPConnection) -> tuple[str | None, bool]:
     return (cookie or None), True
 
 
+def session_hash(conn: HTTPConnection) -> bytes | None:
+    """The stored form of the request's session token, if it carries one."""
+    token, _ = _token_from(conn)
+    return hash_token(token) if token else None
+
+
 async def authenticate(conn: HTTPConnection) -> User | None:
     """The user behind the request's session, or None."""
     if "user" in conn.scope.get("state", {}):

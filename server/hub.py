@@ -47,6 +47,7 @@ from db.changes import Event, Progress, Store, decode_event
 from db.channels import project_channel
 from db.events import events_after, read_snapshot
 from db.projects import current_seq, get_owned_project
+from db.sessions import live_sessions
 from server import metrics, protocol
 from server.present import Presenter
 from server.protocol import CloseCode, ErrorCode
@@ -272,9 +273,13 @@ class Outbox:
 class Peer:
     """The hub's view of one websocket: its user, outbox, subscriptions and error count."""
 
-    def __init__(self, user_id: UUID, outbox: Outbox, max_errors: int = 20) -> None:
+    def __init__(
+        self, user_id: UUID, outbox: Outbox, max_errors: int = 20, session: bytes | None = None
+    ) -> None:
         self.user_id = user_id
         self.outbox = outbox
+        #: the hash of the session token the handshake authenticated with
+        self.session = session
         self.subscriptions: dict[UUID, Subscription] = {}
         self.errors = 0
         self.max_errors = max_errors
@@ -997,6 +1002,24 @@ class Hub:
                 await self.sweep()
             except Exception as exc:
                 log.warning("hub sweep failed: %r", exc)
+            try:
+                await self.check_sessions()
+            except Exception as exc:
+                log.warning("hub session check failed: %r", exc)
+
+    async def check_sessions(self) -> None:
+        """Close with 4401 every connection whose session was logged out or has expired.
+
+        Polled rather than pushed: one query per sweep covers every web
+        process, log outs and expiry alike, and needs no Redis.
+        """
+        sessions = {p.session for p in self.peers if p.session is not None}
+        if not sessions:
+            return
+        live = await self._db(live_sessions(self.store.db, sessions))
+        for peer in list(self.peers):
+            if peer.session is not None and peer.session not in live:
+                peer.outbox.fail(CloseCode.UNAUTHENTICATED, "session ended: log in again")
 
     async def sweep(self) -> None:
         """One query for every started channel; a channel behind Postgres fills from the log."""

@@ -66,7 +66,8 @@ class CloseCode(enum.IntEnum):
     SLOW_CONSUMER = 4008
     #: the client sent too many bad frames
     TOO_MANY_ERRORS = 4400
-    #: no valid session cookie or bearer token on the handshake: log in, do not retry
+    #: no valid session cookie or bearer token on the handshake, or the session of an open
+    #: connection was logged out or expired: log in, do not retry
     UNAUTHENTICATED = 4401
     #: a browser handshake from an origin that is not allowed: do not retry
     FORBIDDEN_ORIGIN = 4403

@@ -21,7 +21,7 @@ from typing import Any
 from starlette.websockets import WebSocket
 
 from server import protocol
-from server.auth import authenticate, origin_allowed
+from server.auth import authenticate, origin_allowed, session_hash
 from server.config import Settings
 from server.hub import Hub, Outbox, Peer
 from server.protocol import CloseCode, ErrorCode
@@ -61,7 +61,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await websocket.close(code, reason)
         return
     user = websocket.state.user
-    await Connection(websocket, hub, Peer(user.id, Outbox(hub.config.send_queue_max))).run()
+    outbox = Outbox(hub.config.send_queue_max)
+    peer = Peer(user.id, outbox, session=session_hash(websocket))
+    await Connection(websocket, hub, peer).run()
 
 
 async def _refusal(websocket: WebSocket, hub: Hub, settings: Settings) -> tuple[int, str] | None:
