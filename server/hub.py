@@ -182,14 +182,31 @@ class Outbox:
     Droppable frames (progress ticks) are dropped once the queue is half full.
     """
 
+    # an outbox per connection, thousands of them: no instance dict, and the two asyncio
+    # Events (a deque each, ~0.7 KB) are made only when something waits on them
+    __slots__ = (
+        "_failed",
+        "_failed_event",
+        "_offers",
+        "_wake",
+        "close_code",
+        "close_reason",
+        "draining",
+        "dropped",
+        "frames",
+        "max_frames",
+        "on_fail",
+        "sink",
+    )
+
     def __init__(self, max_frames: int) -> None:
         self.max_frames = max_frames
         self.frames: deque[str] = deque()
         #: the connection's send-without-waiting, tried when nothing is queued: True when
         #: it took the frame (no queue, no writer wake-up), False to queue it (None: queue)
         self.sink: Callable[[str], bool] | None = None
-        #: set when the connection must close now (queued frames are dropped)
-        self.failed = asyncio.Event()
+        self._failed = False
+        self._failed_event: asyncio.Event | None = None
         #: called once on failure: the endpoint's cheap way to hear of it (no task)
         self.on_fail: Callable[[], None] | None = None
         self.close_code: int | None = None
@@ -198,7 +215,20 @@ class Outbox:
         self.draining = False
         self.dropped = 0
         self._offers = 0
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Event | None = None
+
+    @property
+    def failed(self) -> asyncio.Event:
+        """Set when the connection must close now (queued frames are dropped)."""
+        if self._failed_event is None:
+            self._failed_event = asyncio.Event()
+            if self._failed:
+                self._failed_event.set()
+        return self._failed_event
+
+    def _wake_writer(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
 
     @property
     def open(self) -> bool:
@@ -226,7 +256,7 @@ class Outbox:
             # writer task per frame and client cost about as much as the write itself
             return True
         self.frames.append(frame)
-        self._wake.set()
+        self._wake_writer()
         return True
 
     def fail(self, code: int, reason: str) -> None:
@@ -235,8 +265,10 @@ class Outbox:
             return
         self.close_code, self.close_reason, self.draining = code, reason, False
         self.frames.clear()
-        self.failed.set()
-        self._wake.set()
+        self._failed = True
+        if self._failed_event is not None:
+            self._failed_event.set()
+        self._wake_writer()
         if self.on_fail is not None:
             self.on_fail()
 
@@ -245,7 +277,7 @@ class Outbox:
         if self.close_code is not None:
             return
         self.close_code, self.close_reason, self.draining = code, reason, True
-        self._wake.set()
+        self._wake_writer()
 
     def take(self) -> str | None:
         """The next frame to send, or None when there is none now."""
@@ -266,6 +298,8 @@ class Outbox:
                 return frame
             if self.done:
                 return None
+            if self._wake is None:
+                self._wake = asyncio.Event()
             self._wake.clear()
             await self._wake.wait()
 
@@ -579,6 +613,10 @@ class Hub:
                 sub.project_id,
                 count=False,
             )
+        finally:
+            # a finished task kept on an idle subscription is memory held for nothing
+            if sub.task is asyncio.current_task():
+                sub.task = None
 
     async def _subscribe(self, sub: Subscription, since: int | None) -> None:
         """Subscribe-before-snapshot: join the channel, then read the state, then go live."""
@@ -1018,7 +1056,9 @@ class Hub:
             return
         live = await self._db(live_sessions(self.store.db, sessions))
         for peer in list(self.peers):
-            if peer.session is not None and peer.session not in live:
+            # only sessions the query asked about: a peer that connected during the
+            # await is not in `live` either, and its session is fine (it just authed)
+            if peer.session in sessions and peer.session not in live:
                 peer.outbox.fail(CloseCode.UNAUTHENTICATED, "session ended: log in again")
 
     async def sweep(self) -> None:

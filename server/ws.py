@@ -101,12 +101,13 @@ class Connection:
     async def run(self) -> None:
         """Serve until the client leaves or the outbox asks for a close."""
         outbox = self.peer.outbox
-        # a future, not another task: a task per connection costs memory for nothing
-        failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # one future, resolved by the outbox's failure or the reader's end: lighter than
+        # another task, or asyncio.wait's set and callbacks, on every connection
+        stop: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-        def on_fail() -> None:
-            if not failed.done():
-                failed.set_result(None)
+        def on_fail(_: object = None) -> None:
+            if not stop.done():
+                stop.set_result(None)
 
         outbox.on_fail = on_fail
         outbox.sink = self._send_now
@@ -114,11 +115,11 @@ class Connection:
             self.writer = asyncio.create_task(self._write(None))
         self.hub.add_peer(self.peer)
         reader = asyncio.create_task(self._read())
+        reader.add_done_callback(on_fail)
         client_gone = False
         try:
             # 1. serve: until the client goes, a write fails, or a close is forced
-            waits: set[asyncio.Future[Any]] = {reader, failed}
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            await stop
             if reader.done() and not reader.cancelled() and reader.exception() is None:
                 client_gone = reader.result()
             client_gone = client_gone or self.send_failed
@@ -134,7 +135,7 @@ class Connection:
             # 3. stop both tasks and leave every channel before the close goes out
             outbox.on_fail = None
             outbox.sink = None
-            failed.cancel()
+            stop.cancel()
             tasks = [t for t in (reader, self.writer) if t is not None]
             for task in tasks:
                 task.cancel()
