@@ -20,7 +20,7 @@ from bench.plan import Context
 from bench.profile import sampled
 from bench.publisher import Publisher, PublisherConfig
 from bench.report import Section, fmt, verdict
-from bench.services import CpuWindow, Meter, free_port, make_seats
+from bench.services import CpuSplit, Meter, free_port, make_seats
 from bench.stats import Latency
 
 Send = Callable[[float | None, int], dict[str, Any]]
@@ -39,7 +39,8 @@ def phase(
     With `profile`, py-spy samples the server process during the window."""
     n = int(pool.ready["subscribed"])
     pool.collect(clear=True)
-    with sampled(meter.process.pid, profile) as prof, CpuWindow(meter) as cpu:
+    clients = [Meter(pid) for pid in pool.pids]
+    with sampled(meter.process.pid, profile) as prof, CpuSplit(meter, clients) as cpu:
         sent = send(rate, count)
         wait_delivered(pool, "events", n * int(sent["count"]))
     got = pool.collect(clear=True)
@@ -52,7 +53,7 @@ def phase(
         "frames_received": got.events,
         "delivered_frames_per_s": round(got.events / span, 1) if span > 0 else None,
         "latency": Latency.of_seconds(got.latencies_s).as_dict(),
-        "server_cpu_percent": round(cpu.percent, 1),
+        **cpu.figures,
         "frame_bytes": round(got.event_bytes / got.events) if got.events else None,
         "gaps": got.gaps,
         "duplicates": got.duplicates,
@@ -173,6 +174,12 @@ def run(ctx: Context) -> Section:
             f"p99 <= {target_ms:g} ms" if target_ms else "",
             verdict(cp["latency"]["p99_ms"] <= target_ms) if target_ms else "",
         )
+        section.row(
+            f"N={n} CPU web/clients/machine",
+            _cpu(cp),
+            _cpu(bp),
+            f"of {100 * (cp.get('machine_cores') or 1)} %",
+        )
         ratio = (cb["delivered_frames_per_s"] or 0) / (bb["delivered_frames_per_s"] or 1)
         section.row(
             f"N={n} delivered frames/s",
@@ -190,6 +197,15 @@ def run(ctx: Context) -> Section:
 def _lat(phase_figures: dict[str, Any]) -> str:
     lat = phase_figures["latency"]
     return f"{fmt(lat['p50_ms'])}/{fmt(lat['p99_ms'])}/{fmt(lat['max_ms'])} ms"
+
+
+def _cpu(phase_figures: dict[str, Any]) -> str:
+    """Server / client processes / whole machine CPU in the paced window (% of one core)."""
+    f = phase_figures
+    return (
+        f"{fmt(f['server_cpu_percent'], digits=0)}/{fmt(f['clients_cpu_percent'], digits=0)}"
+        f"/{fmt(f['machine_busy_percent'], digits=0)} %"
+    )
 
 
 def _loss(phase_figures: dict[str, Any]) -> str:

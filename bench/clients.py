@@ -465,6 +465,11 @@ class ClientPool:
             raise RuntimeError(f"client process answered {kind!r}, expected {expect!r}")
         return body
 
+    @property
+    def pids(self) -> list[int]:
+        """The client processes' ids (once started)."""
+        return [p.pid for p in self.procs if p.pid is not None]
+
     def start(self) -> dict[str, Any]:
         """Start the processes and wait until every client subscribed (or the timeout)."""
         for proc in self.procs:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import multiprocessing
 import threading
 import time
@@ -95,7 +96,7 @@ async def _run(config: PublisherConfig, conn: Connection) -> None:
                 await previous
             start = time.monotonic()
             task = asyncio.create_task(change(project_id, node_id))
-            task.add_done_callback(lambda _t, s=start: durations.append(time.monotonic() - s))
+            task.add_done_callback(functools.partial(_note_duration, durations, start))
             in_flight[project_id] = task
             sent += 1
             if len(ids) == 1:
@@ -137,6 +138,11 @@ async def _run(config: PublisherConfig, conn: Connection) -> None:
     finally:
         await redis.aclose()
         await db.disconnect()
+
+
+def _note_duration(durations: list[float], start: float, _task: asyncio.Task[Any]) -> None:
+    """A change task's done callback: how long it took since `start`."""
+    durations.append(time.monotonic() - start)
 
 
 def publisher_main(config: PublisherConfig, conn: Connection) -> None:

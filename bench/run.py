@@ -205,8 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     def abort(signum: int, frame: Any) -> None:
         raise TimeoutError(f"benchmark run exceeded {max_s:.0f} s")
 
+    def terminate(signum: int, frame: Any) -> None:
+        # unwind, so every started web, worker and client process is stopped on the way out
+        raise SystemExit(128 + signum)
+
     # bound the whole run; every measurement's own loops are bounded too
     signal.signal(signal.SIGALRM, abort)
+    signal.signal(signal.SIGTERM, terminate)
     signal.alarm(int(max_s))
     nofile = raise_open_files_limit()
     started = time.monotonic()

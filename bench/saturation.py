@@ -42,6 +42,7 @@ def measure(ctx: Context) -> dict[str, Any]:
         ):
             web_meter = Meter(web.pid)
             client_meters = [Meter(p.pid) for p in pool.procs]
+            assert publisher.proc.pid is not None
             publisher_meter = Meter(publisher.proc.pid)
             target = [(seat.project_id, seat.node_id)]
 

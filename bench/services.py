@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -155,7 +155,8 @@ def server_versions(services: Services) -> dict[str, str]:
 
     client = redis.Redis.from_url(services.redis_url)
     try:
-        redis_version = str(client.info("server").get("redis_version", "unknown"))
+        info: dict[str, Any] = client.info("server")  # type: ignore[assignment]
+        redis_version = str(info.get("redis_version", "unknown"))
     finally:
         client.close()
     return {"postgres": asyncio.run(pg()), "redis": redis_version}
@@ -256,6 +257,41 @@ class CpuWindow:
         self.percent = 100 * self.cpu_s / self.wall_s if self.wall_s > 0 else float("nan")
 
 
+class CpuSplit:
+    """Where a machine's CPU went over a window: the server, the load clients, and the
+    machine as a whole (other processes included), each in % of one core.
+
+    On a machine shared with its own load generators a latency figure means little without
+    this: clients starved of CPU read late however fast the server wrote."""
+
+    def __init__(self, server: Meter, clients: list[Meter]) -> None:
+        self.server = CpuWindow(server)
+        self.clients = [CpuWindow(m) for m in clients]
+        self.figures: dict[str, float] = {}
+
+    def __enter__(self) -> CpuSplit:
+        self._machine0 = psutil.cpu_times()
+        self.server.__enter__()
+        for c in self.clients:
+            c.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__()
+        for c in self.clients:
+            c.__exit__()
+        t1, t0 = psutil.cpu_times(), self._machine0
+        busy = sum(t1) - sum(t0) - (t1.idle - t0.idle) - (t1.iowait - t0.iowait)
+        wall = self.server.wall_s
+        cores = psutil.cpu_count() or 1
+        self.figures = {
+            "server_cpu_percent": round(self.server.percent, 1),
+            "clients_cpu_percent": round(sum(c.percent for c in self.clients), 1),
+            "machine_busy_percent": round(100 * busy / wall, 1) if wall > 0 else float("nan"),
+            "machine_cores": cores,
+        }
+
+
 class Proc:
     """A child process with a log file; always reaped (killed if need be) by the run."""
 
@@ -268,7 +304,7 @@ class Proc:
         self.log_path = Path(path)
         self.popen: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Proc:
+    def start(self) -> Self:
         """Start the process (again, after a kill)."""
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(

@@ -108,7 +108,7 @@ class PickupWatcher:
         from db.channels import project_channel_prefix
 
         client = redis.Redis.from_url(self.services.redis_url)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         pubsub.psubscribe(project_channel_prefix(self.services.namespace) + "*")
         self._ready.set()
         try:
