@@ -492,7 +492,15 @@ async def generate_video(ctx: dict[str, Any], job_id: str) -> str:
     """arq job: generate the video of job `job_id`; returns what happened, for arq's log."""
     token = logs.job_id.set(job_id)
     try:
-        job = await claim(ctx, UUID(job_id))
+        try:
+            job = await claim(ctx, UUID(job_id))
+        except Exception as exc:
+            # Postgres unreachable (a restart): raised on, arq would drop the job and leave
+            # the row to the sweeper's next pass; a retry claims it once Postgres is back
+            job_try = int(ctx.get("job_try") or 1)
+            defer_s = min(MAX_BACKOFF_S, ctx.get("retry_base_s", 5.0) * 2 ** (job_try - 1))
+            log.warning("job %s: cannot claim it (%r); retrying in %.1f s", job_id, exc, defer_s)
+            raise Retry(defer=defer_s) from exc
         if job is None:
             return "nothing to do"
         logs.project_id.set(str(job.project_id))

@@ -6,12 +6,17 @@ tasks/video.py and the sweeper in tasks/sweeper.py.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings
 from arq.cron import cron
 from arq.worker import func
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from db.changes import Store
 from db.channels import queue_name
@@ -30,6 +35,8 @@ DEFAULT_LEASE_S = 30.0
 DEFAULT_RETRY_BASE_S = 5.0
 #: arq's own timeout sits this far above the job timeout: the job's deadline fires first
 _TIMEOUT_MARGIN_S = 60
+#: Redis commands of a worker retry this often, backing off from 50 ms to 1 s (~1 min in all)
+_REDIS_RETRIES = 64
 
 
 def _env_float(name: str, default: float) -> float:
@@ -106,6 +113,20 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await close_context(ctx)
 
 
+def redis_settings(redis_url: str) -> RedisSettings:
+    """arq's Redis settings, retrying commands through a Redis restart.
+
+    arq's poll loop does not catch Redis errors: without retries one dropped
+    connection ended the worker process (found by tests/test_drills.py).
+    """
+    return dataclasses.replace(
+        RedisSettings.from_dsn(redis_url),
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), _REDIS_RETRIES),
+        # OSError too: a refused connect reaches the retry unwrapped
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, OSError],
+    )
+
+
 def worker_options(settings: Settings) -> dict[str, Any]:
     """arq Worker keyword arguments for these settings (the test harness reuses them)."""
     return {
@@ -129,7 +150,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
             )
         ],
         "queue_name": queue_name(settings.namespace),
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url or "redis://localhost:6379/0"),
+        "redis_settings": redis_settings(settings.redis_url or "redis://localhost:6379/0"),
         "poll_delay": settings.worker_poll_delay_s,
         # cancel (POST /api/ai/jobs/{id}/cancel) aborts the running job
         "allow_abort_jobs": True,

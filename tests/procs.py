@@ -208,7 +208,7 @@ class PostgresServer:
         if bindir:
             self.bin = bindir[-1].parent
         else:
-            import pgserver  # type: ignore[import-untyped]
+            import pgserver
 
             self.bin = Path(pgserver.__file__).parent / "pginstall" / "bin"
         self.as_user: list[str] = []
