@@ -43,6 +43,9 @@ class Sizes:
     reconnect_flow_after_s: float = 15.0
     #: also run the storm with eager clients (the server's own limit)
     reconnect_eager: bool = True
+    #: connection attempts in flight at once across the client processes (browsers have
+    #: no such gate; the client processes need one to stay responsive)
+    reconnect_connect_concurrency: int = 100
     submit_requests: int = 3_000
     submit_concurrency: int = 32
     submit_pickups: int = 100

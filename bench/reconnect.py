@@ -9,15 +9,17 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from bench.clients import Backoff, ClientPool, processes_for
 from bench.plan import Context
+from bench.profile import sampled
 from bench.publisher import Publisher, PublisherConfig
 from bench.report import Section, fmt, verdict
-from bench.services import make_seats
+from bench.services import CpuSplit, Meter, make_seats
 from bench.stats import Latency
 
 
@@ -42,9 +44,9 @@ async def postgres_seqs(database_url: str, project_ids: list[str]) -> dict[str, 
     return {"seqs": seqs, "log_consecutive": log_ok}
 
 
-def measure(ctx: Context, backoff: Backoff) -> dict[str, Any]:
+def measure(ctx: Context, backoff: Backoff, profile: Path | None = None) -> dict[str, Any]:
     """Kill and restart the web process under N subscribed clients reconnecting with
-    `backoff`."""
+    `backoff`; with `profile`, py-spy samples the new web process during the storm."""
     s = ctx.sizes
     n, p = s.reconnect_clients, s.reconnect_projects
     projects = asyncio.run(make_seats(ctx.services.database_url, p, users=max(1, p // 10)))
@@ -67,6 +69,7 @@ def measure(ctx: Context, backoff: Backoff) -> dict[str, Any]:
                 processes_for(n),
                 backoff=backoff,
                 connect_timeout_s=s.connect_timeout_s,
+                connect_concurrency=s.reconnect_connect_concurrency,
             ) as pool,
         ):
             result["subscribed_before"] = pool.ready["subscribed"]
@@ -93,11 +96,16 @@ def measure(ctx: Context, backoff: Backoff) -> dict[str, Any]:
             # 3. wait (bounded) until every client resubscribed
             deadline = ready_at + s.reconnect_deadline_s
             status = pool.status()
-            while time.monotonic() < deadline:
-                status = pool.status()
-                if status["resubscribed"] >= n and status["subscribed"] >= n:
-                    break
-                time.sleep(0.1)
+            meters = Meter(web.pid), [Meter(pid) for pid in pool.pids]
+            with sampled(web.pid, profile) as prof, CpuSplit(*meters) as cpu:
+                while time.monotonic() < deadline:
+                    status = pool.status()
+                    if status["resubscribed"] >= n and status["subscribed"] >= n:
+                        break
+                    time.sleep(0.1)
+            result["storm_cpu"] = cpu.figures
+            if prof:
+                result["profile"] = prof
             flowing.join(flow_s + 60)
             # 4. let the last events arrive, then compare every client with Postgres
             pg: dict[str, Any] = {}
@@ -162,7 +170,11 @@ def run(ctx: Context) -> Section:
     # smoke runs only the eager storm: the same code, without waiting out the backoff
     f = measure(ctx, ctx.backoff if not ctx.smoke else EAGER)
     section.figures.update(f)
-    eager = measure(ctx, EAGER) if ctx.sizes.reconnect_eager else None
+    eager = (
+        measure(ctx, EAGER, ctx.profile_path("reconnect-eager"))
+        if ctx.sizes.reconnect_eager
+        else None
+    )
     section.figures["eager_clients"] = eager
     n = f["clients"]
     took = f["all_resubscribed_s"]
@@ -173,7 +185,13 @@ def run(ctx: Context) -> Section:
         ("-" if took is None else fmt(took, " s", 2))
         + f" (backoff wait p50/max {fmt(waited['p50_ms'] / 1000, ' s', 2)}/"
         f"{fmt(waited['max_ms'] / 1000, ' s', 2)})",
-        ("-" if took_eager is None else fmt(took_eager, " s", 2) + " (eager clients)"),
+        (
+            "-"
+            if took_eager is None or eager is None
+            else fmt(took_eager, " s", 2)
+            + f" (eager clients; web {fmt(eager['storm_cpu']['server_cpu_percent'], digits=0)}"
+            " % CPU)"
+        ),
         f"<= {ctx.targets.reconnect_s:g} s",
         verdict(took is not None and took <= ctx.targets.reconnect_s),
     )

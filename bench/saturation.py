@@ -41,7 +41,6 @@ def measure(ctx: Context) -> dict[str, Any]:
             ) as pool,
         ):
             web_meter = Meter(web.pid)
-            client_meters = [Meter(p.pid) for p in pool.procs]
             assert publisher.proc.pid is not None
             publisher_meter = Meter(publisher.proc.pid)
             target = [(seat.project_id, seat.node_id)]
@@ -52,16 +51,11 @@ def measure(ctx: Context) -> dict[str, Any]:
             phase(pool, web_meter, send, None, 3)  # warm up
             for rate in s.saturation_rates:
                 count = max(5, round(rate * s.saturation_step_s))
-                windows = [CpuWindow(m) for m in client_meters]
-                pub_window = CpuWindow(publisher_meter)
-                for w in [*windows, pub_window]:
-                    w.__enter__()
-                step = phase(
-                    pool, web_meter, send, rate, count, ctx.profile_path(f"saturation-{rate:g}")
-                )
-                for w in [*windows, pub_window]:
-                    w.__exit__(None, None, None)
-                step["clients_cpu_percent"] = round(sum(w.percent for w in windows), 1)
+                # phase() splits web / clients / machine CPU; the publisher's is added here
+                with CpuWindow(publisher_meter) as pub_window:
+                    step = phase(
+                        pool, web_meter, send, rate, count, ctx.profile_path(f"saturation-{rate:g}")
+                    )
                 step["publisher_cpu_percent"] = round(pub_window.percent, 1)
                 steps.append(step)
                 lost = step["frames_expected"] - step["frames_received"]
@@ -92,7 +86,7 @@ def run(ctx: Context) -> Section:
             f"N={n} @{st['rate_per_s']:g} ev/s",
             f"p99 {fmt(lat['p99_ms'])} ms, {fmt(st['delivered_frames_per_s'])} frames/s, "
             f"web {fmt(st['server_cpu_percent'])} % CPU, clients "
-            f"{fmt(st['clients_cpu_percent'])} %"
+            f"{fmt(st['clients_cpu_percent'])} %, machine {fmt(st['machine_busy_percent'])} %"
             + (
                 f" (publisher reached only {fmt(st['achieved_events_per_s'])} ev/s)"
                 if st["achieved_events_per_s"] < 0.95 * st["rate_per_s"]

@@ -45,6 +45,8 @@ def run(ctx: Context) -> Section:
         f"generate-video requests/s (c={cf['concurrency']})",
         f"{fmt(cf['requests_per_s'])}/s, p50/p99/max {fmt(lat['p50_ms'])}/"
         f"{fmt(lat['p99_ms'])}/{fmt(lat['max_ms'])} ms"
+        + f", web {fmt(cf['web_cpu_percent'], digits=0)} % CPU, machine "
+        f"{fmt(cf['machine_busy_percent'], digits=0)} %"
         + (f" [{cf['non_202']} non-202]" if cf["non_202"] else ""),
         limit_rate,
         f">= {t.submit_rps:g}/s",

@@ -22,7 +22,7 @@ import msgspec
 from bench.http_load import Call, post_all
 from bench.plan import Context
 from bench.profile import sampled
-from bench.services import Services, WorkerProc, loopback_open, make_seats
+from bench.services import CpuSplit, Meter, Services, WorkerProc, loopback_open, make_seats
 from bench.stats import Latency
 
 PATH = "/api/ai/generate-video"
@@ -187,6 +187,24 @@ def _cancel(base_url: str, call: Call, job_id: str) -> None:
         pass
 
 
+#: a probe goes out once the worker used less than this share of a core over a window
+PROBE_IDLE_CPU = 0.10
+#: ... or after this long at most (then the figure shows the render's cost)
+PROBE_IDLE_MAX_S = 3.0
+
+
+def wait_idle(meter: Meter, cpu_share: float, max_s: float, window_s: float = 0.05) -> float:
+    """Block until the process used under `cpu_share` of a core over `window_s` (at most
+    `max_s`); returns how long it took."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < max_s:
+        before = meter.cpu_s()
+        time.sleep(window_s)
+        if meter.cpu_s() - before < cpu_share * window_s:
+            break
+    return time.monotonic() - t0
+
+
 def measure(ctx: Context) -> dict[str, Any]:
     """Throughput without a worker, then pickup latency with one."""
     s = ctx.sizes
@@ -200,7 +218,10 @@ def measure(ctx: Context) -> dict[str, Any]:
         web.wait_ready()
         # 1. throughput: warm up with a few requests, then the closed loop
         post_all(web.base_url, load_calls[:8], 4, 1, 30)
-        with sampled(web.pid, ctx.profile_path("submit-web")) as prof:
+        with (
+            sampled(web.pid, ctx.profile_path("submit-web")) as prof,
+            CpuSplit(Meter(web.pid), []) as load_cpu,
+        ):
             load = post_all(
                 web.base_url,
                 load_calls[8:],
@@ -214,6 +235,7 @@ def measure(ctx: Context) -> dict[str, Any]:
         worker.start()
         pickups: dict[str, float] = {}
         submitted: dict[str, float] = {}
+        idle_waits: list[float] = []
         with (
             PickupWatcher(ctx.services) as watcher,
             sampled(worker.pid, ctx.profile_path("submit-worker")) as worker_prof,
@@ -226,10 +248,14 @@ def measure(ctx: Context) -> dict[str, Any]:
                 time.sleep(0.05)
             _cancel(web.base_url, pickup_calls[0], str(body.get("job_id")))
             t0 = time.monotonic()
+            worker_meter = Meter(worker.pid)
             for i, call in enumerate(pickup_calls[1 : s.submit_pickups + 1]):
                 delay = t0 + i / s.submit_pickup_rate - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
+                # the last probe's render stops a frame or two after its cancel reaches the
+                # worker; a probe sent meanwhile would measure the render, not the pickup
+                idle_waits.append(wait_idle(worker_meter, PROBE_IDLE_CPU, PROBE_IDLE_MAX_S))
                 status, body = _post(web.base_url, call)
                 if status != 202:
                     continue
@@ -255,11 +281,15 @@ def measure(ctx: Context) -> dict[str, Any]:
         "latency": Latency.of_seconds(load["latencies_s"]).as_dict(),
         "statuses": load["statuses"],
         "non_202": non_202,
+        # web process vs the whole machine (load generator, Postgres, Redis, others)
+        "web_cpu_percent": load_cpu.figures["server_cpu_percent"],
+        "machine_busy_percent": load_cpu.figures["machine_busy_percent"],
         "sample_errors": load["sample_errors"],
         "jobs_withdrawn": withdrawn,
         "pickup": Latency.of_seconds(list(pickups.values())).as_dict(),
         "pickups_missing": len(submitted) - len(pickups),
         "pickup_rate_per_s": s.submit_pickup_rate,
+        "worker_idle_wait_before_probe": Latency.of_seconds(idle_waits).as_dict(),
         "event_kinds_seen": kinds,
         **({"profile": prof, "worker_profile": worker_prof} if prof else {}),
     }
