@@ -43,6 +43,9 @@ class Sizes:
     reconnect_flow_after_s: float = 15.0
     #: also run the storm with eager clients (the server's own limit)
     reconnect_eager: bool = True
+    #: also run the storm with the documented backoff capped at this many seconds (0: not),
+    #: to show what the cap costs after an outage
+    reconnect_compare_cap_s: float = 4.0
     #: connection attempts in flight at once across the client processes (browsers have
     #: no such gate; the client processes need one to stay responsive)
     reconnect_connect_concurrency: int = 100
@@ -77,6 +80,7 @@ SMOKE = Sizes(
     reconnect_down_s=0.3,
     reconnect_flow_after_s=1.0,
     reconnect_eager=False,
+    reconnect_compare_cap_s=0.0,
     submit_requests=40,
     submit_concurrency=4,
     submit_pickups=4,

@@ -7,6 +7,7 @@ seq stream is gap-free up to the seq Postgres holds.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -176,6 +177,13 @@ def run(ctx: Context) -> Section:
         else None
     )
     section.figures["eager_clients"] = eager
+    cap_s = ctx.sizes.reconnect_compare_cap_s
+    capped = (
+        measure(ctx, dataclasses.replace(ctx.backoff, cap_s=cap_s))
+        if cap_s and not ctx.smoke
+        else None
+    )
+    section.figures["capped_backoff"] = capped
     n = f["clients"]
     took = f["all_resubscribed_s"]
     took_eager = eager["all_resubscribed_s"] if eager else None
@@ -195,7 +203,16 @@ def run(ctx: Context) -> Section:
         f"<= {ctx.targets.reconnect_s:g} s",
         verdict(took is not None and took <= ctx.targets.reconnect_s),
     )
-    storms = [f] if eager is None else [f, eager]
+    if capped is not None:
+        took_capped = capped["all_resubscribed_s"]
+        waited_capped = capped["backoff_wait_after_ready"]
+        section.row(
+            f"N={n} same, backoff capped at {cap_s:g} s",
+            ("-" if took_capped is None else fmt(took_capped, " s", 2))
+            + f" (backoff wait p50/max {fmt(waited_capped['p50_ms'] / 1000, ' s', 2)}/"
+            f"{fmt(waited_capped['max_ms'] / 1000, ' s', 2)})",
+        )
+    storms = [x for x in (f, eager, capped) if x is not None]
     gap_free = all(
         x["gaps"] == 0 and x["clients_behind_postgres"] == 0 and x["postgres_log_consecutive"]
         for x in storms

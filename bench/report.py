@@ -98,3 +98,36 @@ def write_json(path: Path, document: dict[str, Any], sections: list[Section]) ->
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_clean(document), indent=2, default=str) + "\n")
+
+
+def markdown(document: dict[str, Any]) -> str:
+    """A run's JSON as the README's table and environment line (so the two cannot differ)."""
+    lines = [
+        "| measurement | figure | value | limit (same run) | target | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in document["sections"]:
+        if s["skipped"]:
+            lines.append(f"| {s['name']} | skipped | {s['skipped']} | | | {NA} |")
+        for r in s["rows"]:
+            cells = [r[c] for c in ("section", "figure", "value", "limit", "target", "verdict")]
+            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    env = document["environment"]
+    libs, servers = env["libraries"], env["servers"]
+    start, end = env["load_at_start"], env["load_at_end"]
+    lines += [
+        "",
+        f"Measured {document['created_at']} at commit `{env['git_commit']}`: "
+        f"{env['cpu_count']} x {env['cpu_model']}, {env['platform']}, Python {env['python']}, "
+        f"uvicorn {libs['uvicorn']}, websockets {libs['websockets']}, uvloop {libs['uvloop']}, "
+        f"Postgres {servers['postgres']}, Redis {servers['redis']}; load average "
+        f"{start['load_1m']}/{start['load_5m']}/{start['load_15m']} at start, "
+        f"{end['load_1m']} at end; {document['elapsed_s']:.0f} s in all.",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())))
