@@ -1,4 +1,4 @@
--- canvasflow schema, version 1.
+-- canvasflow schema, version 2.
 -- Applied idempotently at start by db/migrate.py under an advisory lock, so
 -- any number of processes may start at once. A later change adds a block
 -- guarded by the version in schema_version and bumps it.
@@ -112,7 +112,9 @@ CREATE TABLE IF NOT EXISTS events (
     project_id uuid NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
     seq bigint NOT NULL,
     kind text NOT NULL,
-    data jsonb NOT NULL,
+    -- json, not jsonb: the text exactly as published, so an event replayed from
+    -- the log reaches a client byte for byte as the live one did
+    data json NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (project_id, seq)
 );
@@ -132,3 +134,14 @@ CREATE INDEX IF NOT EXISTS uploads_project_idx ON uploads (project_id);
 
 INSERT INTO schema_version (version)
 SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 1);
+
+-- Version 2: events.data keeps the published text (jsonb reordered the keys,
+-- so a replayed event differed from the live one it repeats).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 2) THEN
+        ALTER TABLE events ALTER COLUMN data TYPE json USING data::json;
+        INSERT INTO schema_version (version) VALUES (2);
+    END IF;
+END
+$$;

@@ -92,7 +92,7 @@ async def publish_change(
         if log_event:
             await store.db.execute(
                 "INSERT INTO events (project_id, seq, kind, data) "
-                "VALUES (:project_id, :seq, :kind, CAST(:data AS jsonb))",
+                "VALUES (:project_id, :seq, :kind, CAST(:data AS json))",
                 {"project_id": project_id, "seq": seq, "kind": kind, "data": _plain(data)},
             )
     # 4. after commit, and only then, tell the hubs
@@ -119,7 +119,7 @@ async def publish_raw(store: Store, project_id: UUID, payload: bytes) -> bool:
 
 
 def _plain(data: Any) -> Any:
-    """Structs become builtins so asyncpg's jsonb codec stores them as JSON objects."""
+    """Structs become builtins (fields in order) for asyncpg's json codec to store."""
     return msgspec.to_builtins(data)
 
 

@@ -9,7 +9,7 @@ import asyncpg
 import httpx
 
 from db.connect import make_database
-from db.migrate import SCHEMA_VERSION, migrate
+from db.migrate import SCHEMA_PATH, SCHEMA_VERSION, migrate
 from tests.conftest import ServerThread, Services, free_port, settings_for
 
 
@@ -46,11 +46,58 @@ async def test_migration_is_idempotent_and_concurrent(services: Services) -> Non
     try:
         versions = await asyncio.gather(*(migrate(db) for db in dbs))
         assert versions == [SCHEMA_VERSION] * 4
+        # one row per version, however many processes migrated
         count = await dbs[0].fetch_val("SELECT count(*) FROM schema_version")
-        assert count == 1
+        assert count == SCHEMA_VERSION
     finally:
         for db in dbs:
             await db.disconnect()
+
+
+async def test_version_1_database_is_migrated_keeping_its_events(services: Services) -> None:
+    """A database made by schema version 1 (events.data jsonb) moves to json, events intact."""
+    name = f"{services.database_url.rsplit('/', 1)[1]}_v1"
+    admin = await asyncpg.connect(services.admin_url)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = services.database_url.rsplit("/", 1)[0] + "/" + name
+    try:
+        current = SCHEMA_PATH.read_text()
+        version_1 = current[: current.index("-- Version 2")].replace(
+            "data json NOT NULL", "data jsonb NOT NULL"
+        )
+        old = await asyncpg.connect(url)
+        try:
+            await old.execute(version_1)
+            await old.execute(
+                "INSERT INTO users (id, email, password_hash) VALUES "
+                "('00000000-0000-0000-0000-000000000001', 'a@example.com', 'x');"
+                "INSERT INTO projects (id, owner_id, name, seq) VALUES "
+                "('00000000-0000-0000-0000-000000000002', "
+                "'00000000-0000-0000-0000-000000000001', 'p', 1);"
+                "INSERT INTO events (project_id, seq, kind, data) VALUES "
+                "('00000000-0000-0000-0000-000000000002', 1, 'node.created', "
+                """'{"node": {"id": "n", "x": 1.5}}');"""
+            )
+        finally:
+            await old.close()
+        db = make_database(url)
+        await db.connect()
+        try:
+            assert await migrate(db) == SCHEMA_VERSION == 2
+            assert await migrate(db) == 2  # and again, as every start does
+            kind = await db.fetch_val(
+                "SELECT data_type FROM information_schema.columns "
+                "WHERE table_name = 'events' AND column_name = 'data'"
+            )
+            assert kind == "json"
+            data = await db.fetch_val("SELECT data FROM events WHERE seq = 1")
+            assert data == {"node": {"id": "n", "x": 1.5}}
+        finally:
+            await db.disconnect()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.close()
 
 
 def test_embedded_services_start_and_answer(tmp_path: Path) -> None:

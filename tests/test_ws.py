@@ -195,6 +195,27 @@ async def test_resume_with_older_since_replays_from_the_log(
     await client.close()
 
 
+async def test_a_replayed_event_is_byte_for_byte_the_live_one(
+    server: ServerThread, store: Store, alice: Account
+) -> None:
+    """The same event reaches a live client and a resuming one as the same frame text."""
+    project_id = await new_project(store, alice.user_id)
+    await add_node(store, project_id)
+    live = await WsClient.open(server.base_url, alice.token)
+    await live.subscribe(project_id, since=1)
+    await live.expect(protocol.Subscribed)
+    await add_node(store, project_id, x=2.5)
+    live_frame = await asyncio.wait_for(live.ws.recv(), 10)
+    late = await WsClient.open(server.base_url, alice.token)
+    await late.subscribe(project_id, since=1)
+    await late.expect(protocol.Subscribed)
+    replayed_frame = await asyncio.wait_for(late.ws.recv(), 10)
+    assert '"seq":2' in str(live_frame)
+    assert replayed_frame == live_frame
+    await live.close()
+    await late.close()
+
+
 async def test_since_ahead_or_beyond_the_log_gets_a_snapshot(
     server: ServerThread, store: Store, alice: Account
 ) -> None:
