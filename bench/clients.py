@@ -40,11 +40,11 @@ DO_NOT_RETRY = frozenset({4400, 4401, 4403})
 class Backoff:
     """Reconnect delays: `min(cap_s, base_s * factor**attempt)`, times a random jitter.
 
-    The defaults are docs/protocol.md's: full jitter, 0.5 s doubling up to 15 s."""
+    The defaults are docs/protocol.md's: full jitter, 0.5 s doubling up to 4 s."""
 
     base_s: float = 0.5
     factor: float = 2.0
-    cap_s: float = 15.0
+    cap_s: float = 4.0
     #: "full": uniform in [0, delay]; "equal": delay/2 + uniform in [0, delay/2]
     jitter: str = "full"
 

@@ -44,8 +44,8 @@ class Sizes:
     #: also run the storm with eager clients (the server's own limit)
     reconnect_eager: bool = True
     #: also run the storm with the documented backoff capped at this many seconds (0: not),
-    #: to show what the cap costs after an outage
-    reconnect_compare_cap_s: float = 4.0
+    #: to show what a longer cap would cost after an outage
+    reconnect_compare_cap_s: float = 15.0
     #: connection attempts in flight at once across the client processes (browsers have
     #: no such gate; the client processes need one to stay responsive)
     reconnect_connect_concurrency: int = 100

@@ -57,7 +57,7 @@ class Watcher:
         *,
         as_json: bool = False,
         initial_delay_s: float = 0.5,
-        max_delay_s: float = 15.0,
+        max_delay_s: float = 4.0,
     ) -> None:
         self.url = ws_url(url)
         self.token = token

@@ -77,7 +77,7 @@ export function applyEvent(state, kind, data) {
 }
 
 /** Milliseconds to wait before reconnect attempt `attempt` (0-based): full jitter. */
-export function backoffDelay(attempt, { initialMs = 500, maxMs = 15000 } = {}, random = Math.random) {
+export function backoffDelay(attempt, { initialMs = 500, maxMs = 4000 } = {}, random = Math.random) {
   return Math.round(random() * Math.min(maxMs, initialMs * 2 ** attempt));
 }
 
@@ -176,7 +176,7 @@ export class CanvasflowClient {
    * @param {object} [options]
    * @param {string} [options.url] the websocket URL (default: /ws on this page's host)
    * @param {number} [options.initialDelayMs] first reconnect delay cap (default 500)
-   * @param {number} [options.maxDelayMs] largest reconnect delay cap (default 15000)
+   * @param {number} [options.maxDelayMs] largest reconnect delay cap (default 4000)
    * @param {number} [options.pingIntervalMs] app-level ping period (default 25000)
    * @param {(status: string, detail?: object) => void} [options.onStatus]
    *   "connecting", "live", "reconnecting", "unauthenticated", "forbidden", "closed"
@@ -186,7 +186,7 @@ export class CanvasflowClient {
   constructor(options = {}) {
     const loc = globalThis.location;
     this.url = options.url || `${loc.protocol === "https:" ? "wss" : "ws"}://${loc.host}/ws`;
-    this.delays = { initialMs: options.initialDelayMs ?? 500, maxMs: options.maxDelayMs ?? 15000 };
+    this.delays = { initialMs: options.initialDelayMs ?? 500, maxMs: options.maxDelayMs ?? 4000 };
     this.pingIntervalMs = options.pingIntervalMs ?? 25000;
     this.onStatus = options.onStatus || (() => {});
     this.onError = options.onError || null;

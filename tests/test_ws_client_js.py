@@ -105,6 +105,10 @@ assert.ok(statuses.includes("reconnecting"));
 // full jitter: within [0, min(max, initial * 2^n)]
 assert.equal(backoffDelay(10, { initialMs: 500, maxMs: 15000 }, () => 0.999), 14985);
 assert.equal(backoffDelay(0, { initialMs: 500, maxMs: 15000 }, () => 1), 500);
+// the documented defaults (docs/protocol.md): 0.5 s doubling, capped at 4 s
+assert.equal(backoffDelay(0, undefined, () => 1), 500);
+assert.equal(backoffDelay(3, undefined, () => 1), 4000);
+assert.equal(backoffDelay(12, undefined, () => 1), 4000);
 console.log("ok");
 """
 
