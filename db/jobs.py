@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import msgspec
 from databases import Database
 
@@ -119,15 +118,17 @@ async def insert_job(
     type: str,
     params: dict[str, Any],
     timeout_s: int,
-) -> Job:
-    """Insert a pending job; call inside a change."""
+) -> Job | None:
+    """Insert a pending job; None when the node has a live job already. Call inside a change."""
     row = await db.fetch_one(
         "INSERT INTO jobs (project_id, node_id, type, params, deadline) "
         "VALUES (:p, :n, :t, CAST(:params AS jsonb), now() + make_interval(secs => :timeout)) "
+        # jobs_one_live_per_node: at most one pending or processing job a node
+        "ON CONFLICT (node_id) WHERE status IN ('pending', 'processing') DO NOTHING "
         f"RETURNING {_COLUMNS}",
         {"p": project_id, "n": node_id, "t": type, "params": params, "timeout": timeout_s},
     )
-    return to_struct(Job, row)
+    return None if row is None else to_struct(Job, row)
 
 
 async def update_job(
@@ -204,14 +205,12 @@ async def create_job(
     """
 
     async def apply() -> dict[str, Any]:
-        try:
-            # a savepoint, so the unique violation leaves the change's transaction usable
-            async with store.db.transaction():
-                job = await insert_job(store.db, node.project_id, node.id, type, params, timeout_s)
-        except asyncpg.UniqueViolationError:
-            # jobs_one_live_per_node: the node has a pending or processing job already
+        # ON CONFLICT rather than a savepoint around a unique violation: two round
+        # trips fewer on every submit
+        job = await insert_job(store.db, node.project_id, node.id, type, params, timeout_s)
+        if job is None:
             live = await live_job_for_node(store.db, node.id)
-            raise NodeBusy(live.id if live is not None else UUID(int=0)) from None
+            raise NodeBusy(live.id if live is not None else UUID(int=0))
         updated = await node_q.update_node(
             store.db, node.id, status=NodeStatus.PROCESSING, clear_error=True
         )
