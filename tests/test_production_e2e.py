@@ -21,13 +21,15 @@ import pytest
 from db.changes import Store
 from server.config import Settings
 from tests.api_utils import make_node, make_project
-from tests.conftest import Account, ServerThread, Services, free_port, settings_for, sign_up
+from tests.conftest import ServerThread, Services, free_port, settings_for, sign_up
 from tests.fakes.gcs import FakeGcs
 from tests.fakes.server import AppThread
 from tests.fakes.veo import API_KEY, VIDEO, FakeVeo, VeoScript
 from tests.worker_utils import (
     WorkerHarness,
     image_bytes,
+    job_row,
+    submit_job,
     upload_image,
     video_body,
     wait_for_job,
@@ -120,25 +122,6 @@ async def start_web(
         server.stop()
 
 
-async def submit(client: httpx.AsyncClient, who: Account, **overrides: Any) -> dict[str, Any]:
-    """A project with a video node and a submitted job; returns the job."""
-    pid = await make_project(client, who)
-    node = await make_node(client, who, pid, "video")
-    r = await client.post(
-        "/api/ai/generate-video", json=video_body(node["id"], **overrides), headers=who.headers
-    )
-    assert r.status_code == 202, r.text
-    job: dict[str, Any] = r.json()
-    return job
-
-
-async def job_row(store: Store, job_id: str) -> dict[str, Any]:
-    """The job's row."""
-    row = await store.db.fetch_one("SELECT * FROM jobs WHERE id = :id", {"id": uuid.UUID(job_id)})
-    assert row is not None
-    return dict(row._mapping)
-
-
 async def test_image_to_video_completes_through_veo_and_gcs(
     start_web: WebFactory, veo: FakeVeo, gcs: FakeGcs, fakes: Any, services: Services
 ) -> None:
@@ -190,7 +173,7 @@ async def test_killed_worker_resumes_the_same_operation(
     veo.script = VeoScript(outcome="never")
     client = await start_web()
     who = await sign_up(client)
-    job = await submit(client, who)
+    job = await submit_job(client, who)
     first = worker_process(services, **fakes[2]).start()
     second = worker_process(services, **fakes[2])
     try:
@@ -228,7 +211,7 @@ async def run_one(
     """Submit a job, run it with an in-process arq worker; returns the finished job and its node."""
     client = await start_web()
     who = await sign_up(client)
-    job = await submit(client, who)
+    job = await submit_job(client, who)
     fakes[0].script = script
     if "deadline_s" in settings:
         await store.db.execute(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -20,32 +19,13 @@ from tasks.video import enqueue_video, open_queue
 from tests.api_utils import make_node, make_project
 from tests.conftest import Account, ServerThread, Services, free_port, settings_for
 from tests.procs import RedisServer
-from tests.worker_utils import WorkerHarness, video_body, wait_for_job
-
-
-async def submit_job(client: httpx.AsyncClient, who: Account, **overrides: Any) -> dict[str, Any]:
-    """A new project with a video node and a submitted job; returns the job."""
-    pid = await make_project(client, who)
-    node = await make_node(client, who, pid, "video")
-    r = await client.post(
-        "/api/ai/generate-video", json=video_body(node["id"], **overrides), headers=who.headers
-    )
-    assert r.status_code == 202, r.text
-    job: dict[str, Any] = r.json()
-    return job
+from tests.worker_utils import WorkerHarness, job_row, submit_job, video_body, wait_for_job
 
 
 async def forget_in_queue(store: Store, services: Services, job_id: str) -> None:
     """Make Redis lose every trace of the job (a flushed or failed-over Redis)."""
     await store.redis.delete(job_key_prefix + job_id, result_key_prefix + job_id)
     await store.redis.zrem(queue_name(services.namespace), job_id)
-
-
-async def job_row(store: Store, job_id: str) -> dict[str, Any]:
-    """The job's row."""
-    row = await store.db.fetch_one("SELECT * FROM jobs WHERE id = :id", {"id": uuid.UUID(job_id)})
-    assert row is not None
-    return dict(row._mapping)
 
 
 @pytest.fixture

@@ -23,9 +23,14 @@ from tasks.providers.base import (
     VideoRequest,
 )
 from tasks.providers.local import LocalRenderer
-from tests.api_utils import make_node, make_project
 from tests.conftest import Account, Services, settings_for
-from tests.worker_utils import WorkerHarness, video_body, wait_for_job, worker_process
+from tests.worker_utils import (
+    WorkerHarness,
+    job_row,
+    submit_job,
+    wait_for_job,
+    worker_process,
+)
 
 
 class ScriptedProvider:
@@ -57,25 +62,6 @@ class ScriptedProvider:
     async def download(self, operation: str, dest: Path) -> None:
         """The local render's file."""
         await self.renderer.download(operation, dest)
-
-
-async def submit_job(client: httpx.AsyncClient, who: Account, **overrides: Any) -> dict[str, Any]:
-    """A new project with a video node and a submitted job; returns the job."""
-    pid = await make_project(client, who)
-    node = await make_node(client, who, pid, "video")
-    r = await client.post(
-        "/api/ai/generate-video", json=video_body(node["id"], **overrides), headers=who.headers
-    )
-    assert r.status_code == 202, r.text
-    job: dict[str, Any] = r.json()
-    return job
-
-
-async def job_row(store: Store, job_id: str) -> dict[str, Any]:
-    """The job's row."""
-    row = await store.db.fetch_one("SELECT * FROM jobs WHERE id = :id", {"id": uuid.UUID(job_id)})
-    assert row is not None
-    return dict(row._mapping)
 
 
 async def kinds_of(store: Store, project_id: str) -> list[str]:

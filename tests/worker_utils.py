@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import io
 import subprocess
+import uuid
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from db.channels import queue_name
 from server.config import Settings
 from tasks.providers.local import LocalRenderer
 from tasks.worker import close_context, open_context, worker_options
+from tests.api_utils import make_node, make_project
 from tests.conftest import Account, Services
 from tests.procs import ROOT, WorkerProc
 
@@ -193,3 +195,22 @@ def video_body(node_id: str, **overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+async def submit_job(client: httpx.AsyncClient, who: Account, **overrides: Any) -> dict[str, Any]:
+    """A new project with a video node and a submitted job; returns the job."""
+    pid = await make_project(client, who)
+    node = await make_node(client, who, pid, "video")
+    r = await client.post(
+        "/api/ai/generate-video", json=video_body(node["id"], **overrides), headers=who.headers
+    )
+    assert r.status_code == 202, r.text
+    job: dict[str, Any] = r.json()
+    return job
+
+
+async def job_row(store: Store, job_id: str) -> dict[str, Any]:
+    """The job's row."""
+    row = await store.db.fetch_one("SELECT * FROM jobs WHERE id = :id", {"id": uuid.UUID(job_id)})
+    assert row is not None
+    return dict(row._mapping)
