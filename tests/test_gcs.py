@@ -12,8 +12,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import google.auth.exceptions
 import httpx
 import pytest
+from google.cloud import storage
+from google.oauth2.credentials import Credentials as UserCredentials
 
 from server.config import Settings
 from tasks.storage.auto import make_storage
@@ -23,6 +26,7 @@ from tasks.storage.local import LocalStorage
 from tests.api_utils import make_node, make_project
 from tests.conftest import ServerThread, Services, free_port, settings_for, sign_up
 from tests.fakes.gcs import SA_EMAIL, FakeGcs
+from tests.fakes.iam import SignBlobProxy
 from tests.fakes.server import AppThread
 from tests.worker_utils import image_bytes, upload_image, video_body
 
@@ -150,6 +154,45 @@ async def test_signed_url_lifetime_is_capped_and_expires(gcs: GcsStorage, gcs_en
         assert (await http.get(long_url)).status_code == 200
         assert (await http.get(short_url)).status_code == 403
     assert gcs_env.refusals == ["expired"]
+
+
+async def test_workload_credentials_sign_through_iam_signblob(
+    gcs: GcsStorage, gcs_env: FakeGcs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Credentials without a private key (GKE, Cloud Run) sign URLs through IAM signBlob.
+
+    The SDK's call to iamcredentials.googleapis.com goes through HTTPS_PROXY to
+    the loopback fake, which signs with the service account's key; the GCS fake
+    then serves the URL only if that signature verifies.
+    """
+    await gcs.put_bytes("videos/p1/j3.mp4", b"workload bytes", "video/mp4")
+    token = "workload-access-token"
+    with SignBlobProxy(tmp_path, gcs_env.key, token) as iam:
+        monkeypatch.setenv("HTTPS_PROXY", iam.url)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(iam.ca_file))
+        workload = GcsStorage(
+            storage.Client(project="fake-project", credentials=UserCredentials(token=token)),  # type: ignore[no-untyped-call]
+            BUCKET,
+            signer_email=SA_EMAIL,
+        )
+        url = await workload.sign_url("videos/p1/j3.mp4", 600)
+        refused = GcsStorage(
+            storage.Client(project="fake-project", credentials=UserCredentials(token="stale")),  # type: ignore[no-untyped-call]
+            BUCKET,
+            signer_email=SA_EMAIL,
+        )
+        with pytest.raises(google.auth.exceptions.TransportError, match="signBytes"):
+            await refused.sign_url("videos/p1/j3.mp4", 600)
+    [call] = iam.calls
+    assert call.path == f"/v1/projects/-/serviceAccounts/{SA_EMAIL}:signBlob?alt=json"
+    assert call.payload.startswith(b"GOOG4-RSA-SHA256\n")
+    query = parse_qs(urlsplit(url).query)
+    assert query["X-Goog-Credential"][0].startswith(f"{SA_EMAIL}/")
+    async with httpx.AsyncClient() as http:
+        r = await http.get(url)
+    assert r.status_code == 200, r.text
+    assert r.content == b"workload bytes"
+    assert gcs_env.refusals == []
 
 
 def test_local_storage_stays_the_default(tmp_path: Path) -> None:
