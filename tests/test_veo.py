@@ -26,6 +26,7 @@ from tasks.providers.base import (
 )
 from tasks.providers.capabilities import MODELS, Unsupported, check_request
 from tasks.providers.veo import VeoProvider
+from tests.fakes.gcs import FakeGcs
 from tests.fakes.server import AppThread
 from tests.fakes.veo import API_KEY, VIDEO, FakeVeo, VeoScript
 
@@ -75,6 +76,42 @@ async def run_to_end(provider: VeoProvider, operation: str, dest: Path) -> int:
         polls += 1
     await provider.download(operation, dest)
     return polls
+
+
+async def test_project_mode_uses_application_default_credentials(
+    veo_server: tuple[FakeVeo, str],
+    fake: FakeVeo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CANVASFLOW_VEO_PROJECT: a Bearer token from ADC (a service-account key) and the project path.
+
+    The key's token_uri is the loopback OAuth fake, so google-auth makes the real
+    JWT grant; the Veo fake accepts only the token that grant issued.
+    """
+    oauth = FakeGcs()
+    with AppThread(oauth.app) as server:
+        monkeypatch.setenv(
+            "GOOGLE_APPLICATION_CREDENTIALS", str(oauth.service_account_file(tmp_path, server.url))
+        )
+        fake.bearer_tokens = oauth.tokens
+        provider = provider_for(
+            veo_server, gemini_api_key=None, veo_project="fake-project", veo_location="europe-west4"
+        )
+        operation = await provider.submit(request())
+        await run_to_end(provider, operation, tmp_path / "out.mp4")
+    [submit] = fake.submits()
+    model = provider.model
+    assert submit.path.endswith(
+        f"/projects/fake-project/locations/europe-west4/publishers/google/models/{model}"
+        ":predictLongRunning"
+    ), submit.path
+    assert "x-goog-api-key" not in submit.headers
+    assert submit.headers["authorization"].removeprefix("Bearer ") in oauth.tokens
+    assert fake.polls() and all(
+        p.headers["authorization"] == submit.headers["authorization"] for p in fake.polls()
+    )
+    assert (tmp_path / "out.mp4").read_bytes() == VIDEO
 
 
 async def test_text_to_video_request_body(

@@ -80,6 +80,8 @@ class FakeVeo:
             self.requests: list[Recorded] = []
             #: operation name → fetches so far
             self.operations: dict[str, int] = {}
+            #: OAuth access tokens accepted besides the API key (project mode)
+            self.bearer_tokens: set[str] = set()
 
     @property
     def generations_started(self) -> int:
@@ -101,7 +103,8 @@ class FakeVeo:
             self.requests.append(
                 Recorded(request.method, request.url.path, dict(request.headers), body)
             )
-        if request.headers.get("x-goog-api-key") != API_KEY:
+        bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if request.headers.get("x-goog-api-key") != API_KEY and bearer not in self.bearer_tokens:
             return _error(401, "API key not valid")
         path = request.url.path
         if request.method == "POST" and path.endswith(":predictLongRunning"):
