@@ -36,6 +36,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     job_timeout_s: int = 900
     job_max_tries: int = 3
     worker_poll_delay_s: float = 0.05
+    #: jobs one worker runs at once (local renders each take a core while they draw)
+    worker_max_jobs: int = 10
     gemini_api_key: str | None = None
     #: Veo runs on Vertex AI: a project (with ADC credentials) or, without one, the API key
     veo_project: str | None = None
@@ -58,6 +60,13 @@ def _int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _positive(name: str, default: int) -> int:
+    value = _int(name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
 
 
 def _float(name: str, default: float) -> float:
@@ -102,6 +111,7 @@ def load_settings() -> Settings:
         job_timeout_s=_int("CANVASFLOW_JOB_TIMEOUT_S", 900),
         job_max_tries=_int("CANVASFLOW_JOB_MAX_TRIES", 3),
         worker_poll_delay_s=_float("CANVASFLOW_WORKER_POLL_DELAY_S", 0.05),
+        worker_max_jobs=_positive("CANVASFLOW_WORKER_MAX_JOBS", 10),
         gemini_api_key=_str("GEMINI_API_KEY"),
         veo_project=_str("CANVASFLOW_VEO_PROJECT"),
         veo_location=_str("CANVASFLOW_VEO_LOCATION") or "us-central1",

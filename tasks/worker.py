@@ -152,6 +152,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "queue_name": queue_name(settings.namespace),
         "redis_settings": redis_settings(settings.redis_url or "redis://localhost:6379/0"),
         "poll_delay": settings.worker_poll_delay_s,
+        "max_jobs": settings.worker_max_jobs,
         # cancel (POST /api/ai/jobs/{id}/cancel) aborts the running job
         "allow_abort_jobs": True,
         "health_check_interval": 60,
@@ -170,6 +171,7 @@ class WorkerSettings:
     queue_name = _OPTIONS["queue_name"]
     redis_settings = _OPTIONS["redis_settings"]
     poll_delay = _OPTIONS["poll_delay"]
+    max_jobs = _OPTIONS["max_jobs"]
     allow_abort_jobs = _OPTIONS["allow_abort_jobs"]
     health_check_interval = _OPTIONS["health_check_interval"]
     on_startup = startup

@@ -15,6 +15,7 @@ import pytest
 from arq.constants import in_progress_key_prefix
 
 from db.changes import Store
+from server.config import ConfigError, load_settings
 from tasks.providers.base import (
     PollResult,
     ProviderError,
@@ -23,6 +24,7 @@ from tasks.providers.base import (
     VideoRequest,
 )
 from tasks.providers.local import LocalRenderer
+from tasks.worker import worker_options
 from tests.conftest import Account, Services, settings_for
 from tests.worker_utils import (
     WorkerHarness,
@@ -100,6 +102,36 @@ async def test_transient_error_is_retried_with_backoff(
         "job.started",
         "job.completed",
     ]
+
+
+async def test_max_jobs_bounds_how_many_jobs_a_worker_runs_at_once(
+    client: httpx.AsyncClient, alice: Account, services: Services, store: Store
+) -> None:
+    """CANVASFLOW_WORKER_MAX_JOBS=1: three queued jobs run one after another, all complete."""
+    jobs = [await submit_job(client, alice) for _ in range(3)]
+    ids = [uuid.UUID(j["job_id"]) for j in jobs]
+    most_at_once = 0
+    async with WorkerHarness(settings_for(services, worker_max_jobs=1)) as harness:
+        await harness.start()
+        while True:
+            rows = await store.db.fetch_all(
+                "SELECT status FROM jobs WHERE id = ANY(:ids)", {"ids": ids}
+            )
+            statuses = [r["status"] for r in rows]
+            most_at_once = max(most_at_once, statuses.count("processing"))
+            if all(s == "completed" for s in statuses):
+                break
+            await asyncio.sleep(0.02)
+    assert most_at_once == 1
+
+
+def test_worker_max_jobs_must_be_positive(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker refuses CANVASFLOW_WORKER_MAX_JOBS below 1 with a clear message."""
+    monkeypatch.setenv("CANVASFLOW_WORKER_MAX_JOBS", "0")
+    with pytest.raises(ConfigError, match="CANVASFLOW_WORKER_MAX_JOBS must be at least 1"):
+        load_settings()
+    monkeypatch.setenv("CANVASFLOW_WORKER_MAX_JOBS", "2")
+    assert worker_options(load_settings())["max_jobs"] == 2
 
 
 async def test_transient_errors_exhausted_fail_the_job(
