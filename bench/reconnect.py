@@ -187,12 +187,9 @@ def run(ctx: Context) -> Section:
     n = f["clients"]
     took = f["all_resubscribed_s"]
     took_eager = eager["all_resubscribed_s"] if eager else None
-    waited = f["backoff_wait_after_ready"]
     section.row(
         f"N={n} all resubscribed after ready",
-        ("-" if took is None else fmt(took, " s", 2))
-        + f" (backoff wait p50/max {fmt(waited['p50_ms'] / 1000, ' s', 2)}/"
-        f"{fmt(waited['max_ms'] / 1000, ' s', 2)})",
+        _storm_figure(f),
         (
             "-"
             if took_eager is None or eager is None
@@ -204,14 +201,7 @@ def run(ctx: Context) -> Section:
         verdict(took is not None and took <= ctx.targets.reconnect_s),
     )
     if capped is not None:
-        took_capped = capped["all_resubscribed_s"]
-        waited_capped = capped["backoff_wait_after_ready"]
-        section.row(
-            f"N={n} same, backoff capped at {cap_s:g} s",
-            ("-" if took_capped is None else fmt(took_capped, " s", 2))
-            + f" (backoff wait p50/max {fmt(waited_capped['p50_ms'] / 1000, ' s', 2)}/"
-            f"{fmt(waited_capped['max_ms'] / 1000, ' s', 2)})",
-        )
+        section.row(f"N={n} same, backoff capped at {cap_s:g} s", _storm_figure(capped))
     storms = [x for x in (f, eager, capped) if x is not None]
     gap_free = all(
         x["gaps"] == 0 and x["clients_behind_postgres"] == 0 and x["postgres_log_consecutive"]
@@ -227,3 +217,14 @@ def run(ctx: Context) -> Section:
         verdict(gap_free),
     )
     return section
+
+
+def _storm_figure(storm: dict[str, Any]) -> str:
+    """A storm's time to all resubscribed, with the backoff wait after ready beside it."""
+    took = storm["all_resubscribed_s"]
+    waited = storm["backoff_wait_after_ready"]
+    return (
+        ("-" if took is None else fmt(took, " s", 2))
+        + f" (backoff wait p50/max {fmt(waited['p50_ms'] / 1000, ' s', 2)}/"
+        f"{fmt(waited['max_ms'] / 1000, ' s', 2)})"
+    )

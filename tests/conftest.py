@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -129,21 +129,20 @@ def replace_settings(settings: Settings, **changes: Any) -> Settings:
     return msgspec.structs.replace(settings, **changes)
 
 
-class ServerThread:
-    """A real uvicorn server on a loopback port, in a thread with its own event loop."""
+class AppThread:
+    """uvicorn serving `app` on a loopback port, in a thread with its own event loop.
 
-    def __init__(self, settings: Settings, port: int) -> None:
+    Used for canvasflow itself (ServerThread) and for the fakes of remote APIs.
+    """
+
+    def __init__(self, app: Any, port: int | None = None, **options: Any) -> None:
+        self.port = port or free_port()
         config = uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            ws_per_message_deflate=False,
-            lifespan="on",
+            app, host="127.0.0.1", port=self.port, log_level="warning", **options
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.url = self.base_url = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         """Start and wait until the server accepts requests."""
@@ -158,6 +157,20 @@ class ServerThread:
         """Ask the server to exit and wait for it."""
         self.server.should_exit = True
         self.thread.join(15)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ServerThread(AppThread):
+    """canvasflow's app with `settings`, as the web process serves it."""
+
+    def __init__(self, settings: Settings, port: int) -> None:
+        super().__init__(create_app(settings), port, ws_per_message_deflate=False, lifespan="on")
 
 
 @pytest.fixture(scope="session")

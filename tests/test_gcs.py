@@ -24,10 +24,9 @@ from tasks.storage.base import StorageError
 from tasks.storage.gcs import GcsStorage
 from tasks.storage.local import LocalStorage
 from tests.api_utils import make_node, make_project
-from tests.conftest import ServerThread, Services, free_port, settings_for, sign_up
+from tests.conftest import AppThread, ServerThread, Services, free_port, settings_for, sign_up
 from tests.fakes.gcs import SA_EMAIL, FakeGcs
 from tests.fakes.iam import SignBlobProxy
-from tests.fakes.server import AppThread
 from tests.worker_utils import image_bytes, upload_image, video_body
 
 BUCKET = "canvasflow-media"

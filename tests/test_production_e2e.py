@@ -21,9 +21,8 @@ import pytest
 from db.changes import Store
 from server.config import Settings
 from tests.api_utils import make_node, make_project
-from tests.conftest import ServerThread, Services, free_port, settings_for, sign_up
+from tests.conftest import AppThread, ServerThread, Services, free_port, settings_for, sign_up
 from tests.fakes.gcs import FakeGcs
-from tests.fakes.server import AppThread
 from tests.fakes.veo import API_KEY, VIDEO, FakeVeo, VeoScript
 from tests.worker_utils import (
     WorkerHarness,
