@@ -257,3 +257,14 @@ async def test_uploads_and_nodes_through_gcs(gcs_web: httpx.AsyncClient, gcs_env
         headers=who.headers,
     )
     assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_image_url")
+    # the same object path in another bucket, or on another host, is not ours either
+    for elsewhere in (
+        body["url"].replace(f"/{BUCKET}/", "/someone-elses-bucket/"),
+        "https://storage.example.net/" + body["url"].split("/", 3)[3],
+    ):
+        r = await gcs_web.post(
+            "/api/ai/generate-video",
+            json=video_body(other["id"], image_url=elsewhere),
+            headers=who.headers,
+        )
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_image_url"), elsewhere
