@@ -206,11 +206,19 @@ async def rows(rig: Rig, sql: str, *args: Any) -> list[asyncpg.Record]:
             await asyncio.sleep(0.1)
 
 
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> float:
-    """Poll `check` until true; returns the seconds it took."""
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], timeout_s: float, what: str, rig: Rig | None = None
+) -> float:
+    """Poll `check` until true; returns the seconds it took. On a timeout the assertion
+    carries the ends of the processes' logs, so a failure in CI says what they did."""
     started = time.monotonic()
     while not await check():
-        assert time.monotonic() - started < timeout_s, f"{what}: not after {timeout_s} s"
+        if time.monotonic() - started >= timeout_s:
+            logs = ""
+            if rig is not None:
+                logs = f"\n--- worker log ---\n{rig.worker.log()[-4000:]}"
+                logs += f"\n--- web log ---\n{rig.web.log()[-2000:]}"
+            raise AssertionError(f"{what}: not after {timeout_s} s{logs}")
         await asyncio.sleep(0.05)
     return time.monotonic() - started
 
@@ -269,7 +277,7 @@ async def rendering(rig: Rig, s: Scene) -> None:
         found = await rows(rig, "SELECT progress FROM jobs WHERE id = ANY($1::uuid[])", s.jobs)
         return all(r["progress"] > 0 for r in found)
 
-    await wait_until(check, 60, "jobs rendering")
+    await wait_until(check, 60, "jobs rendering", rig)
 
 
 async def settle(rig: Rig, s: Scene, max_renders: dict[str, int] | None = None) -> dict[str, float]:
@@ -283,13 +291,13 @@ async def settle(rig: Rig, s: Scene, max_renders: dict[str, int] | None = None) 
         except httpx.HTTPError:
             return False
 
-    timings["readyz"] = await wait_until(ready, 30, "web /readyz 200")
+    timings["readyz"] = await wait_until(ready, 30, "web /readyz 200", rig)
 
     async def jobs_final() -> bool:
         found = await rows(rig, "SELECT status FROM jobs WHERE id = ANY($1::uuid[])", s.jobs)
         return all(r["status"] in FINAL for r in found)
 
-    timings["jobs_final"] = await wait_until(jobs_final, 60, "jobs final")
+    timings["jobs_final"] = await wait_until(jobs_final, 60, "jobs final", rig)
     # the worker picks up new work: one more job, on the spare node, start to finish
     async with httpx.AsyncClient(base_url=rig.web.base_url, timeout=10) as http:
         r = await http.post(
@@ -305,7 +313,7 @@ async def settle(rig: Rig, s: Scene, max_renders: dict[str, int] | None = None) 
         found = await rows(rig, "SELECT status FROM jobs WHERE id = $1", uuid.UUID(fresh))
         return found[0]["status"] in FINAL
 
-    await wait_until(fresh_done, 60, "a job submitted after the fault")
+    await wait_until(fresh_done, 60, "a job submitted after the fault", rig)
     timings["new_job"] = time.monotonic() - started
     all_jobs = [*s.jobs, fresh]
     # no job stuck, and each completed once: one job.completed event, one render (or as allowed)
