@@ -64,7 +64,7 @@ async def withdraw_jobs(services: Services) -> int:
     """Cancel every pending job and empty the queue, so no worker renders the load's jobs."""
     from redis.asyncio import Redis
 
-    from db.channels import queue_name
+    from common.keys import queue_name
 
     conn = await asyncpg.connect(services.database_url)
     try:
@@ -105,7 +105,7 @@ class PickupWatcher:
     def _run(self) -> None:
         import redis
 
-        from db.channels import project_channel_prefix
+        from common.keys import project_channel_prefix
 
         client = redis.Redis.from_url(self.services.redis_url)
         pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]

@@ -23,8 +23,8 @@ import msgspec
 from databases import Database
 from redis.asyncio import Redis
 
-from db.channels import project_channel
-from server.metrics import EVENTS_PUBLISHED
+from common.keys import project_channel
+from common.metrics import EVENTS_PUBLISHED
 
 log = logging.getLogger(__name__)
 

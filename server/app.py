@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from common.config import ConfigError, Settings, load_settings
 from db.changes import ProjectGone, Store
 from db.connect import make_database
 from db.migrate import migrate
@@ -30,7 +31,6 @@ from server import (
     projects,
     uploads,
 )
-from server.config import ConfigError, Settings, load_settings
 from server.errors import EXCEPTION_HANDLERS, error_response
 from server.hub import Hub, HubConfig
 from server.present import Presenter

@@ -13,13 +13,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
+from common import logs
+from common.config import Settings
+from common.keys import login_attempts_key
 from db import sessions, users
 from db.changes import Store
-from db.channels import login_attempts_key
 from db.users import User
-from server import logs
 from server.bodies import decode_body
-from server.config import Settings
 from server.errors import ApiError
 from server.openapi import api
 from server.responses import json_response

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server.config import load_settings
+from common.config import load_settings
 
 
 def ensure_services(data_dir: Path) -> None:
@@ -41,7 +41,7 @@ def run_web(host: str, port: int, workers: int = 1) -> None:
         ws_per_message_deflate=False,
         ws_max_size=64 * 1024,
         timeout_graceful_shutdown=10,
-        log_level=os.environ.get("CANVASFLOW_LOG_LEVEL", "info").lower(),
+        log_level=load_settings().log_level,
         # our JSON logging is configured already; uvicorn must not replace it
         log_config=None,
         access_log=False,
@@ -121,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=8000)
     dev.set_defaults(func=cmd_dev)
     web = sub.add_parser("web", help="run the web process")
-    web.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
-    web.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    defaults = load_settings()
+    web.add_argument("--host", default=defaults.host)
+    web.add_argument("--port", type=int, default=defaults.port)
     web.add_argument("--workers", type=int, default=1)
     web.set_defaults(func=cmd_web)
     worker = sub.add_parser("worker", help="run an arq worker")
@@ -140,10 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `canvasflow` console script."""
-    from server.logs import configure_logging
+    from common.logs import configure_logging
 
     args = build_parser().parse_args(argv)
-    configure_logging(os.environ.get("CANVASFLOW_LOG_LEVEL", "info"))
+    configure_logging(load_settings().log_level)
     code: int = args.func(args)
     return code
 

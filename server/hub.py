@@ -43,12 +43,13 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from common import metrics
+from common.keys import project_channel
 from db.changes import Event, Progress, Store, decode_event
-from db.channels import project_channel
 from db.events import events_after, read_snapshot
 from db.projects import current_seq, get_owned_project
 from db.sessions import live_sessions
-from server import metrics, protocol
+from server import protocol
 from server.present import Presenter
 from server.protocol import CloseCode, ErrorCode
 

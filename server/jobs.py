@@ -18,6 +18,8 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from common.config import Settings
+from common.metrics import JOBS
 from db.changes import Store
 from db.jobs import (
     FINAL_STATUSES,
@@ -37,9 +39,7 @@ from db.users import User
 from server.access import owned_node
 from server.auth import require_user
 from server.bodies import decode_body, path_uuid
-from server.config import Settings
 from server.errors import ApiError, not_found
-from server.metrics import JOBS
 from server.nodes import MAX_PROMPT_CHARS
 from server.openapi import api
 from server.present import JobStatusResponse

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import logs
-from server.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from common import logs
+from common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from server.openapi import api
 
 log = logging.getLogger("canvasflow.http")

@@ -23,6 +23,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import Response
 
+from common.config import Settings
 from db import nodes as node_q
 from db.changes import Store, publish_change
 from db.nodes import Node, NodeType
@@ -30,7 +31,6 @@ from db.uploads import Upload, get_project_upload, insert_upload
 from server.access import owned_project
 from server.auth import require_user
 from server.bodies import path_uuid
-from server.config import Settings
 from server.errors import ApiError
 from server.openapi import api
 from server.responses import json_response

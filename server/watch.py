@@ -13,7 +13,6 @@ yours), 2 when the server refuses the credentials or the Origin, 130 on ^C.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import sys
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import msgspec
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from common.config import load_settings
 from server import protocol
 from server.protocol import CloseCode
 
@@ -172,8 +172,9 @@ class Watcher:
 
 def main_watch(project_id: str, url: str | None, token: str | None, as_json: bool) -> int:
     """The `canvasflow watch` command."""
-    url = url or os.environ.get("CANVASFLOW_URL") or os.environ.get("CANVASFLOW_PUBLIC_URL")
-    token = token or os.environ.get("CANVASFLOW_TOKEN")
+    settings = load_settings()
+    url = url or settings.watch_url or settings.public_url
+    token = token or settings.watch_token
     if not token:
         print("canvasflow watch: give --token or set CANVASFLOW_TOKEN", file=sys.stderr)
         return 2
@@ -186,7 +187,7 @@ def main_watch(project_id: str, url: str | None, token: str | None, as_json: boo
     def out(line: str) -> None:
         print(line, flush=True)
 
-    watcher = Watcher(url or "http://127.0.0.1:8000", token, pid, out, as_json=as_json)
+    watcher = Watcher(url, token, pid, out, as_json=as_json)
     try:
         return asyncio.run(watcher.run())
     except KeyboardInterrupt:

@@ -20,9 +20,9 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
+from common.config import Settings
 from server import protocol
 from server.auth import authenticate, origin_allowed, session_hash
-from server.config import Settings
 from server.hub import Hub, Outbox, Peer
 from server.protocol import CloseCode, ErrorCode
 

@@ -27,9 +27,11 @@ from arq.jobs import Job as ArqJob
 from arq.jobs import JobStatus as ArqStatus
 from redis.exceptions import RedisError
 
+from common.config import Settings
+from common.keys import queue_name
+from common.metrics import QUEUE_DEPTH, SWEEPER_ACTIONS
 from db import nodes as node_q
 from db.changes import Store, publish_change
-from db.channels import queue_name
 from db.events import prune_events
 from db.jobs import (
     Job,
@@ -41,8 +43,6 @@ from db.jobs import (
 )
 from db.nodes import NodeStatus
 from db.sessions import delete_expired_sessions
-from server.config import Settings
-from server.metrics import QUEUE_DEPTH, SWEEPER_ACTIONS
 from tasks.video import abort_video, enqueue_video, fail_job, timeout_message
 
 log = logging.getLogger(__name__)

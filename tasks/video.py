@@ -42,8 +42,11 @@ from arq.jobs import Job as ArqJob
 from arq.worker import Retry
 from redis.exceptions import RedisError
 
+from common import logs
+from common.config import Settings
+from common.keys import queue_name
+from common.metrics import JOB_DURATION, JOBS
 from db.changes import Store, publish_progress
-from db.channels import queue_name
 from db.jobs import (
     FINAL_STATUSES,
     GuardFailed,
@@ -54,9 +57,6 @@ from db.jobs import (
     update_job,
 )
 from db.nodes import NodeStatus
-from server import logs
-from server.config import Settings
-from server.metrics import JOB_DURATION, JOBS
 from tasks.providers.base import (
     InvalidRequest,
     OperationLost,

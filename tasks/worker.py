@@ -7,7 +7,6 @@ tasks/video.py and the sweeper in tasks/sweeper.py.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings
@@ -18,50 +17,23 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from common.config import ConfigError, Settings, load_settings
+from common.keys import queue_name
 from db.changes import Store
-from db.channels import queue_name
 from db.connect import make_database
 from db.migrate import migrate
-from server.config import ConfigError, Settings, load_settings
 from tasks.providers.auto import make_provider
 from tasks.storage.auto import make_storage
 from tasks.sweeper import sweep_cron
 from tasks.video import FUNCTION, generate_video
 
-#: how far ahead a running job keeps its in-progress key: a dead worker's job is taken
-#: over this long after it died (arq's own expiry would wait for the whole job timeout)
-DEFAULT_LEASE_S = 30.0
-#: first wait before retrying a transient provider error; doubles on each try
-DEFAULT_RETRY_BASE_S = 5.0
 #: arq's own timeout sits this far above the job timeout: the job's deadline fires first
 _TIMEOUT_MARGIN_S = 60
 #: Redis commands of a worker retry this often, backing off from 50 ms to 1 s (~1 min in all)
 _REDIS_RETRIES = 64
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-
-
-def lease_s() -> float:
-    """CANVASFLOW_JOB_LEASE_S: seconds a dead worker's job stays blocked before a takeover."""
-    return max(1.0, _env_float("CANVASFLOW_JOB_LEASE_S", DEFAULT_LEASE_S))
-
-
-def retry_base_s() -> float:
-    """CANVASFLOW_JOB_RETRY_BASE_S: the first backoff after a transient provider error."""
-    return max(0.0, _env_float("CANVASFLOW_JOB_RETRY_BASE_S", DEFAULT_RETRY_BASE_S))
-
-
-async def open_context(
-    settings: Settings, redis: ArqRedis, *, lease_s: float, retry_base_s: float
-) -> dict[str, Any]:
+async def open_context(settings: Settings, redis: ArqRedis) -> dict[str, Any]:
     """What every job needs: Postgres, the Redis store, storage, the provider, the knobs."""
     if not settings.database_url:
         raise ConfigError("DATABASE_URL must be set for a worker.")
@@ -76,8 +48,8 @@ async def open_context(
         "store": Store(db=db, redis=redis, namespace=settings.namespace),
         "storage": make_storage(settings),
         "provider": make_provider(settings),
-        "lease_s": lease_s,
-        "retry_base_s": retry_base_s,
+        "lease_s": settings.job_lease_s,
+        "retry_base_s": settings.job_retry_base_s,
     }
 
 
@@ -93,19 +65,16 @@ async def close_context(ctx: dict[str, Any]) -> None:
 
 async def startup(ctx: dict[str, Any]) -> None:
     """arq on_startup: JSON logs, optional metrics endpoint, then the job context."""
-    from server.logs import configure_logging
+    from common.logs import configure_logging
 
-    configure_logging(os.environ.get("CANVASFLOW_LOG_LEVEL", "info"))
+    configure_logging(SETTINGS.log_level)
     if not SETTINGS.redis_url:
         raise ConfigError("REDIS_URL must be set for a worker.")
-    metrics_port = os.environ.get("CANVASFLOW_WORKER_METRICS_PORT")
-    if metrics_port:
+    if SETTINGS.worker_metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(int(metrics_port))
-    ctx.update(
-        await open_context(SETTINGS, ctx["redis"], lease_s=lease_s(), retry_base_s=retry_base_s())
-    )
+        start_http_server(SETTINGS.worker_metrics_port)
+    ctx.update(await open_context(SETTINGS, ctx["redis"]))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

@@ -25,10 +25,10 @@ import pytest
 import uvicorn
 from redis.asyncio import Redis
 
+from common.config import Settings, load_settings
 from db.changes import Store
 from db.connect import make_database
 from server.app import create_app
-from server.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = "users, sessions, projects, nodes, connections, jobs, events, uploads"

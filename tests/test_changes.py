@@ -9,11 +9,11 @@ from uuid import UUID
 import msgspec
 import pytest
 
+from common.keys import project_channel
 from db import nodes as node_q
 from db import projects as project_q
 from db import users as user_q
 from db.changes import Event, ProjectGone, Store, decode_event, publish_change
-from db.channels import project_channel
 from db.events import events_after
 from db.nodes import NodeType
 

@@ -18,7 +18,7 @@ import pytest
 from google.cloud import storage
 from google.oauth2.credentials import Credentials as UserCredentials
 
-from server.config import Settings
+from common.config import Settings
 from tasks.storage.auto import make_storage
 from tasks.storage.base import StorageError
 from tasks.storage.gcs import GcsStorage

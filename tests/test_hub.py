@@ -17,10 +17,11 @@ from uuid import UUID, uuid4
 import msgspec
 import pytest
 
+from common import metrics
+from common.keys import project_channel
 from db import users as user_q
 from db.changes import Event, Store
-from db.channels import project_channel
-from server import metrics, protocol
+from server import protocol
 from server.hub import Hub, HubConfig, Outbox, Peer, Sequencer, Subscription
 from server.present import Presenter
 from server.protocol import CloseCode

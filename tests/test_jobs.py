@@ -17,8 +17,8 @@ from arq.constants import job_key_prefix, result_key_prefix
 from arq.jobs import Job as ArqJob
 from arq.jobs import JobStatus as ArqStatus
 
+from common.keys import project_channel, queue_name
 from db.changes import Store, decode_event
-from db.channels import project_channel, queue_name
 from tasks.video import enqueue_video, generate_video
 from tests.api_utils import assert_error, dump, make_node, make_project
 from tests.conftest import Account, Services, settings_for

@@ -7,7 +7,7 @@ import logging
 
 import httpx
 
-from server import logs
+from common import logs
 from tests.conftest import Account
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from common.config import Settings
 from db.changes import Store
-from server.config import Settings
 from tests.api_utils import make_node, make_project
 from tests.conftest import AppThread, ServerThread, Services, free_port, settings_for, sign_up
 from tests.fakes.gcs import FakeGcs

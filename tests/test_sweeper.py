@@ -12,8 +12,8 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import job_key_prefix, result_key_prefix
 from redis.exceptions import RedisError
 
+from common.keys import queue_name
 from db.changes import Store
-from db.channels import queue_name
 from tasks.sweeper import sweep, sweep_cron
 from tasks.video import enqueue_video, open_queue
 from tests.api_utils import make_node, make_project

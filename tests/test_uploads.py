@@ -11,8 +11,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from common.config import Settings
 from db.changes import Store
-from server.config import Settings
 from tests.api_utils import assert_error, dump, make_node, make_project
 from tests.conftest import Account, ServerThread, Services, free_port, settings_for
 from tests.worker_utils import image_bytes, upload_image

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from google.genai import types
 
-from server.config import ConfigError, Settings
+from common.config import ConfigError, Settings
 from tasks.providers.base import (
     InvalidRequest,
     OperationLost,

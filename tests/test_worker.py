@@ -14,8 +14,8 @@ import httpx
 import pytest
 from arq.constants import in_progress_key_prefix
 
+from common.config import ConfigError, load_settings
 from db.changes import Store
-from server.config import ConfigError, load_settings
 from tasks.providers.base import (
     PollResult,
     ProviderError,

@@ -20,13 +20,13 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker
 from PIL import Image
 
+from common.config import Settings
+from common.keys import queue_name
 from db.changes import Store
-from db.channels import queue_name
-from server.config import Settings
 from tasks.providers.local import LocalRenderer
 from tasks.worker import close_context, open_context, worker_options
 from tests.api_utils import make_node, make_project
-from tests.conftest import Account, Services
+from tests.conftest import Account, Services, replace_settings
 from tests.procs import ROOT, WorkerProc
 
 
@@ -34,9 +34,9 @@ class WorkerHarness:
     """arq Workers sharing one job context (Postgres, storage, one LocalRenderer)."""
 
     def __init__(self, settings: Settings, *, lease_s: float = 5.0, retry_base_s: float = 0.05):
-        self.settings = settings
-        self.lease_s = lease_s
-        self.retry_base_s = retry_base_s
+        self.settings = replace_settings(
+            settings, job_lease_s=lease_s, job_retry_base_s=retry_base_s
+        )
         self.queue: ArqRedis | None = None
         self.ctx: dict[str, Any] = {}
         self._running: tuple[Worker, asyncio.Task[None]] | None = None
@@ -47,9 +47,7 @@ class WorkerHarness:
             RedisSettings.from_dsn(self.settings.redis_url),
             default_queue_name=queue_name(self.settings.namespace),
         )
-        self.ctx = await open_context(
-            self.settings, self.queue, lease_s=self.lease_s, retry_base_s=self.retry_base_s
-        )
+        self.ctx = await open_context(self.settings, self.queue)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -22,13 +22,13 @@ import msgspec
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from common.config import Settings
 from db import connections as connection_q
 from db import nodes as node_q
 from db import projects as project_q
 from db.changes import Event, Store, publish_change
 from db.nodes import NodeType
 from server import protocol
-from server.config import Settings
 from server.hub import HubConfig
 from tests.conftest import ServerThread, Services, free_port, settings_for
 

@@ -7,7 +7,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from server.config import Settings
+from common.config import Settings
 from tasks.providers.base import VideoProvider
 from tasks.providers.local import LocalRenderer
 

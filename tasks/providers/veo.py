@@ -25,7 +25,7 @@ from typing import Any
 from google import genai
 from google.genai import errors, types
 
-from server.config import ConfigError, Settings
+from common.config import ConfigError, Settings
 from tasks.providers.base import (
     InvalidRequest,
     OperationLost,

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import importlib
-import os
 import secrets
 from pathlib import Path
 
-from server.config import Settings
+from common.config import Settings
 from tasks.storage.base import Storage
 from tasks.storage.local import LocalStorage
 
@@ -52,5 +51,5 @@ def media_url_prefixes(settings: Settings) -> tuple[str, ...]:
     """
     if not settings.gcs_bucket:
         return ()
-    endpoint = os.environ.get("STORAGE_EMULATOR_HOST") or GCS_ENDPOINT
+    endpoint = settings.gcs_emulator_host or GCS_ENDPOINT
     return (f"{endpoint.rstrip('/')}/{settings.gcs_bucket}/",)

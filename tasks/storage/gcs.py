@@ -25,7 +25,7 @@ from google.auth import credentials as gcreds
 from google.auth.transport.requests import Request as AuthRequest
 from google.cloud import storage
 
-from server.config import ConfigError, Settings
+from common.config import ConfigError, Settings
 from tasks.storage.base import StorageError
 from tasks.storage.local import check_key
 

@@ -1,4 +1,9 @@
-"""Settings read from the environment: the one place every knob is named."""
+"""Settings read from the environment: the one place every variable is read and defaulted.
+
+Every process (web, worker, `canvasflow dev`, `canvasflow watch`) builds one
+`Settings` with `load_settings()`; nothing else in canvasflow reads
+`os.environ` for configuration. Each default is written once, on the field.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,9 @@ import os
 from pathlib import Path
 
 import msgspec
+
+#: GCS V4 signed URLs cannot outlive 7 days; local ones are held to the same cap
+MAX_URL_TTL_S = 7 * 24 * 3600
 
 
 class ConfigError(Exception):
@@ -50,6 +58,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     gcs_bucket: str | None = None
     #: service account that signs GCS URLs through IAM when the credentials hold no key
     gcs_signer_email: str | None = None
+    #: the SDK's own STORAGE_EMULATOR_HOST: GCS calls and signed URLs go there instead
+    gcs_emulator_host: str | None = None
+    #: worker: how long a job claimed by a worker that stopped answering stays blocked
+    job_lease_s: float = 30.0
+    #: worker: first backoff after a transient provider error (doubles each try)
+    job_retry_base_s: float = 5.0
+    #: worker: serve Prometheus metrics on this port (None: no endpoint)
+    worker_metrics_port: int | None = None
+    log_level: str = "info"
+    #: `canvasflow web` / `dev` listen address
+    host: str = "0.0.0.0"
+    port: int = 8000
+    #: `canvasflow watch`: the server to follow and the session token to follow it with
+    watch_url: str | None = None
+    watch_token: str | None = None
 
 
 def _int(name: str, default: int) -> int:
@@ -84,9 +107,17 @@ def _str(name: str) -> str | None:
     return raw if raw else None
 
 
+def _optional_int(name: str) -> int | None:
+    return None if _str(name) is None else _int(name, 0)
+
+
+_DEFAULTS = Settings()
+
+
 def load_settings() -> Settings:
     """Build Settings from CANVASFLOW_* and the conventional variables."""
-    public_url = _str("CANVASFLOW_PUBLIC_URL") or "http://127.0.0.1:8000"
+    d = _DEFAULTS
+    public_url = _str("CANVASFLOW_PUBLIC_URL") or d.public_url
     origins_raw = _str("CANVASFLOW_ALLOWED_ORIGINS")
     if origins_raw:
         origins = tuple(o.strip().rstrip("/") for o in origins_raw.split(",") if o.strip())
@@ -96,28 +127,39 @@ def load_settings() -> Settings:
     return Settings(
         database_url=_str("DATABASE_URL"),
         redis_url=_str("REDIS_URL"),
-        data_dir=Path(_str("CANVASFLOW_DATA_DIR") or ".data"),
-        namespace=_str("CANVASFLOW_NAMESPACE") or "cf",
+        data_dir=Path(_str("CANVASFLOW_DATA_DIR") or d.data_dir),
+        namespace=_str("CANVASFLOW_NAMESPACE") or d.namespace,
         secret_key=_str("CANVASFLOW_SECRET_KEY"),
         allowed_origins=origins,
         public_url=public_url.rstrip("/"),
-        session_ttl_s=_int("CANVASFLOW_SESSION_TTL_S", 30 * 24 * 3600),
+        session_ttl_s=_int("CANVASFLOW_SESSION_TTL_S", d.session_ttl_s),
         cookie_secure=public_url.startswith("https://"),
-        max_body_bytes=_int("CANVASFLOW_MAX_BODY_BYTES", 1 << 20),
-        max_upload_bytes=_int("CANVASFLOW_MAX_UPLOAD_BYTES", 20 << 20),
-        max_upload_pixels=_int("CANVASFLOW_MAX_UPLOAD_PIXELS", 40_000_000),
-        media_url_ttl_s=min(_int("CANVASFLOW_MEDIA_URL_TTL_S", 24 * 3600), 7 * 24 * 3600),
-        login_attempts_per_15min=_int("CANVASFLOW_LOGIN_ATTEMPTS_PER_15MIN", 10),
-        job_timeout_s=_int("CANVASFLOW_JOB_TIMEOUT_S", 900),
-        job_max_tries=_int("CANVASFLOW_JOB_MAX_TRIES", 3),
-        worker_poll_delay_s=_float("CANVASFLOW_WORKER_POLL_DELAY_S", 0.05),
-        worker_max_jobs=_positive("CANVASFLOW_WORKER_MAX_JOBS", 10),
+        max_body_bytes=_int("CANVASFLOW_MAX_BODY_BYTES", d.max_body_bytes),
+        max_upload_bytes=_int("CANVASFLOW_MAX_UPLOAD_BYTES", d.max_upload_bytes),
+        max_upload_pixels=_int("CANVASFLOW_MAX_UPLOAD_PIXELS", d.max_upload_pixels),
+        media_url_ttl_s=min(_int("CANVASFLOW_MEDIA_URL_TTL_S", d.media_url_ttl_s), MAX_URL_TTL_S),
+        login_attempts_per_15min=_int(
+            "CANVASFLOW_LOGIN_ATTEMPTS_PER_15MIN", d.login_attempts_per_15min
+        ),
+        job_timeout_s=_int("CANVASFLOW_JOB_TIMEOUT_S", d.job_timeout_s),
+        job_max_tries=_int("CANVASFLOW_JOB_MAX_TRIES", d.job_max_tries),
+        worker_poll_delay_s=_float("CANVASFLOW_WORKER_POLL_DELAY_S", d.worker_poll_delay_s),
+        worker_max_jobs=_positive("CANVASFLOW_WORKER_MAX_JOBS", d.worker_max_jobs),
         gemini_api_key=_str("GEMINI_API_KEY"),
         veo_project=_str("CANVASFLOW_VEO_PROJECT"),
-        veo_location=_str("CANVASFLOW_VEO_LOCATION") or "us-central1",
-        veo_model=_str("CANVASFLOW_VEO_MODEL") or "veo-3.1-generate-001",
+        veo_location=_str("CANVASFLOW_VEO_LOCATION") or d.veo_location,
+        veo_model=_str("CANVASFLOW_VEO_MODEL") or d.veo_model,
         veo_base_url=_str("CANVASFLOW_VEO_BASE_URL"),
-        veo_poll_interval_s=_float("CANVASFLOW_VEO_POLL_INTERVAL_S", 10.0),
+        veo_poll_interval_s=_float("CANVASFLOW_VEO_POLL_INTERVAL_S", d.veo_poll_interval_s),
         gcs_bucket=_str("GCS_BUCKET"),
         gcs_signer_email=_str("CANVASFLOW_GCS_SIGNER_EMAIL"),
+        gcs_emulator_host=_str("STORAGE_EMULATOR_HOST"),
+        job_lease_s=max(1.0, _float("CANVASFLOW_JOB_LEASE_S", d.job_lease_s)),
+        job_retry_base_s=max(0.0, _float("CANVASFLOW_JOB_RETRY_BASE_S", d.job_retry_base_s)),
+        worker_metrics_port=_optional_int("CANVASFLOW_WORKER_METRICS_PORT"),
+        log_level=(_str("CANVASFLOW_LOG_LEVEL") or d.log_level).lower(),
+        host=_str("HOST") or d.host,
+        port=_int("PORT", d.port),
+        watch_url=_str("CANVASFLOW_URL") or _str("CANVASFLOW_PUBLIC_URL"),
+        watch_token=_str("CANVASFLOW_TOKEN"),
     )
