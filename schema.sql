@@ -1,4 +1,4 @@
--- canvasflow schema, version 2.
+-- canvasflow schema, version 3.
 -- Applied idempotently at start by db/migrate.py under an advisory lock, so
 -- any number of processes may start at once. A later change adds a block
 -- guarded by the version in schema_version and bumps it.
@@ -142,6 +142,22 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 2) THEN
         ALTER TABLE events ALTER COLUMN data TYPE json USING data::json;
         INSERT INTO schema_version (version) VALUES (2);
+    END IF;
+END
+$$;
+
+-- Version 3: nodes and connections carry `version`, the seq of the change that
+-- last wrote them (a client tells which of two copies is newer; a write may name
+-- the version it was made against). Event data now has the shapes of
+-- common/protocol (jobs as JobStatusResponse): the log of older shapes is
+-- emptied, and clients resuming from before it get a snapshot.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 3) THEN
+        ALTER TABLE nodes ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0;
+        ALTER TABLE connections ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0;
+        DELETE FROM events;
+        INSERT INTO schema_version (version) VALUES (3);
     END IF;
 END
 $$;

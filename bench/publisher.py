@@ -48,6 +48,7 @@ async def _paced(count: int, rate: float | None, budget_s: float) -> Any:
 async def _run(config: PublisherConfig, conn: Connection) -> None:
     from redis.asyncio import Redis
 
+    from common.protocol.events import NodeUpdated
     from db import nodes as node_queries
     from db.changes import Store, publish_change, publish_progress
     from db.connect import make_database
@@ -72,12 +73,15 @@ async def _run(config: PublisherConfig, conn: Connection) -> None:
     async def change(project_id: UUID, node_id: UUID) -> None:
         t = time.monotonic()
 
-        async def apply() -> dict[str, Any]:
+        async def apply(seq: int) -> NodeUpdated:
             # what PATCH /api/nodes/{id} does: merge keys into the node's data
-            node = await node_queries.update_node(store.db, node_id, data_patch={"t": t})
-            return {"node": node}
+            node = await node_queries.update_node(
+                store.db, node_id, version=seq, data_patch={"t": t}
+            )
+            assert node is not None
+            return NodeUpdated(node=node)
 
-        await publish_change(store, project_id, "node.updated", apply)
+        await publish_change(store, project_id, apply)
 
     async def changes(
         targets: list[tuple[str, str]], rate: float | None, count: int, budget_s: float

@@ -7,6 +7,10 @@ the project's row lock, so changes of one project are serialised and their
 seqs are consecutive in commit order. A change that raises rolls everything
 back: the seq is untouched and nothing is published.
 
+The change's `apply` is handed the seq it will carry, so what it writes can
+record it (`version` on nodes and connections), and returns the event's
+payload: a struct of common/protocol/events.py, whose type names the kind.
+
 Publishing is best effort: the event is already durable in the log, and the
 hub fills any gap in what Redis delivered from Postgres.
 """
@@ -16,40 +20,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 from uuid import UUID
 
-import msgspec
-from databases import Database
 from redis.asyncio import Redis
 
 from common.keys import project_channel
 from common.metrics import EVENTS_PUBLISHED
+from common.protocol.events import Event, JobProgress, Payload, encode_bus, event_of
+from db.connect import Database
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
+P = TypeVar("P", bound=Payload)
 
 
 class ProjectGone(Exception):
     """The project a change was aimed at does not exist (any more)."""
-
-
-class Event(msgspec.Struct, frozen=True):
-    """One seq'd change of a project, as logged and as published."""
-
-    project_id: UUID
-    seq: int
-    kind: str
-    data: Any
-
-
-class Progress(msgspec.Struct, frozen=True, tag="job.progress", tag_field="type"):
-    """An ephemeral progress tick: no seq, not logged, may be dropped."""
-
-    project_id: UUID
-    job_id: UUID
-    progress: float
 
 
 @dataclass(frozen=True)
@@ -61,22 +48,17 @@ class Store:
     namespace: str
 
 
-_encode = msgspec.json.Encoder().encode
-
-
 async def publish_change(
     store: Store,
     project_id: UUID,
-    kind: str,
-    apply: Callable[[], Awaitable[T]],
+    apply: Callable[[int], Awaitable[P]],
     *,
     log_event: bool = True,
-) -> tuple[Event, T]:
-    """Apply `apply` as one change of `project_id` and publish it as event `kind`.
+) -> Event[P]:
+    """Apply `apply(seq)` as one change of `project_id` and publish the event of its payload.
 
-    `apply` runs inside the transaction and returns the event's data. With
-    `log_event=False` the event is not written to the log (used only when the
-    project itself is deleted, which removes its log).
+    With `log_event=False` the event is not written to the log (used only when
+    the project itself is deleted, which removes its log).
     """
     async with store.db.transaction():
         # 1. take the project's row lock and the next seq in one statement
@@ -87,25 +69,31 @@ async def publish_change(
         if seq is None:
             raise ProjectGone(str(project_id))
         # 2. the change itself; raising here rolls back the seq too
-        data = await apply()
+        data = await apply(int(seq))
         # 3. the durable record that replay and gap filling read
         if log_event:
             await store.db.execute(
                 "INSERT INTO events (project_id, seq, kind, data) "
-                "VALUES (:project_id, :seq, :kind, CAST(:data AS json))",
-                {"project_id": project_id, "seq": seq, "kind": kind, "data": _plain(data)},
+                # as text: the payload's JSON is stored as published, not re-encoded
+                "VALUES (:project_id, :seq, :kind, CAST(CAST(:data AS text) AS json))",
+                {
+                    "project_id": project_id,
+                    "seq": seq,
+                    "kind": data.kind,
+                    "data": encode_bus(data).decode(),
+                },
             )
     # 4. after commit, and only then, tell the hubs
-    event = Event(project_id=project_id, seq=int(seq), kind=kind, data=data)
-    if await publish_raw(store, project_id, _encode(event)):
-        EVENTS_PUBLISHED.labels(kind).inc()
-    return event, data
+    event = event_of(project_id, int(seq), data)
+    if await publish_raw(store, project_id, encode_bus(event)):
+        EVENTS_PUBLISHED.labels(data.kind).inc()
+    return event
 
 
 async def publish_progress(store: Store, project_id: UUID, job_id: UUID, progress: float) -> None:
     """Publish an ephemeral progress tick of a job (no transaction, no seq)."""
-    tick = Progress(project_id=project_id, job_id=job_id, progress=round(progress, 3))
-    await publish_raw(store, project_id, _encode(tick))
+    tick = JobProgress(project_id=project_id, job_id=job_id, progress=round(progress, 3))
+    await publish_raw(store, project_id, encode_bus(tick))
 
 
 async def publish_raw(store: Store, project_id: UUID, payload: bytes) -> bool:
@@ -116,16 +104,3 @@ async def publish_raw(store: Store, project_id: UUID, payload: bytes) -> bool:
         log.warning("publish to project %s failed: %s", project_id, exc)
         return False
     return True
-
-
-def _plain(data: Any) -> Any:
-    """Structs become builtins (fields in order) for asyncpg's json codec to store."""
-    return msgspec.to_builtins(data)
-
-
-def decode_event(payload: bytes) -> Event | Progress:
-    """Decode bytes published by this module back into an Event or a Progress tick."""
-    raw = msgspec.json.decode(payload)
-    if isinstance(raw, dict) and raw.get("type") == "job.progress":
-        return msgspec.convert(raw, Progress)
-    return msgspec.convert(raw, Event)

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from uuid import UUID
 
 import asyncpg
-import msgspec
-from databases import Database
 
+from common.protocol.entities import Connection
+from db.connect import Database
 from db.rows import to_struct, to_structs
 
-_COLUMNS = "id, project_id, source_id, target_id, created_at"
+__all__ = ["Connection"]
 
-
-class Connection(msgspec.Struct, frozen=True):
-    """An edge from `source_id` to `target_id`."""
-
-    id: UUID
-    project_id: UUID
-    source_id: UUID
-    target_id: UUID
-    created_at: datetime
+_COLUMNS = "id, project_id, source_id, target_id, created_at, version"
 
 
 class DuplicateConnection(Exception):
@@ -50,14 +41,14 @@ async def get_connection(db: Database, connection_id: UUID) -> Connection | None
 
 
 async def insert_connection(
-    db: Database, project_id: UUID, source_id: UUID, target_id: UUID
+    db: Database, project_id: UUID, source_id: UUID, target_id: UUID, *, version: int
 ) -> Connection:
-    """Insert an edge; call inside a change. Raises DuplicateConnection."""
+    """Insert an edge inside a change, its seq as `version`; raises DuplicateConnection."""
     try:
         row = await db.fetch_one(
-            "INSERT INTO connections (project_id, source_id, target_id) "
-            f"VALUES (:p, :s, :t) RETURNING {_COLUMNS}",
-            {"p": project_id, "s": source_id, "t": target_id},
+            "INSERT INTO connections (project_id, source_id, target_id, version) "
+            f"VALUES (:p, :s, :t, :v) RETURNING {_COLUMNS}",
+            {"p": project_id, "s": source_id, "t": target_id, "v": version},
         )
     except asyncpg.UniqueViolationError:
         raise DuplicateConnection() from None

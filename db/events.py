@@ -4,23 +4,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-import msgspec
-from databases import Database
-
-from db.changes import Event
-from db.connections import Connection, list_connections
-from db.jobs import Job, latest_jobs_for_project
-from db.nodes import Node, list_nodes
-
-
-class Snapshot(msgspec.Struct, frozen=True):
-    """A project's whole state as of `seq`."""
-
-    project_id: UUID
-    seq: int
-    nodes: list[Node]
-    connections: list[Connection]
-    jobs: list[Job]
+from common.protocol.events import AnyEvent, Event, decode_payload
+from common.protocol.frames import Snapshot
+from db.connect import Database
+from db.connections import list_connections
+from db.jobs import job_view, latest_jobs_for_project
+from db.nodes import list_nodes
 
 
 async def events_after(
@@ -29,16 +18,22 @@ async def events_after(
     after_seq: int,
     until_seq: int | None = None,
     limit: int = 10_000,
-) -> list[Event]:
+) -> list[AnyEvent]:
     """Logged events with `after_seq < seq <= until_seq`, in seq order."""
     rows = await db.fetch_all(
-        "SELECT project_id, seq, kind, data FROM events "
+        # data as text: decoded once, straight into the struct of its kind
+        "SELECT project_id, seq, kind, data::text AS data FROM events "
         "WHERE project_id = :p AND seq > :a AND (CAST(:u AS bigint) IS NULL OR seq <= :u) "
         "ORDER BY seq LIMIT :lim",
         {"p": project_id, "a": after_seq, "u": until_seq, "lim": limit},
     )
     return [
-        Event(project_id=r["project_id"], seq=int(r["seq"]), kind=r["kind"], data=r["data"])
+        Event(
+            project_id=r["project_id"],
+            seq=int(r["seq"]),
+            kind=r["kind"],
+            data=decode_payload(r["kind"], r["data"]),
+        )
         for r in rows
     ]
 
@@ -60,7 +55,11 @@ async def read_snapshot(db: Database, project_id: UUID) -> Snapshot | None:
         connections = await list_connections(db, project_id)
         jobs = await latest_jobs_for_project(db, project_id)
     return Snapshot(
-        project_id=project_id, seq=int(seq), nodes=nodes, connections=connections, jobs=jobs
+        project_id=project_id,
+        seq=int(seq),
+        nodes=nodes,
+        connections=connections,
+        jobs=[job_view(j) for j in jobs],
     )
 
 

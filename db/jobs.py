@@ -1,25 +1,22 @@
-"""The jobs table, and the job life-cycle changes that move a job and its node together.
+"""The jobs table: rows, reads and the guarded UPDATE.
 
-Every status change of a job is one change of its project (db.changes): the
-job row and its node are updated in the same transaction, guarded by the
-status (and, for a worker's writes, the attempt number) the caller expects,
-so a late or duplicate writer changes nothing.
+Status changes are not made here but in db/lifecycle.py, which names every
+allowed move and makes each one change of the project (job and node together).
 """
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import msgspec
-from databases import Database
 
-from db import nodes as node_q
-from db.changes import Store, publish_change
-from db.nodes import Node, NodeStatus
+from common.protocol.entities import FINAL_STATUSES, LIVE_STATUSES, JobStatus, JobStatusResponse
+from db.connect import Database
 from db.rows import to_struct, to_structs
+
+__all__ = ["FINAL_STATUSES", "LIVE_STATUSES", "JobStatus"]
 
 _COLUMNS = (
     "id, project_id, node_id, type, status, params, result, error, progress, "
@@ -27,27 +24,8 @@ _COLUMNS = (
 )
 
 
-class JobStatus(enum.StrEnum):
-    """Where a job is in its life; should match job_status in schema.sql."""
-
-    #: saved and enqueued, no worker has it yet
-    PENDING = "pending"
-    #: a worker is rendering it
-    PROCESSING = "processing"
-    #: the result is stored
-    COMPLETED = "completed"
-    #: it ended with `error`
-    FAILED = "failed"
-    #: a user stopped it
-    CANCELLED = "cancelled"
-
-
-LIVE_STATUSES = (JobStatus.PENDING, JobStatus.PROCESSING)
-FINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
 class Job(msgspec.Struct, frozen=True):
-    """One generation request and its outcome."""
+    """One generation request and its outcome: the row, with what only workers need."""
 
     id: UUID
     project_id: UUID
@@ -63,6 +41,22 @@ class Job(msgspec.Struct, frozen=True):
     deadline: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+def job_view(job: Job) -> JobStatusResponse:
+    """The job as clients see it (URLs are signed later, by the presenter)."""
+    return JobStatusResponse(
+        job_id=job.id,
+        node_id=job.node_id,
+        project_id=job.project_id,
+        type=job.type,
+        status=job.status,
+        progress=job.progress,
+        result=job.result,
+        error=job.error,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+    )
 
 
 class NodeBusy(Exception):
@@ -191,88 +185,6 @@ async def live_jobs(db: Database) -> list[Job]:
         "ORDER BY updated_at, id"
     )
     return to_structs(Job, rows)
-
-
-# -- life-cycle changes: one db-rule change each, job and node together --
-
-
-async def create_job(
-    store: Store, node: Node, type: str, params: dict[str, Any], timeout_s: int
-) -> tuple[Job, Node]:
-    """Insert a pending job for `node` and set the node processing, as change `job.created`.
-
-    Raises NodeBusy with the live job's id while the node has one.
-    """
-
-    async def apply() -> dict[str, Any]:
-        # ON CONFLICT rather than a savepoint around a unique violation: two round
-        # trips fewer on every submit
-        job = await insert_job(store.db, node.project_id, node.id, type, params, timeout_s)
-        if job is None:
-            live = await live_job_for_node(store.db, node.id)
-            raise NodeBusy(live.id if live is not None else UUID(int=0))
-        updated = await node_q.update_node(
-            store.db, node.id, status=NodeStatus.PROCESSING, clear_error=True
-        )
-        if updated is None:
-            raise GuardFailed("the node is gone")
-        return {"job": job, "node": updated}
-
-    _, data = await publish_change(store, node.project_id, "job.created", apply)
-    return data["job"], data["node"]
-
-
-async def transition(
-    store: Store,
-    job: Job,
-    kind: str,
-    *,
-    expect: tuple[JobStatus, ...],
-    expect_attempts: int | None = None,
-    status: JobStatus | None = None,
-    result: dict[str, Any] | None = None,
-    error: str | None = None,
-    progress: float | None = None,
-    add_attempt: bool = False,
-    node_status: NodeStatus | None = None,
-    node_error: str | None = None,
-    node_data: dict[str, Any] | None = None,
-) -> tuple[Job, Node | None]:
-    """Change a job (guarded) and its node in one change `kind` with data `{job, node}`.
-
-    Raises GuardFailed, having changed and published nothing, when the job is
-    not in `expect` (or not on `expect_attempts`).
-    """
-
-    async def apply() -> dict[str, Any]:
-        updated = await update_job(
-            store.db,
-            job.id,
-            expect=expect,
-            expect_attempts=expect_attempts,
-            status=status,
-            result=result,
-            error=error,
-            progress=progress,
-            add_attempt=add_attempt,
-        )
-        if updated is None:
-            raise GuardFailed(f"job {job.id} is not {'/'.join(expect)}")
-        if node_status is not None or node_data is not None:
-            node = await node_q.update_node(
-                store.db,
-                job.node_id,
-                status=node_status,
-                error_message=node_error,
-                clear_error=node_error is None and node_status is not None,
-                data_patch=node_data,
-            )
-        else:
-            node = await node_q.get_node(store.db, job.node_id)
-        return {"job": updated, "node": node}
-
-    _, data = await publish_change(store, job.project_id, kind, apply)
-    return data["job"], data["node"]
 
 
 async def orphaned_processing_nodes(db: Database) -> list[tuple[UUID, UUID]]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from databases import Database
+from db.connect import Database
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # any constant shared by every canvasflow process; serialises concurrent migrations
 _MIGRATION_LOCK_ID = 0x63616E76
 

@@ -1,53 +1,19 @@
-"""The nodes table."""
+"""The nodes table. Writes happen inside a change (db.changes) and record its seq as `version`."""
 
 from __future__ import annotations
 
-import enum
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import msgspec
-from databases import Database
-
+from common.protocol.entities import Node, NodeStatus, NodeType
+from db.connect import Database
 from db.rows import to_struct, to_structs
 
-_COLUMNS = "id, project_id, type, x, y, data, status, error_message, created_at, updated_at"
+__all__ = ["Node", "NodeStatus", "NodeType"]
 
-
-class NodeType(enum.StrEnum):
-    """What a node holds; should match node_type in schema.sql."""
-
-    #: text that a video node uses as its prompt
-    PROMPT = "prompt"
-    #: an uploaded image a video node may start from
-    IMAGE = "image"
-    #: a generated video
-    VIDEO = "video"
-
-
-class NodeStatus(enum.StrEnum):
-    """A node's generation state; should match node_status in schema.sql."""
-
-    IDLE = "idle"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-
-class Node(msgspec.Struct, frozen=True):
-    """One box on the canvas."""
-
-    id: UUID
-    project_id: UUID
-    type: NodeType
-    x: float
-    y: float
-    data: dict[str, Any]
-    status: NodeStatus
-    error_message: str | None
-    created_at: datetime
-    updated_at: datetime
+_COLUMNS = (
+    "id, project_id, type, x, y, data, status, error_message, created_at, updated_at, version"
+)
 
 
 async def list_nodes(db: Database, project_id: UUID) -> list[Node]:
@@ -76,13 +42,20 @@ async def get_node_for_owner(db: Database, node_id: UUID, owner_id: UUID) -> Nod
 
 
 async def insert_node(
-    db: Database, project_id: UUID, type: NodeType, x: float, y: float, data: dict[str, Any]
+    db: Database,
+    project_id: UUID,
+    type: NodeType,
+    x: float,
+    y: float,
+    data: dict[str, Any],
+    *,
+    version: int,
 ) -> Node:
-    """Insert a node; call inside a change."""
+    """Insert a node; call inside a change, with its seq as `version`."""
     row = await db.fetch_one(
-        "INSERT INTO nodes (project_id, type, x, y, data) "
-        f"VALUES (:p, :t, :x, :y, CAST(:d AS jsonb)) RETURNING {_COLUMNS}",
-        {"p": project_id, "t": type.value, "x": x, "y": y, "d": data},
+        "INSERT INTO nodes (project_id, type, x, y, data, version) "
+        f"VALUES (:p, :t, :x, :y, CAST(:d AS jsonb), :v) RETURNING {_COLUMNS}",
+        {"p": project_id, "t": type.value, "x": x, "y": y, "d": data, "v": version},
     )
     return to_struct(Node, row)
 
@@ -91,6 +64,7 @@ async def update_node(
     db: Database,
     node_id: UUID,
     *,
+    version: int,
     x: float | None = None,
     y: float | None = None,
     data_patch: dict[str, Any] | None = None,
@@ -105,9 +79,10 @@ async def update_node(
         "data = data || COALESCE(CAST(:d AS jsonb), '{}'::jsonb), "
         "status = COALESCE(CAST(:s AS node_status), status), "
         "error_message = CASE WHEN :clear THEN NULL ELSE COALESCE(:e, error_message) END, "
-        f"updated_at = now() WHERE id = :id RETURNING {_COLUMNS}",
+        f"version = :v, updated_at = now() WHERE id = :id RETURNING {_COLUMNS}",
         {
             "id": node_id,
+            "v": version,
             "x": x,
             "y": y,
             "d": data_patch,

@@ -3,26 +3,15 @@ delete go through db.changes."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from uuid import UUID
 
-import msgspec
-from databases import Database
-
+from common.protocol.entities import Project
+from db.connect import Database
 from db.rows import to_struct, to_structs
 
+__all__ = ["Project"]
+
 _COLUMNS = "id, owner_id, name, seq, created_at, updated_at"
-
-
-class Project(msgspec.Struct, frozen=True):
-    """A canvas: nodes and connections owned by one user."""
-
-    id: UUID
-    owner_id: UUID
-    name: str
-    seq: int
-    created_at: datetime
-    updated_at: datetime
 
 
 async def create_project(db: Database, owner_id: UUID, name: str) -> Project:
@@ -76,3 +65,11 @@ async def current_seq(db: Database, project_id: UUID) -> int | None:
     """The project's seq now, or None when it does not exist."""
     seq = await db.fetch_val("SELECT seq FROM projects WHERE id = :id", {"id": project_id})
     return None if seq is None else int(seq)
+
+
+async def seqs_of(db: Database, project_ids: list[UUID]) -> dict[UUID, int]:
+    """The seq of each of these projects that still exists (one query for all)."""
+    rows = await db.fetch_all(
+        "SELECT id, seq FROM projects WHERE id = ANY(CAST(:ids AS uuid[]))", {"ids": project_ids}
+    )
+    return {row["id"]: int(row["seq"]) for row in rows}

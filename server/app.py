@@ -32,12 +32,13 @@ from server import (
     uploads,
 )
 from server.errors import EXCEPTION_HANDLERS, error_response
-from server.hub import Hub, HubConfig
 from server.present import Presenter
-from server.ws import websocket_endpoint
+from server.realtime import Hub, HubConfig
+from server.realtime.endpoint import websocket_endpoint
+from server.state import AppState
 from tasks.providers.auto import make_provider
+from tasks.queue import open_queue
 from tasks.storage.auto import make_storage
-from tasks.video import open_queue
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,11 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """The ASGI app. DATABASE_URL and REDIS_URL must be set (`canvasflow dev` sets them)."""
+def create_app(settings: Settings | None = None, hub_config: HubConfig | None = None) -> Starlette:
+    """The ASGI app. DATABASE_URL and REDIS_URL must be set (`canvasflow dev` sets them).
+
+    `hub_config` lets tests shrink the hub's limits and intervals.
+    """
     settings = settings or load_settings()
     if not settings.database_url or not settings.redis_url:
         raise ConfigError(
@@ -111,26 +115,28 @@ def create_app(settings: Settings | None = None) -> Starlette:
         redis = Redis.from_url(settings.redis_url)
         store = Store(db=db, redis=redis, namespace=settings.namespace)
         storage = make_storage(settings)
-        app.state.settings = settings
-        app.state.store = store
-        app.state.storage = storage
-        app.state.presenter = Presenter(storage, settings.media_url_ttl_s)
-        # the queue client connects lazily: a Redis outage delays enqueues, never startup
-        app.state.arq_pool = open_queue(settings.redis_url, settings.namespace)
-        # the provider only checks requests here; workers generate
-        app.state.provider = make_provider(settings)
-        # the websocket hub: one Redis pub/sub connection for every websocket here;
-        # tests may set app.state.hub_config before the server starts
-        hub_config = getattr(app.state, "hub_config", None) or HubConfig()
-        hub = Hub(store, app.state.presenter, settings.redis_url, hub_config)
+        presenter = Presenter(storage, settings.media_url_ttl_s)
+        # 3. the websocket hub: one Redis pub/sub connection for every websocket here
+        hub = Hub(store, presenter, settings.redis_url, hub_config or HubConfig())
+        state = AppState(
+            settings=settings,
+            store=store,
+            storage=storage,
+            presenter=presenter,
+            # the queue client connects lazily: a Redis outage delays enqueues, never startup
+            queue=open_queue(settings.redis_url, settings.namespace),
+            # the provider only checks requests here; workers generate
+            provider=make_provider(settings),
+            hub=hub,
+        )
         await hub.start()
-        app.state.hub = hub
+        app.state.canvasflow = state
         try:
             yield
         finally:
-            # 3. close in reverse order of opening
+            # 4. close in reverse order of opening
             await hub.stop()
-            await app.state.arq_pool.aclose()
+            await state.queue.aclose()
             await redis.aclose()
             await db.disconnect()
 

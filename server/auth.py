@@ -17,12 +17,12 @@ from common import logs
 from common.config import Settings
 from common.keys import login_attempts_key
 from db import sessions, users
-from db.changes import Store
 from db.users import User
 from server.bodies import decode_body
 from server.errors import ApiError
 from server.openapi import api
 from server.responses import json_response
+from server.state import app_state
 
 SESSION_COOKIE = "cf_session"
 _LOGIN_WINDOW_S = 15 * 60
@@ -115,7 +115,7 @@ async def authenticate(conn: HTTPConnection) -> User | None:
     token, from_cookie = _token_from(conn)
     user = None
     if token:
-        store: Store = conn.app.state.store
+        store = app_state(conn).store
         user = await sessions.user_for_session(store.db, hash_token(token))
     conn.state.user = user
     conn.state.cookie_auth = from_cookie and user is not None
@@ -147,7 +147,7 @@ async def require_user(request: Request) -> User:
     if (
         request.method in _UNSAFE_METHODS
         and request.state.cookie_auth
-        and not origin_allowed(request, request.app.state.settings)
+        and not origin_allowed(request, app_state(request).settings)
     ):
         raise ApiError(
             403, "forbidden_origin", "Cross-site requests may not use the session cookie."
@@ -168,8 +168,8 @@ def _set_session_cookie(response: Response, token: str, settings: Settings) -> N
 
 
 async def _start_session(request: Request, user: User, status: int) -> Response:
-    store: Store = request.app.state.store
-    settings: Settings = request.app.state.settings
+    store = app_state(request).store
+    settings = app_state(request).settings
     token = secrets.token_urlsafe(32)
     await sessions.create_session(store.db, user.id, hash_token(token), settings.session_ttl_s)
     response = json_response(SessionResponse(user=user, token=token), status)
@@ -187,10 +187,10 @@ async def _start_session(request: Request, user: User, status: int) -> Response:
 )
 async def signup(request: Request) -> Response:
     """POST /api/auth/signup: create an account and log it in."""
-    if not origin_allowed(request, request.app.state.settings):
+    if not origin_allowed(request, app_state(request).settings):
         raise ApiError(403, "forbidden_origin", "Sign up from the canvas's own origin.")
     body = await decode_body(request, Credentials)
-    store: Store = request.app.state.store
+    store = app_state(request).store
     password_hash = await run_in_threadpool(hash_password, body.password)
     try:
         user = await users.create_user(store.db, body.email, password_hash)
@@ -200,8 +200,8 @@ async def signup(request: Request) -> Response:
 
 
 async def _check_login_rate(request: Request, email: str) -> list[str]:
-    store: Store = request.app.state.store
-    limit = request.app.state.settings.login_attempts_per_15min
+    store = app_state(request).store
+    limit = app_state(request).settings.login_attempts_per_15min
     client = request.client.host if request.client else "unknown"
     keys = [
         login_attempts_key(store.namespace, "account", email.lower()),
@@ -221,7 +221,7 @@ async def _check_login_rate(request: Request, email: str) -> list[str]:
 
 
 async def _count_failure(request: Request, keys: list[str]) -> None:
-    store: Store = request.app.state.store
+    store = app_state(request).store
     async with store.redis.pipeline(transaction=True) as pipe:
         for key in keys:
             pipe.incr(key)
@@ -232,11 +232,11 @@ async def _count_failure(request: Request, keys: list[str]) -> None:
 @api("Log in", body=LoginBody, response=SessionResponse, errors=[401, 403, 429], auth=False)
 async def login(request: Request) -> Response:
     """POST /api/auth/login: exchange email and password for a session."""
-    if not origin_allowed(request, request.app.state.settings):
+    if not origin_allowed(request, app_state(request).settings):
         raise ApiError(403, "forbidden_origin", "Log in from the canvas's own origin.")
     body = await decode_body(request, LoginBody)
     keys = await _check_login_rate(request, body.email)
-    store: Store = request.app.state.store
+    store = app_state(request).store
     found = await users.get_user_with_hash(store.db, body.email)
     ok = found is not None and await run_in_threadpool(verify_password, body.password, found[1])
     if not ok or found is None:
@@ -251,7 +251,7 @@ async def logout(request: Request) -> Response:
     await require_user(request)
     token, _ = _token_from(request)
     if token:
-        store: Store = request.app.state.store
+        store = app_state(request).store
         await sessions.delete_session(store.db, hash_token(token))
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")

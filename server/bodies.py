@@ -9,6 +9,7 @@ import msgspec
 from starlette.requests import Request
 
 from server.errors import ApiError
+from server.state import app_state
 
 T = TypeVar("T")
 
@@ -37,7 +38,7 @@ async def decode_body(request: Request, type_: type[T]) -> T:
             "unsupported_media_type",
             "Send the body as JSON with Content-Type: application/json.",
         )
-    raw = await read_limited(request, request.app.state.settings.max_body_bytes)
+    raw = await read_limited(request, app_state(request).settings.max_body_bytes)
     try:
         value = msgspec.json.decode(raw, type=type_)
     except msgspec.ValidationError as exc:

@@ -10,17 +10,17 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from common.errors import CanvasflowError
+
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
+class ApiError(CanvasflowError):
     """A request that cannot be served, with its HTTP status and a machine-readable code."""
 
     def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
+        super().__init__(code, message)
         self.status = status
-        self.code = code
-        self.message = message
         self.extra = extra
 
 

@@ -7,9 +7,9 @@ import asyncio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from db.changes import Store
 from server.openapi import api
 from server.responses import json_response
+from server.state import app_state
 
 _PROBE_TIMEOUT_S = 2.0
 
@@ -31,7 +31,7 @@ async def _check(name: str, probe: asyncio.Future[object] | object) -> tuple[str
 @api("Readiness: Postgres and Redis answer", auth=False, response={"type": "object"}, errors=[503])
 async def readyz(request: Request) -> Response:
     """GET /readyz: Postgres and Redis answer; 503 with the failing one otherwise."""
-    store: Store = request.app.state.store
+    store = app_state(request).store
     checks = dict(
         await asyncio.gather(
             _check("postgres", store.db.fetch_val("SELECT 1")),

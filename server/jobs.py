@@ -13,40 +13,38 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
-from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from common.config import Settings
-from common.metrics import JOBS
+from common.protocol.entities import JobStatusResponse
 from db.changes import Store
 from db.jobs import (
     FINAL_STATUSES,
-    LIVE_STATUSES,
     GuardFailed,
     Job,
-    JobStatus,
     NodeBusy,
-    create_job,
     get_job,
+    job_view,
     latest_job_for_node,
-    transition,
 )
-from db.nodes import NodeStatus, NodeType
+from db.lifecycle import cancel_job as cancel
+from db.lifecycle import submit_job
+from db.nodes import NodeType
 from db.projects import get_owned_project
 from db.users import User
 from server.access import owned_node
 from server.auth import require_user
 from server.bodies import decode_body, path_uuid
 from server.errors import ApiError, not_found
-from server.nodes import MAX_PROMPT_CHARS
+from server.inputs import MAX_PROMPT_CHARS
 from server.openapi import api
-from server.present import JobStatusResponse
 from server.responses import json_response
+from server.state import app_state
 from server.uploads import project_image
-from tasks.providers.base import InvalidRequest, VideoProvider
-from tasks.video import JOB_TYPE, abort_video, enqueue_video, video_request
+from tasks.providers.base import InvalidRequest
+from tasks.queue import abort_job, enqueue_job
+from tasks.video import JOB_TYPE, video_request
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +66,8 @@ class GenerateVideoRequest(msgspec.Struct, forbid_unknown_fields=True):
     generate_audio: bool = False
 
 
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
-
-
 async def _present(request: Request, job: Job) -> JobStatusResponse:
-    response: JobStatusResponse = await request.app.state.presenter.job(job)
-    return response
+    return await app_state(request).presenter.job(job_view(job))
 
 
 async def _owned_job(store: Store, user: User, job_id: UUID) -> Job:
@@ -99,8 +91,8 @@ async def generate_video(request: Request) -> Response:
     body = await decode_body(request, GenerateVideoRequest)
     if not body.prompt.strip():
         raise ApiError(422, "invalid_prompt", "prompt must contain more than white space.")
-    store = _store(request)
-    settings: Settings = request.app.state.settings
+    state = app_state(request)
+    store, settings = state.store, state.settings
     node = await owned_node(store, user, body.node_id)
     if node.type != NodeType.VIDEO:
         message = f"node_id names a {node.type} node; videos are generated into video nodes."
@@ -119,7 +111,7 @@ async def generate_video(request: Request) -> Response:
         upload = await project_image(store, settings, node.project_id, body.image_url, "image_url")
         params["image_key"] = upload.key
         params["image_mime_type"] = upload.mime_type
-    provider: VideoProvider = request.app.state.provider
+    provider = state.provider
     # the image's bytes stay in storage until the worker runs; its type is enough to check
     to_check = msgspec.structs.replace(
         video_request(params), image_mime_type=params.get("image_mime_type")
@@ -131,7 +123,7 @@ async def generate_video(request: Request) -> Response:
         raise ApiError(422, getattr(exc, "code", "unsupported_request"), str(exc)) from None
 
     try:
-        job, _ = await create_job(store, node, JOB_TYPE, params, settings.job_timeout_s)
+        job, _ = await submit_job(store, node, JOB_TYPE, params, settings.job_timeout_s)
     except NodeBusy as busy:
         raise ApiError(
             409,
@@ -141,10 +133,8 @@ async def generate_video(request: Request) -> Response:
         ) from None
     except GuardFailed:
         raise not_found("node") from None
-    JOBS.labels(JOB_TYPE, JobStatus.PENDING.value).inc()
-    queue: ArqRedis = request.app.state.arq_pool
     try:
-        await enqueue_video(queue, settings.namespace, job.id)
+        await enqueue_job(state.queue, settings.namespace, job.type, job.id)
     except (RedisError, OSError, TimeoutError) as exc:
         # the row is durable; the sweeper enqueues pending jobs the queue does not hold
         log.warning("enqueue of job %s failed, the sweeper will retry: %s", job.id, exc)
@@ -155,7 +145,7 @@ async def generate_video(request: Request) -> Response:
 async def get_job_status(request: Request) -> Response:
     """GET /api/ai/jobs/{job_id}: the job, its video URL signed now."""
     user = await require_user(request)
-    job = await _owned_job(_store(request), user, path_uuid(request, "job_id"))
+    job = await _owned_job(app_state(request).store, user, path_uuid(request, "job_id"))
     return json_response(await _present(request, job))
 
 
@@ -163,7 +153,7 @@ async def get_job_status(request: Request) -> Response:
 async def latest_job(request: Request) -> Response:
     """GET /api/ai/nodes/{node_id}/jobs/latest: 404 `job_not_found` when it has none."""
     user = await require_user(request)
-    store = _store(request)
+    store = app_state(request).store
     node = await owned_node(store, user, path_uuid(request, "node_id"))
     job = await latest_job_for_node(store.db, node.id)
     if job is None:
@@ -181,26 +171,17 @@ def _finished(job: Job) -> ApiError:
 async def cancel_job(request: Request) -> Response:
     """POST /api/ai/jobs/{job_id}/cancel: job cancelled, node idle, the worker told to stop."""
     user = await require_user(request)
-    store = _store(request)
-    settings: Settings = request.app.state.settings
+    state = app_state(request)
+    store = state.store
     job = await _owned_job(store, user, path_uuid(request, "job_id"))
     if job.status in FINAL_STATUSES:
         raise _finished(job)
     try:
-        cancelled, _ = await transition(
-            store,
-            job,
-            "job.cancelled",
-            expect=LIVE_STATUSES,
-            status=JobStatus.CANCELLED,
-            error="cancelled by the user",
-            node_status=NodeStatus.IDLE,
-        )
+        cancelled = await cancel(store, job)
     except GuardFailed:
         # it finished between our read and the guarded UPDATE
         current = await get_job(store.db, job.id)
         raise _finished(current or job) from None
-    JOBS.labels(job.type, JobStatus.CANCELLED.value).inc()
     # the row is final already; a worker that misses the abort finds its guarded writes refused
-    await abort_video(request.app.state.arq_pool, settings.namespace, job.id)
+    await abort_job(state.queue, state.settings.namespace, job.id)
     return json_response(await _present(request, cancelled))

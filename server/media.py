@@ -17,6 +17,7 @@ from starlette.responses import FileResponse, Response
 
 from server.errors import ApiError
 from server.openapi import api
+from server.state import app_state
 from tasks.storage.local import InvalidKey, LocalStorage
 
 #: by file extension; keys are made by canvasflow, so the extension is ours too
@@ -49,7 +50,7 @@ def _not_found() -> ApiError:
 )
 async def get_media(request: Request) -> Response:
     """GET /media/{key}: the object if `sig` signs `key` and `exp` has not passed."""
-    storage = request.app.state.storage
+    storage = app_state(request).storage
     if not isinstance(storage, LocalStorage):
         # other backends (GCS) serve their own signed URLs
         raise _not_found()

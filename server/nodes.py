@@ -8,19 +8,21 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from common.protocol.events import NodeCreated, NodeDeleted, NodeUpdated
 from db import nodes as q
-from db.changes import Store, publish_change
+from db.changes import publish_change
 from db.nodes import Node, NodeType
 from server.access import owned_node, owned_project
 from server.auth import require_user
 from server.bodies import decode_body, path_uuid
 from server.errors import ApiError, not_found
+from server.inputs import MAX_PROMPT_CHARS
 from server.openapi import api
 from server.responses import json_response
+from server.state import app_state
 from server.uploads import project_image
 
 Coordinate = Annotated[float, msgspec.Meta(ge=-1e7, le=1e7)]
-MAX_PROMPT_CHARS = 4000
 #: data keys only the server writes: they name stored media
 RESERVED_DATA_KEYS = frozenset({"video_key", "video_url", "image_key", "image_url"})
 
@@ -60,19 +62,14 @@ def check_node_data(data: dict[str, Any], allowed: frozenset[str] = frozenset())
         )
 
 
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
-
-
 @api("Nodes of a project", response=list[Node])
 async def list_nodes(request: Request) -> Response:
     """GET /api/projects/{project_id}/nodes."""
     user = await require_user(request)
-    store = _store(request)
-    project = await owned_project(store, user, path_uuid(request, "project_id"))
-    present = request.app.state.presenter
-    return json_response([await present.node(n) for n in await q.list_nodes(store.db, project.id)])
+    state = app_state(request)
+    project = await owned_project(state.store, user, path_uuid(request, "project_id"))
+    nodes = await q.list_nodes(state.store.db, project.id)
+    return json_response([await state.presenter.node(n) for n in nodes])
 
 
 @api("Add a node", body=NodeCreate, response=Node, status=201, errors=[403])
@@ -82,24 +79,27 @@ async def create_node(request: Request) -> Response:
     project_id = path_uuid(request, "project_id")
     body = await decode_body(request, NodeCreate)
     check_node_data(body.data)
-    store = _store(request)
+    state = app_state(request)
+    store = state.store
     await owned_project(store, user, project_id)
 
-    async def apply() -> dict[str, Any]:
-        return {
-            "node": await q.insert_node(store.db, project_id, body.type, body.x, body.y, body.data)
-        }
+    async def apply(seq: int) -> NodeCreated:
+        node = await q.insert_node(
+            store.db, project_id, body.type, body.x, body.y, body.data, version=seq
+        )
+        return NodeCreated(node=node)
 
-    _, data = await publish_change(store, project_id, "node.created", apply)
-    return json_response(await request.app.state.presenter.node(data["node"]), 201)
+    change = await publish_change(store, project_id, apply)
+    return json_response(await state.presenter.node(change.data.node), 201)
 
 
 @api("One node", response=Node)
 async def get_node(request: Request) -> Response:
     """GET /api/nodes/{node_id}."""
     user = await require_user(request)
-    node = await owned_node(_store(request), user, path_uuid(request, "node_id"))
-    return json_response(await request.app.state.presenter.node(node))
+    state = app_state(request)
+    node = await owned_node(state.store, user, path_uuid(request, "node_id"))
+    return json_response(await state.presenter.node(node))
 
 
 @api("Move a node or merge keys into its data", body=NodeUpdate, response=Node, errors=[403])
@@ -110,25 +110,28 @@ async def update_node(request: Request) -> Response:
     body = await decode_body(request, NodeUpdate)
     if body.data is not None:
         check_node_data(body.data, allowed=frozenset({"image_key"}))
-    store = _store(request)
+    state = app_state(request)
+    store = state.store
     node = await owned_node(store, user, node_id)
     if body.data is not None and "image_key" in body.data:
         # an image node may point at an image its project uploaded, and at nothing else
         if node.type != NodeType.IMAGE:
             raise ApiError(422, "invalid_image_key", "Only image nodes hold an image_key.")
         upload = await project_image(
-            store, request.app.state.settings, node.project_id, body.data["image_key"], "image_key"
+            store, state.settings, node.project_id, body.data["image_key"], "image_key"
         )
         body.data["image_key"] = upload.key
 
-    async def apply() -> dict[str, Any]:
-        updated = await q.update_node(store.db, node_id, x=body.x, y=body.y, data_patch=body.data)
+    async def apply(seq: int) -> NodeUpdated:
+        updated = await q.update_node(
+            store.db, node_id, version=seq, x=body.x, y=body.y, data_patch=body.data
+        )
         if updated is None:
             raise not_found("node")
-        return {"node": updated}
+        return NodeUpdated(node=updated)
 
-    _, data = await publish_change(store, node.project_id, "node.updated", apply)
-    return json_response(await request.app.state.presenter.node(data["node"]))
+    change = await publish_change(store, node.project_id, apply)
+    return json_response(await state.presenter.node(change.data.node))
 
 
 @api("Delete a node with its connections and jobs", status=204, errors=[403])
@@ -136,12 +139,12 @@ async def delete_node(request: Request) -> Response:
     """DELETE /api/nodes/{node_id}: the node, its connections and its jobs."""
     user = await require_user(request)
     node_id = path_uuid(request, "node_id")
-    store = _store(request)
+    store = app_state(request).store
     node = await owned_node(store, user, node_id)
 
-    async def apply() -> dict[str, Any]:
+    async def apply(seq: int) -> NodeDeleted:
         connection_ids = await q.delete_node(store.db, node_id)
-        return {"node_id": node_id, "connection_ids": connection_ids}
+        return NodeDeleted(node_id=node_id, connection_ids=connection_ids)
 
-    await publish_change(store, node.project_id, "node.deleted", apply)
+    await publish_change(store, node.project_id, apply)
     return Response(status_code=204)

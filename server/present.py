@@ -2,38 +2,25 @@
 
 Only keys are stored; every time a node, job or event leaves the server its
 URLs are signed anew here, so a URL a client holds is never older than the
-message that carried it.
+message that carried it. Everything else about the shapes is
+common/protocol: this module only fills in `*_url` beside each `*_key`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-from uuid import UUID
+from typing import Any, TypeVar
 
 import msgspec
 
-from db.jobs import Job
-from db.nodes import Node
+from common.protocol.entities import JobStatusResponse, Node
+from common.protocol.events import AnyEvent, Payload
+from common.protocol.frames import Snapshot
 from tasks.storage.base import Storage
 
-#: node.data keys holding a storage key, and the URL key each gets
+#: node.data / job.result keys holding a storage key, and the URL key each gets
 _MEDIA_KEYS = {"video_key": "video_url", "image_key": "image_url"}
 
-
-class JobStatusResponse(msgspec.Struct):
-    """A job as the REST API and the websocket send it."""
-
-    job_id: UUID
-    node_id: UUID
-    project_id: UUID
-    type: str
-    status: str
-    progress: float
-    result: dict[str, Any] | None
-    error: str | None
-    created_at: datetime
-    updated_at: datetime
+P = TypeVar("P", bound=Payload)
 
 
 class Presenter:
@@ -51,38 +38,37 @@ class Presenter:
                 out[url_field] = await self.storage.sign_url(key, self.url_ttl_s)
         return out
 
-    async def node(self, node: Node | dict[str, Any]) -> dict[str, Any]:
-        """A node with `video_url` / `image_url` beside the keys in its data."""
-        plain: dict[str, Any] = msgspec.to_builtins(node) if isinstance(node, Node) else dict(node)
-        plain["data"] = await self._sign_keys(plain.get("data") or {})
-        return plain
+    async def node(self, node: Node) -> Node:
+        """The node with `video_url` / `image_url` beside the keys in its data."""
+        return msgspec.structs.replace(node, data=await self._sign_keys(node.data))
 
-    async def job(self, job: Job | dict[str, Any]) -> JobStatusResponse:
-        """A job in the contract's JobStatusResponse shape, its video URL signed now."""
-        j = job if isinstance(job, Job) else msgspec.convert(job, Job, strict=False)
-        result = None if j.result is None else await self._sign_keys(j.result)
-        return JobStatusResponse(
-            job_id=j.id,
-            node_id=j.node_id,
-            project_id=j.project_id,
-            type=j.type,
-            status=j.status.value,
-            progress=j.progress,
-            result=result,
-            error=j.error,
-            created_at=j.created_at,
-            updated_at=j.updated_at,
+    async def job(self, job: JobStatusResponse) -> JobStatusResponse:
+        """The job with its result's `video_url` signed now."""
+        if job.result is None:
+            return job
+        return msgspec.structs.replace(job, result=await self._sign_keys(job.result))
+
+    async def payload(self, data: P) -> P:
+        """An event's data with every node and job in it presented."""
+        changes: dict[str, Any] = {}
+        for name in data.__struct_fields__:
+            value = getattr(data, name)
+            if isinstance(value, Node):
+                changes[name] = await self.node(value)
+            elif isinstance(value, JobStatusResponse):
+                changes[name] = await self.job(value)
+        return msgspec.structs.replace(data, **changes) if changes else data
+
+    async def event(self, event: AnyEvent) -> AnyEvent:
+        """The event with its data presented (data of an unknown kind passes as it came)."""
+        if isinstance(event.data, msgspec.Raw):
+            return event
+        return msgspec.structs.replace(event, data=await self.payload(event.data))
+
+    async def snapshot(self, snapshot: Snapshot) -> Snapshot:
+        """The snapshot with every node and job presented."""
+        return msgspec.structs.replace(
+            snapshot,
+            nodes=[await self.node(n) for n in snapshot.nodes],
+            jobs=[await self.job(j) for j in snapshot.jobs],
         )
-
-    async def event_data(self, data: Any) -> Any:
-        """Event data with its `node`, `nodes` and `job` members presented."""
-        if not isinstance(data, dict):
-            data = msgspec.to_builtins(data)
-            if not isinstance(data, dict):
-                return data
-        out = dict(data)
-        if isinstance(out.get("node"), dict):
-            out["node"] = await self.node(out["node"])
-        if isinstance(out.get("job"), dict):
-            out["job"] = msgspec.to_builtins(await self.job(out["job"]))
-        return out

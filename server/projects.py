@@ -8,14 +8,16 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from common.protocol.events import ProjectDeleted, ProjectUpdated
 from db import projects as q
-from db.changes import Store, publish_change
+from db.changes import publish_change
 from db.projects import Project
 from server.access import owned_project
 from server.auth import require_user
 from server.bodies import decode_body, path_uuid
 from server.openapi import api
 from server.responses import json_response
+from server.state import app_state
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
@@ -26,16 +28,11 @@ class ProjectBody(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
 
 
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
-
-
 @api("Your projects", response=list[Project])
 async def list_projects(request: Request) -> Response:
     """GET /api/projects: the caller's projects."""
     user = await require_user(request)
-    return json_response(await q.list_projects(_store(request).db, user.id))
+    return json_response(await q.list_projects(app_state(request).store.db, user.id))
 
 
 @api("Create a project", body=ProjectBody, response=Project, status=201, errors=[403])
@@ -43,7 +40,9 @@ async def create_project(request: Request) -> Response:
     """POST /api/projects: a new empty project."""
     user = await require_user(request)
     body = await decode_body(request, ProjectBody)
-    project = await q.create_project(_store(request).db, user.id, body.name.strip() or body.name)
+    project = await q.create_project(
+        app_state(request).store.db, user.id, body.name.strip() or body.name
+    )
     return json_response(project, 201)
 
 
@@ -52,7 +51,7 @@ async def get_project(request: Request) -> Response:
     """GET /api/projects/{project_id}."""
     user = await require_user(request)
     return json_response(
-        await owned_project(_store(request), user, path_uuid(request, "project_id"))
+        await owned_project(app_state(request).store, user, path_uuid(request, "project_id"))
     )
 
 
@@ -62,14 +61,14 @@ async def rename_project(request: Request) -> Response:
     user = await require_user(request)
     project_id = path_uuid(request, "project_id")
     body = await decode_body(request, ProjectBody)
-    store = _store(request)
+    store = app_state(request).store
     await owned_project(store, user, project_id)
 
-    async def apply() -> dict[str, object]:
-        return {"project": await q.rename_project(store.db, project_id, body.name)}
+    async def apply(seq: int) -> ProjectUpdated:
+        return ProjectUpdated(project=await q.rename_project(store.db, project_id, body.name))
 
-    _, data = await publish_change(store, project_id, "project.updated", apply)
-    return json_response(data["project"])
+    change = await publish_change(store, project_id, apply)
+    return json_response(change.data.project)
 
 
 @api("Delete a project and everything in it", status=204, errors=[403])
@@ -77,13 +76,13 @@ async def delete_project(request: Request) -> Response:
     """DELETE /api/projects/{project_id}: the project and everything in it."""
     user = await require_user(request)
     project_id = path_uuid(request, "project_id")
-    store = _store(request)
+    store = app_state(request).store
     await owned_project(store, user, project_id)
 
-    async def apply() -> dict[str, object]:
+    async def apply(seq: int) -> ProjectDeleted:
         await q.delete_project(store.db, project_id)
-        return {"project_id": project_id}
+        return ProjectDeleted(project_id=project_id)
 
     # the log goes with the project, so this last event is published but not logged
-    await publish_change(store, project_id, "project.deleted", apply, log_event=False)
+    await publish_change(store, project_id, apply, log_event=False)
     return Response(status_code=204)

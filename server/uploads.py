@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from common.config import Settings
+from common.protocol.events import NodeUpdated
 from db import nodes as node_q
 from db.changes import Store, publish_change
 from db.nodes import Node, NodeType
@@ -34,8 +35,8 @@ from server.bodies import path_uuid
 from server.errors import ApiError
 from server.openapi import api
 from server.responses import json_response
+from server.state import app_state
 from tasks.storage.auto import media_url_prefixes
-from tasks.storage.base import Storage
 from tasks.storage.local import MEDIA_PREFIX, InvalidKey, check_key
 
 #: Pillow format → (MIME type, file extension); nothing else is accepted
@@ -58,7 +59,7 @@ class UploadResponse(msgspec.Struct, omit_defaults=True):
     width: int
     height: int
     size_bytes: int
-    node: dict[str, Any] | None = None
+    node: Node | None = None
 
 
 UPLOAD_FORM_SCHEMA: dict[str, Any] = {
@@ -236,9 +237,9 @@ async def upload_image(request: Request) -> Response:
     """POST /api/projects/{project_id}/uploads: multipart field `file`, optional `node_id`."""
     user = await require_user(request)
     project_id = path_uuid(request, "project_id")
-    store: Store = request.app.state.store
-    settings: Settings = request.app.state.settings
-    storage: Storage = request.app.state.storage
+    store = app_state(request).store
+    settings = app_state(request).settings
+    storage = app_state(request).storage
     await owned_project(store, user, project_id)
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "multipart/form-data":
@@ -274,14 +275,16 @@ async def upload_image(request: Request) -> Response:
     if node is not None:
         node_id = node.id
 
-        async def apply() -> dict[str, Any]:
-            updated = await node_q.update_node(store.db, node_id, data_patch={"image_key": key})
+        async def apply(seq: int) -> NodeUpdated:
+            updated = await node_q.update_node(
+                store.db, node_id, version=seq, data_patch={"image_key": key}
+            )
             if updated is None:
                 raise ApiError(422, "invalid_node", "The image node was deleted meanwhile.")
-            return {"node": updated}
+            return NodeUpdated(node=updated)
 
-        _, changed = await publish_change(store, project_id, "node.updated", apply)
-        presented = await request.app.state.presenter.node(changed["node"])
+        changed = await publish_change(store, project_id, apply)
+        presented = await app_state(request).presenter.node(changed.data.node)
     body = UploadResponse(
         key=upload.key,
         url=await storage.sign_url(upload.key, settings.media_url_ttl_s),

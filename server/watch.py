@@ -13,10 +13,9 @@ yours), 2 when the server refuses the credentials or the Origin, 130 on ^C.
 from __future__ import annotations
 
 import asyncio
-import random
+import contextlib
 import sys
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
@@ -24,17 +23,9 @@ import msgspec
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from common import protocol
 from common.config import load_settings
-from server import protocol
-from server.protocol import CloseCode
-
-#: close codes after which reconnecting cannot help
-_FATAL: dict[int, str] = {
-    CloseCode.UNAUTHENTICATED: "not logged in",
-    CloseCode.FORBIDDEN_ORIGIN: "origin refused",
-}
-#: error codes after which the same subscribe may succeed a little later
-_RETRY = {protocol.ErrorCode.UNAVAILABLE, protocol.ErrorCode.RATE_LIMITED}
+from common.protocol.mirror import Mirror, Stop
 
 
 def ws_url(url: str) -> str:
@@ -46,7 +37,12 @@ def ws_url(url: str) -> str:
 
 
 class Watcher:
-    """Follows one project over a reconnecting websocket and prints what happens."""
+    """Follows one project over a reconnecting websocket and prints what happens.
+
+    The rules (seq, gaps, resume with `since`, backoff, which closes are
+    final) are the shared client mirror's (common/protocol/mirror.py); this
+    class only moves frames and prints.
+    """
 
     def __init__(
         self,
@@ -64,15 +60,19 @@ class Watcher:
         self.project_id = project_id
         self.out = out
         self.as_json = as_json
-        self.initial_delay_s = initial_delay_s
-        self.max_delay_s = max_delay_s
-        #: the seq of the last event printed (or of the snapshot), None before any
-        self.seq: int | None = None
-        self.attempt = 0
+        self.mirror = Mirror(initial_backoff_s=initial_delay_s, max_backoff_s=max_delay_s)
+        self.mirror.subscribe(project_id)
+        self.state = self.mirror.projects[project_id]
+
+    @property
+    def seq(self) -> int | None:
+        """The seq of the last event printed (or of the snapshot), None before any."""
+        return self.state.seq
 
     async def run(self) -> int:
         """Watch until the project is deleted or the server refuses us; the exit code."""
         while True:
+            code: int | None = None
             try:
                 async with connect(
                     self.url,
@@ -81,93 +81,84 @@ class Watcher:
                     proxy=None,
                     open_timeout=10,
                 ) as ws:
-                    code = await self._follow(ws)
-                    if code is not None:
-                        return code
+                    result = await self._follow(ws)
+                    if result is not None:
+                        return result
             except websockets.ConnectionClosed as exc:
                 code = exc.rcvd.code if exc.rcvd is not None else None
-                if code in _FATAL:
-                    self._note(f"refused: {_FATAL[code]} (close {code})")
-                    return 2
                 self._note(f"disconnected: {exc}")
             except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
                 self._note(f"cannot connect: {exc!r}")
-            await self._backoff()
+            decision = self.mirror.closed(code)
+            if isinstance(decision, Stop):
+                self._note(f"refused: {decision.reason} (close {code})")
+                return 2
+            await asyncio.sleep(decision.delay_s)
 
     async def _follow(self, ws: ClientConnection) -> int | None:
         """One connection: subscribe (with since once we have a seq) and print frames."""
-        await self._subscribe(ws)
-        async for raw in ws:
-            self.attempt = 0  # the server answers: the backoff starts over
-            message = protocol.decode_server(raw)
-            if self.as_json and not isinstance(message, protocol.Event):
-                self.out(raw if isinstance(raw, str) else raw.decode())
-            if isinstance(message, protocol.Snapshot):
-                self.seq = message.seq
-                if not self.as_json:
-                    self.out(
-                        f"snapshot  seq={message.seq} nodes={len(message.nodes)} "
-                        f"connections={len(message.connections)} jobs={len(message.jobs)}"
-                    )
-            elif isinstance(message, protocol.Subscribed):
-                self.seq = message.seq
-                if not self.as_json:
-                    self.out(f"resumed   seq={message.seq}")
-            elif isinstance(message, protocol.Event):
-                await self._event(ws, message, raw)
-            elif isinstance(message, protocol.JobProgress):
-                if not self.as_json:
-                    self.out(f"progress  job={message.job_id} {message.progress:.0%}")
-            elif isinstance(message, protocol.Unsubscribed):
-                if not self.as_json:
-                    self.out("unsubscribed: the project was deleted")
-                return 0
-            elif isinstance(message, protocol.Error):
-                if not self.as_json:
-                    self.out(f"error     {message.code}: {message.message}")
-                if message.code == protocol.ErrorCode.PROJECT_NOT_FOUND:
-                    return 1
-                if message.code in (
-                    protocol.ErrorCode.UNAVAILABLE,
-                    protocol.ErrorCode.RATE_LIMITED,
-                ):
-                    await self._backoff()
-                    await self._subscribe(ws)
-        return None
+        retries: set[asyncio.Task[None]] = set()
+        try:
+            await self._send(ws, self.mirror.resume())
+            async for raw in ws:
+                message = protocol.decode_server(raw)
+                text = raw if isinstance(raw, str) else raw.decode()
+                step = self.mirror.receive(message)
+                await self._send(ws, step.send)
+                for delay_s, frame in step.later:
+                    task = asyncio.create_task(self._send_later(ws, delay_s, frame))
+                    retries.add(task)
+                    task.add_done_callback(retries.discard)
+                if step.changed is not None or not isinstance(message, protocol.Event):
+                    self._print(message, text, step.changed is not None)
+                if self.state.gaps and step.send:
+                    after, got = self.state.gaps[-1]
+                    self._note(f"gap after seq {after} (got {got}): resubscribing")
+                if self.state.ended:
+                    return 0 if self.state.last_error is None else 1
+            return None
+        finally:
+            for task in retries:
+                task.cancel()
 
-    async def _event(self, ws: ClientConnection, event: protocol.Event, raw: Any) -> None:
-        """Print an event once, in order; on a gap, ask again from our seq."""
-        if self.seq is None or event.seq <= self.seq:
-            return  # before our snapshot, or a duplicate
-        if event.seq != self.seq + 1:
-            self._note(f"gap after seq {self.seq} (got {event.seq}): resubscribing")
-            await self._subscribe(ws)
-            return
-        self.seq = event.seq
+    def _print(self, message: protocol.ServerMessage, raw: str, applied: bool) -> None:
+        """One line for a frame that told us something (events only once, in order)."""
         if self.as_json:
-            self.out(raw if isinstance(raw, str) else raw.decode())
-        else:
-            data = msgspec.json.encode(event.data).decode()
+            if applied or not isinstance(message, protocol.Event | protocol.JobProgress):
+                self.out(raw)
+            return
+        if isinstance(message, protocol.Snapshot):
+            self.out(
+                f"snapshot  seq={message.seq} nodes={len(message.nodes)} "
+                f"connections={len(message.connections)} jobs={len(message.jobs)}"
+            )
+        elif isinstance(message, protocol.Subscribed):
+            self.out(f"resumed   seq={message.seq}")
+        elif isinstance(message, protocol.Event) and applied:
+            data = msgspec.json.encode(message.data).decode()
             if len(data) > 160:
                 data = data[:157] + "..."
-            self.out(f"event     seq={event.seq} {event.kind} {data}")
+            self.out(f"event     seq={message.seq} {message.kind} {data}")
+        elif isinstance(message, protocol.JobProgress) and applied:
+            self.out(f"progress  job={message.job_id} {message.progress:.0%}")
+        elif isinstance(message, protocol.Unsubscribed):
+            self.out("unsubscribed: the project was deleted")
+        elif isinstance(message, protocol.Error):
+            self.out(f"error     {message.code}: {message.message}")
 
-    async def _subscribe(self, ws: ClientConnection) -> None:
-        frame: dict[str, Any] = {"type": "subscribe", "project_id": str(self.project_id)}
-        if self.seq is not None:
-            frame["since"] = self.seq
-        await ws.send(msgspec.json.encode(frame).decode())
+    async def _send(self, ws: ClientConnection, frames: list[protocol.ClientMessage]) -> None:
+        for frame in frames:
+            await ws.send(protocol.encode(frame))
 
-    async def _backoff(self) -> None:
-        """Sleep before the next try: full jitter, doubling up to max_delay_s."""
-        cap = min(self.max_delay_s, self.initial_delay_s * 2**self.attempt)
-        self.attempt += 1
-        delay = random.uniform(0, cap)
-        self._note(f"retrying in {delay:.1f} s")
-        await asyncio.sleep(delay)
+    async def _send_later(
+        self, ws: ClientConnection, delay_s: float, frame: protocol.ClientMessage
+    ) -> None:
+        await asyncio.sleep(delay_s)
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await self._send(ws, [frame])
 
-    def _note(self, text: str) -> None:
-        print(f"canvasflow watch: {text}", file=sys.stderr, flush=True)
+    def _note(self, line: str) -> None:
+        print(f"canvasflow watch: {line}", file=sys.stderr, flush=True)
 
 
 def main_watch(project_id: str, url: str | None, token: str | None, as_json: bool) -> int:

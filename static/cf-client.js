@@ -17,8 +17,9 @@
 //   project.unsubscribe();
 //   client.close();
 
-/** Close codes after which reconnecting cannot help. */
+/** Close codes after which reconnecting cannot help (the same as common/protocol/mirror.py). */
 const FATAL_CLOSE = new Map([
+  [4400, "too_many_errors"], // the client keeps sending what the server refuses: a bug to fix
   [4401, "unauthenticated"],
   [4403, "forbidden"],
 ]);

@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from common.config import Settings
 from common.keys import queue_name
 from common.metrics import QUEUE_DEPTH, SWEEPER_ACTIONS
+from common.protocol.events import NodeUpdated
 from db import nodes as node_q
 from db.changes import Store, publish_change
 from db.events import prune_events
@@ -41,9 +42,11 @@ from db.jobs import (
     live_jobs,
     orphaned_processing_nodes,
 )
+from db.lifecycle import fail_job
 from db.nodes import NodeStatus
 from db.sessions import delete_expired_sessions
-from tasks.video import abort_video, enqueue_video, fail_job, timeout_message
+from tasks.queue import abort_job, enqueue_job
+from tasks.video import timeout_message
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +88,7 @@ async def _enqueue_again(
         # arq keeps a finished run's result for an hour and refuses that id meanwhile;
         # the row says the job is not finished, so the result is stale
         await queue.delete(result_key_prefix + str(job.id))
-    return await enqueue_video(queue, namespace, job.id, job_try=job_try)
+    return await enqueue_job(queue, namespace, job.type, job.id, job_try=job_try)
 
 
 async def _sweep_job(
@@ -93,11 +96,9 @@ async def _sweep_job(
 ) -> None:
     ns = store.namespace
     if job.deadline is not None and job.deadline <= datetime.now(UTC):
-        if await fail_job(
-            store, job, timeout_message(job), expect=(job.status,), expect_attempts=job.attempts
-        ):
+        if await fail_job(store, job, timeout_message(job), attempt=job.attempts):
             report.timed_out.append(str(job.id))
-            await abort_video(queue, ns, job.id)
+            await abort_job(queue, ns, job.id)
         return
     status = await _queue_state(queue, ns, job.id)
     if status in (ArqStatus.in_progress, ArqStatus.queued, ArqStatus.deferred):
@@ -113,7 +114,7 @@ async def _sweep_job(
             store,
             job,
             f"gave up after {job.attempts} attempts: the worker running it stopped",
-            expect_attempts=job.attempts,
+            attempt=job.attempts,
         ):
             report.gave_up.append(str(job.id))
         return
@@ -125,7 +126,7 @@ async def _sweep_job(
 async def _reset_node(store: Store, project_id: UUID, node_id: UUID) -> bool:
     """Give a processing node without a live job its latest job's status (change `node.updated`)."""
 
-    async def apply() -> dict[str, Any]:
+    async def apply(seq: int) -> NodeUpdated:
         # re-checked under the project's lock: a submit may have just given it a job
         node = await node_q.get_node(store.db, node_id)
         if node is None or node.status != NodeStatus.PROCESSING:
@@ -140,12 +141,19 @@ async def _reset_node(store: Store, project_id: UUID, node_id: UUID) -> bool:
         elif latest is not None and latest.status == JobStatus.FAILED:
             status, error = NodeStatus.FAILED, latest.error or "generation failed"
         updated = await node_q.update_node(
-            store.db, node_id, status=status, error_message=error, clear_error=error is None
+            store.db,
+            node_id,
+            version=seq,
+            status=status,
+            error_message=error,
+            clear_error=error is None,
         )
-        return {"node": updated}
+        if updated is None:
+            raise _Unchanged()
+        return NodeUpdated(node=updated)
 
     try:
-        await publish_change(store, project_id, "node.updated", apply)
+        await publish_change(store, project_id, apply)
     except _Unchanged:
         return False
     return True

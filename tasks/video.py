@@ -4,7 +4,7 @@ The only argument is the job id; everything else is read from Postgres, so
 any worker can run any job, and the queue can never disagree with the row.
 
 Life cycle of one run:
-1. claim: pending → processing with a guarded UPDATE (change `job.started`),
+1. claim: pending → processing (db.lifecycle START, event `job.started`),
    bumping `attempts`. A job already processing is taken over only when arq
    says this is a retry (`job_try > 1`: the previous run died, was stopped or
    asked for a retry); otherwise it is a duplicate delivery and runs nothing.
@@ -17,7 +17,7 @@ Life cycle of one run:
    run that finds one saved polls it instead of paying for a new generation.
    Progress ticks are ephemeral (`job.progress`, about once a second).
 4. finish: store `videos/{project_id}/{job_id}.mp4`, then complete job and
-   node in one change (`job.completed`). Failures become `job.failed`.
+   node in one change (COMPLETE, `job.completed`). Failures become FAIL.
 
 Every write of a run is guarded by status `processing` AND its own attempt
 number: a run that was cancelled or taken over can no longer change anything,
@@ -36,27 +36,15 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
-from arq.jobs import Job as ArqJob
 from arq.worker import Retry
 from redis.exceptions import RedisError
 
 from common import logs
 from common.config import Settings
-from common.keys import queue_name
-from common.metrics import JOB_DURATION, JOBS
 from db.changes import Store, publish_progress
-from db.jobs import (
-    FINAL_STATUSES,
-    GuardFailed,
-    Job,
-    JobStatus,
-    get_job,
-    transition,
-    update_job,
-)
-from db.nodes import NodeStatus
+from db.jobs import FINAL_STATUSES, GuardFailed, Job, JobStatus, get_job, update_job
+from db.lifecycle import complete_job, fail_job, retry_delay_s, start_job
 from tasks.providers.base import (
     InvalidRequest,
     OperationLost,
@@ -70,59 +58,12 @@ from tasks.storage.base import Storage, StorageError
 
 log = logging.getLogger(__name__)
 
-#: the arq function name; the REST handler that enqueues it shares the name
-FUNCTION = "generate_video"
+#: jobs.type of the jobs this module runs (tasks/queue.py maps it to `generate_video`)
 JOB_TYPE = "video"
-#: an enqueue that takes longer than this is treated as failed (the sweeper retries it)
-ENQUEUE_TIMEOUT_S = 3.0
 #: at most one ephemeral progress tick (and one progress write) per job per second
 PROGRESS_INTERVAL_S = 1.0
 #: how often one run may resubmit after the provider lost its operation
 MAX_RESUBMITS = 2
-#: longest wait between two tries after a transient provider error
-MAX_BACKOFF_S = 120.0
-
-
-# -- the queue side, shared by the web process and the sweeper --
-
-
-def open_queue(redis_url: str, namespace: str) -> ArqRedis:
-    """An arq client that connects lazily and fails fast: a Redis outage cannot stall a submit."""
-    pool: ArqRedis = ArqRedis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=2)
-    pool.default_queue_name = queue_name(namespace)
-    return pool
-
-
-async def enqueue_video(
-    queue: ArqRedis, namespace: str, job_id: UUID, *, job_try: int | None = None
-) -> bool:
-    """Enqueue `generate_video(job_id)` with the job id as arq's job id.
-
-    Returns False when arq already holds a job or a result with that id (arq
-    makes this idempotent). `job_try` > 1 marks a takeover of a job whose
-    worker died. Redis errors and timeouts propagate.
-    """
-    job = await asyncio.wait_for(
-        queue.enqueue_job(
-            FUNCTION,
-            str(job_id),
-            _job_id=str(job_id),
-            _queue_name=queue_name(namespace),
-            _job_try=job_try,
-        ),
-        ENQUEUE_TIMEOUT_S,
-    )
-    return job is not None
-
-
-async def abort_video(queue: ArqRedis, namespace: str, job_id: UUID) -> None:
-    """Ask the worker running (or about to run) the job to cancel it; best effort."""
-    arq_job = ArqJob(str(job_id), queue, _queue_name=queue_name(namespace))
-    try:
-        # timeout 0: register the abort and return; the row is already final
-        await asyncio.wait_for(arq_job.abort(timeout=0, poll_delay=0.01), ENQUEUE_TIMEOUT_S)
-    except (TimeoutError, RedisError, OSError) as exc:
-        log.info("abort of job %s not confirmed: %s", job_id, exc)
 
 
 def video_request(params: dict[str, Any], image: bytes | None = None) -> VideoRequest:
@@ -144,45 +85,6 @@ def timeout_message(job: Job) -> str:
     """`timed out after N s`, N being the job's whole allowance from submit to deadline."""
     allowed = 0 if job.deadline is None else (job.deadline - job.created_at).total_seconds()
     return f"timed out after {round(allowed)} s"
-
-
-def _count(job: Job, status: JobStatus) -> None:
-    JOBS.labels(job.type, status.value).inc()
-    if status in FINAL_STATUSES:
-        JOB_DURATION.labels(job.type, status.value).observe(
-            (datetime.now(UTC) - job.created_at).total_seconds()
-        )
-
-
-async def fail_job(
-    store: Store,
-    job: Job,
-    message: str,
-    *,
-    expect: tuple[JobStatus, ...] = (JobStatus.PROCESSING,),
-    expect_attempts: int | None = None,
-) -> bool:
-    """Mark the job failed with `message` and its node failed (change `job.failed`).
-
-    Returns False, changing nothing, when the job was no longer in `expect`.
-    """
-    try:
-        await transition(
-            store,
-            job,
-            "job.failed",
-            expect=expect,
-            expect_attempts=expect_attempts,
-            status=JobStatus.FAILED,
-            error=message,
-            node_status=NodeStatus.FAILED,
-            node_error=message,
-        )
-    except GuardFailed:
-        return False
-    _count(job, JobStatus.FAILED)
-    log.warning("job %s failed: %s", job.id, message)
-    return True
 
 
 # -- the worker side --
@@ -277,8 +179,7 @@ class _Run:
     async def retry_or_fail(self, reason: str) -> str:
         """Retry with exponential backoff while tries remain, else fail the job with `reason`."""
         if self.attempt < self.max_tries:
-            base_s: float = self.ctx.get("retry_base_s", 5.0)
-            defer_s = min(MAX_BACKOFF_S, base_s * 2 ** (self.attempt - 1))
+            defer_s = retry_delay_s(self.settings.job_retry_base_s, self.attempt)
             log.warning(
                 "job %s: attempt %d of %d failed (%s); retrying in %.1f s",
                 self.job.id,
@@ -294,7 +195,8 @@ class _Run:
 
     async def fail(self, message: str) -> None:
         """Fail the job if this run still owns it."""
-        await fail_job(self.store, self.job, message, expect_attempts=self.attempt)
+        if await fail_job(self.store, self.job, message, attempt=self.attempt):
+            log.warning("job %s failed: %s", self.job.id, message)
 
     async def with_lease(self, work: Any) -> None:
         """Run `work` while keeping the lease; stop it (raising _Stop) if the lease is lost."""
@@ -425,21 +327,15 @@ class _Run:
             "aspect_ratio": request.aspect_ratio,
         }
         try:
-            await transition(
+            await complete_job(
                 self.store,
                 self.job,
-                "job.completed",
-                expect=(JobStatus.PROCESSING,),
-                expect_attempts=self.attempt,
-                status=JobStatus.COMPLETED,
+                attempt=self.attempt,
                 result=result,
-                progress=1.0,
-                node_status=NodeStatus.COMPLETED,
                 node_data={"video_key": key},
             )
         except GuardFailed:
             raise _Stop("the job was cancelled or taken over before it completed") from None
-        _count(self.job, JobStatus.COMPLETED)
 
 
 async def claim(ctx: dict[str, Any], job_id: UUID) -> Job | None:
@@ -454,9 +350,8 @@ async def claim(ctx: dict[str, Any], job_id: UUID) -> Job | None:
         log.info("job %s: already %s; duplicate delivery runs nothing", job_id, job.status)
         return None
     job_try = int(ctx.get("job_try") or 1)
-    if job.status == JobStatus.PENDING:
-        expect: tuple[JobStatus, ...] = (JobStatus.PENDING,)
-    else:
+    take_over = job.status != JobStatus.PENDING
+    if take_over:
         if job_try <= 1:
             # a first delivery of a job another run is processing: not ours to touch
             log.info("job %s: already processing; duplicate delivery runs nothing", job_id)
@@ -466,26 +361,15 @@ async def claim(ctx: dict[str, Any], job_id: UUID) -> Job | None:
                 store,
                 job,
                 f"gave up after {job.attempts} attempts: the worker running it stopped",
-                expect_attempts=job.attempts,
+                attempt=job.attempts,
             )
             return None
         log.info("job %s: taking over after attempt %d (arq try %d)", job_id, job.attempts, job_try)
-        expect = (JobStatus.PROCESSING,)
     try:
-        started, _ = await transition(
-            store,
-            job,
-            "job.started",
-            expect=expect,
-            expect_attempts=job.attempts,
-            status=JobStatus.PROCESSING,
-            add_attempt=True,
-        )
+        return await start_job(store, job, take_over=take_over)
     except GuardFailed:
         log.info("job %s: changed under us (cancelled or claimed); running nothing", job_id)
         return None
-    _count(started, JobStatus.PROCESSING)
-    return started
 
 
 async def generate_video(ctx: dict[str, Any], job_id: str) -> str:
@@ -498,7 +382,8 @@ async def generate_video(ctx: dict[str, Any], job_id: str) -> str:
             # Postgres unreachable (a restart): raised on, arq would drop the job and leave
             # the row to the sweeper's next pass; a retry claims it once Postgres is back
             job_try = int(ctx.get("job_try") or 1)
-            defer_s = min(MAX_BACKOFF_S, ctx.get("retry_base_s", 5.0) * 2 ** (job_try - 1))
+            settings: Settings = ctx["settings"]
+            defer_s = retry_delay_s(settings.job_retry_base_s, job_try)
             log.warning("job %s: cannot claim it (%r); retrying in %.1f s", job_id, exc, defer_s)
             raise Retry(defer=defer_s) from exc
         if job is None:

@@ -23,9 +23,10 @@ from db.changes import Store
 from db.connect import make_database
 from db.migrate import migrate
 from tasks.providers.auto import make_provider
+from tasks.queue import FUNCTIONS
 from tasks.storage.auto import make_storage
 from tasks.sweeper import sweep_cron
-from tasks.video import FUNCTION, generate_video
+from tasks.video import JOB_TYPE, generate_video
 
 #: arq's own timeout sits this far above the job timeout: the job's deadline fires first
 _TIMEOUT_MARGIN_S = 60
@@ -102,7 +103,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "functions": [
             func(
                 generate_video,
-                name=FUNCTION,
+                name=FUNCTIONS[JOB_TYPE],
                 timeout=settings.job_timeout_s + _TIMEOUT_MARGIN_S,
                 # our own attempt count (job_max_tries) decides; arq's is only a backstop
                 max_tries=2 * settings.job_max_tries + 2,

@@ -29,6 +29,8 @@ from common.config import Settings, load_settings
 from db.changes import Store
 from db.connect import make_database
 from server.app import create_app
+from server.realtime import HubConfig
+from server.state import AppState
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = "users, sessions, projects, nodes, connections, jobs, events, uploads"
@@ -169,8 +171,16 @@ class AppThread:
 class ServerThread(AppThread):
     """canvasflow's app with `settings`, as the web process serves it."""
 
-    def __init__(self, settings: Settings, port: int) -> None:
-        super().__init__(create_app(settings), port, ws_per_message_deflate=False, lifespan="on")
+    def __init__(self, settings: Settings, port: int, hub_config: HubConfig | None = None) -> None:
+        app = create_app(settings, hub_config)
+        super().__init__(app, port, ws_per_message_deflate=False, lifespan="on")
+        self.app = app
+
+    @property
+    def state(self) -> AppState:
+        """The running app's resources (store, hub, …)."""
+        state: AppState = self.app.state.canvasflow
+        return state
 
 
 @pytest.fixture(scope="session")

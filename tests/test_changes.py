@@ -10,10 +10,11 @@ import msgspec
 import pytest
 
 from common.keys import project_channel
+from common.protocol.events import AnyEvent, Event, NodeCreated, decode_bus
 from db import nodes as node_q
 from db import projects as project_q
 from db import users as user_q
-from db.changes import Event, ProjectGone, Store, decode_event, publish_change
+from db.changes import ProjectGone, Store, publish_change
 from db.events import events_after
 from db.nodes import NodeType
 
@@ -25,14 +26,16 @@ async def make_project(store: Store) -> UUID:
     return project.id
 
 
-async def add_node(store: Store, project_id: UUID, x: float = 0) -> Event:
+async def add_node(store: Store, project_id: UUID, x: float = 0) -> Event[NodeCreated]:
     """One node.created change."""
 
-    async def apply() -> dict[str, Any]:
-        return {"node": await node_q.insert_node(store.db, project_id, NodeType.PROMPT, x, 0, {})}
+    async def apply(seq: int) -> NodeCreated:
+        node = await node_q.insert_node(
+            store.db, project_id, NodeType.PROMPT, x, 0, {}, version=seq
+        )
+        return NodeCreated(node=node)
 
-    event, _ = await publish_change(store, project_id, "node.created", apply)
-    return event
+    return await publish_change(store, project_id, apply)
 
 
 async def listen(store: Store, project_id: UUID) -> Any:
@@ -44,14 +47,14 @@ async def listen(store: Store, project_id: UUID) -> Any:
     return pubsub
 
 
-async def drain(pubsub: Any, n: int, timeout_s: float = 5) -> list[Event]:
+async def drain(pubsub: Any, n: int, timeout_s: float = 5) -> list[AnyEvent]:
     """The next `n` events published on a subscription."""
-    events: list[Event] = []
+    events: list[AnyEvent] = []
     deadline = asyncio.get_running_loop().time() + timeout_s
     while len(events) < n and asyncio.get_running_loop().time() < deadline:
         msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
         if msg is not None:
-            decoded = decode_event(msg["data"])
+            decoded = decode_bus(msg["data"])
             assert isinstance(decoded, Event)
             events.append(decoded)
     return events
@@ -78,8 +81,10 @@ async def test_concurrent_changes_get_distinct_consecutive_seqs(store: Store) ->
     logged = await events_after(store.db, project_id, 0)
     assert [e.seq for e in logged] == list(range(1, 51))
     # the log and the published event agree on which node got which seq
-    by_seq = {e.seq: e.data["node"].id for e in events}
-    assert {e.seq: UUID(e.data["node"]["id"]) for e in logged} == by_seq
+    by_seq = {e.seq: e.data.node.id for e in events}
+    assert {e.seq: e.data.node.id for e in logged if isinstance(e.data, NodeCreated)} == by_seq
+    # every node records the seq of the change that made it as its version
+    assert all(e.data.node.version == e.seq for e in events)
 
 
 async def test_failed_change_publishes_nothing_and_keeps_seq(store: Store) -> None:
@@ -88,12 +93,12 @@ async def test_failed_change_publishes_nothing_and_keeps_seq(store: Store) -> No
     await add_node(store, project_id)
     pubsub = await listen(store, project_id)
 
-    async def apply() -> None:
-        await node_q.insert_node(store.db, project_id, NodeType.VIDEO, 1, 1, {})
+    async def apply(seq: int) -> NodeCreated:
+        await node_q.insert_node(store.db, project_id, NodeType.VIDEO, 1, 1, {}, version=seq)
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
-        await publish_change(store, project_id, "node.created", apply)
+        await publish_change(store, project_id, apply)
     assert await project_q.current_seq(store.db, project_id) == 1
     assert len(await node_q.list_nodes(store.db, project_id)) == 1
     assert [e.seq for e in await events_after(store.db, project_id, 0)] == [1]
@@ -104,11 +109,11 @@ async def test_failed_change_publishes_nothing_and_keeps_seq(store: Store) -> No
 async def test_change_to_missing_project_raises(store: Store) -> None:
     """A change aimed at a project that does not exist raises ProjectGone."""
 
-    async def apply() -> None:
+    async def apply(seq: int) -> NodeCreated:
         raise AssertionError("must not run")
 
     with pytest.raises(ProjectGone):
-        await publish_change(store, UUID(int=0), "node.created", apply)
+        await publish_change(store, UUID(int=0), apply)
 
 
 async def test_published_bytes_decode_to_the_logged_event(store: Store) -> None:

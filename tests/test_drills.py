@@ -26,11 +26,11 @@ import httpx
 import pytest
 import websockets
 
-from server import protocol
+from common import protocol
 from tests.conftest import Account, Services, sign_up
 from tests.procs import PostgresServer, RedisServer, WebProc, WorkerProc
 from tests.worker_utils import video_body
-from tests.ws_utils import Model, WsClient, _plain_node
+from tests.ws_utils import Model, WsClient
 
 FINAL = ("completed", "failed", "cancelled")
 
@@ -90,37 +90,9 @@ def rig() -> Iterator[Rig]:
 
 
 class CanvasModel(Model):
-    """A Model that also applies the node (and keeps the job) of every `job.*` event."""
+    """A Model whose state includes the jobs, so followers are compared job for job too."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.jobs: dict[str, dict[str, Any]] = {}
-
-    def apply(self, message: protocol.ServerMessage) -> None:
-        """As Model, plus the jobs of a snapshot."""
-        if isinstance(message, protocol.Snapshot):
-            self.jobs = {j["job_id"]: _plain_job(j) for j in message.jobs}
-        super().apply(message)
-
-    def _apply_event(self, kind: str, data: Any) -> None:
-        if kind.startswith("job."):
-            node = data["node"]
-            self.nodes[node["id"]] = _plain_node(node)
-            self.jobs[data["job"]["job_id"]] = _plain_job(data["job"])
-        else:
-            super()._apply_event(kind, data)
-
-    def state(self) -> tuple[int | None, dict[str, Any], dict[str, Any]]:
-        """Seq, nodes and connections, with the jobs beside the nodes."""
-        seq, nodes, connections = super().state()
-        return seq, {**nodes, "jobs": self.jobs}, connections
-
-
-def _plain_job(job: dict[str, Any]) -> dict[str, Any]:
-    """A job without its signed URLs and progress (ticks are not seq'd state)."""
-    result = job.get("result") or {}
-    plain = {k: v for k, v in job.items() if k not in ("progress", "result")}
-    return {**plain, "result": {k: v for k, v in result.items() if not k.endswith("_url")}}
+    with_jobs = True
 
 
 @dataclass

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 
 from db.connect import make_database
 from db.migrate import SCHEMA_PATH, SCHEMA_VERSION, migrate
-from tests.conftest import ServerThread, Services, free_port, settings_for
+from tests.conftest import ServerThread, Services, free_port, settings_for, with_database
 
 
 async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
@@ -54,13 +55,13 @@ async def test_migration_is_idempotent_and_concurrent(services: Services) -> Non
             await db.disconnect()
 
 
-async def test_version_1_database_is_migrated_keeping_its_events(services: Services) -> None:
-    """A database made by schema version 1 (events.data jsonb) moves to json, events intact."""
-    name = f"{services.database_url.rsplit('/', 1)[1]}_v1"
+async def test_version_1_database_is_migrated_to_the_current_schema(services: Services) -> None:
+    """A version 1 database (events.data jsonb) migrates to json, then to versioned rows."""
+    name = f"{urlsplit(services.database_url).path.lstrip('/')}_v1"
     admin = await asyncpg.connect(services.admin_url)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
     await admin.execute(f'CREATE DATABASE "{name}"')
-    url = services.database_url.rsplit("/", 1)[0] + "/" + name
+    url = with_database(services.database_url, name)
     try:
         current = SCHEMA_PATH.read_text()
         version_1 = current[: current.index("-- Version 2")].replace(
@@ -84,15 +85,22 @@ async def test_version_1_database_is_migrated_keeping_its_events(services: Servi
         db = make_database(url)
         await db.connect()
         try:
-            assert await migrate(db) == SCHEMA_VERSION == 2
-            assert await migrate(db) == 2  # and again, as every start does
+            assert await migrate(db) == SCHEMA_VERSION == 3
+            assert await migrate(db) == 3  # and again, as every start does
             kind = await db.fetch_val(
                 "SELECT data_type FROM information_schema.columns "
                 "WHERE table_name = 'events' AND column_name = 'data'"
             )
             assert kind == "json"
-            data = await db.fetch_val("SELECT data FROM events WHERE seq = 1")
-            assert data == {"node": {"id": "n", "x": 1.5}}
+            # version 3: the log of old event shapes is emptied (resumes get a snapshot),
+            # the project keeps its seq, and nodes and connections have a version
+            assert await db.fetch_val("SELECT count(*) FROM events") == 0
+            assert await db.fetch_val("SELECT seq FROM projects") == 1
+            versioned = await db.fetch_val(
+                "SELECT count(*) FROM information_schema.columns "
+                "WHERE table_name IN ('nodes', 'connections') AND column_name = 'version'"
+            )
+            assert versioned == 2
         finally:
             await db.disconnect()
     finally:

@@ -11,32 +11,36 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 import msgspec
 import pytest
 
-from common import metrics
+from common import metrics, protocol
 from common.keys import project_channel
+from common.protocol import CloseCode
+from common.protocol.events import AnyEvent, NodeDeleted, event_of
 from db import users as user_q
-from db.changes import Event, Store
-from server import protocol
-from server.hub import Hub, HubConfig, Outbox, Peer, Sequencer, Subscription
+from db.changes import Store
 from server.present import Presenter
-from server.protocol import CloseCode
-from server.ws import TokenBucket
+from server.realtime import Hub, HubConfig
+from server.realtime.endpoint import TokenBucket
+from server.realtime.ordering import Sequencer
+from server.realtime.outbox import Outbox
+from server.realtime.subscription import Peer, Subscription
 from tasks.storage.auto import make_storage
 from tests.conftest import Services, settings_for
 from tests.ws_utils import add_node, new_project
 
 
-def ev(seq: int, kind: str = "node.updated") -> Event:
+def ev(seq: int) -> AnyEvent:
     """An event of one fixed project."""
-    return Event(project_id=UUID(int=1), seq=seq, kind=kind, data={"n": seq})
+    return event_of(UUID(int=1), seq, NodeDeleted(node_id=UUID(int=seq), connection_ids=[]))
 
 
-def seqs(events: list[Event]) -> list[int]:
+def seqs(events: list[AnyEvent]) -> list[int]:
     """The seqs of `events`."""
     return [e.seq for e in events]
 
@@ -311,7 +315,8 @@ async def test_hub_fills_a_lost_publish_from_the_log(hub: Hub, store: Store) -> 
     await store.redis.publish(channel, payloads[2])  # seq 2 is lost
     frames = await frames_of(peer, 3)
     assert event_seqs(frames) == [1, 2, 3]
-    assert isinstance(frames[1], protocol.Event) and frames[1].data["node"]["x"] == 1
+    assert isinstance(frames[1], protocol.Event)
+    assert isinstance(frames[1].data, protocol.NodeCreated) and frames[1].data.node.x == 1
     assert metrics.WS_GAP_FILLS._value.get() > fills_before, "the log was read"
 
 
@@ -410,8 +415,22 @@ async def test_hub_resubscribe_replaces_the_subscription(hub: Hub, store: Store)
 
 def test_snapshot_frame_shape_round_trips() -> None:
     """A snapshot frame decodes back to the same struct (the encoder keeps every member)."""
+    now = datetime.now(UTC)
+    node = protocol.Node(
+        id=uuid4(),
+        project_id=uuid4(),
+        type=protocol.NodeType.PROMPT,
+        x=1.5,
+        y=-2,
+        data={"prompt": "a fox"},
+        status=protocol.NodeStatus.IDLE,
+        error_message=None,
+        created_at=now,
+        updated_at=now,
+        version=3,
+    )
     snap = protocol.Snapshot(
-        project_id=uuid4(), seq=3, nodes=[{"id": "a"}], connections=[], jobs=[]
+        project_id=node.project_id, seq=3, nodes=[node], connections=[], jobs=[]
     )
     assert protocol.decode_server(protocol.encode(snap)) == snap
     assert msgspec.json.decode(protocol.encode(snap))["type"] == "snapshot"

@@ -18,8 +18,10 @@ from arq.jobs import Job as ArqJob
 from arq.jobs import JobStatus as ArqStatus
 
 from common.keys import project_channel, queue_name
-from db.changes import Store, decode_event
-from tasks.video import enqueue_video, generate_video
+from common.protocol.events import decode_bus
+from db.changes import Store
+from tasks.queue import enqueue_job
+from tasks.video import generate_video
 from tests.api_utils import assert_error, dump, make_node, make_project
 from tests.conftest import Account, Services, settings_for
 from tests.worker_utils import (
@@ -141,7 +143,7 @@ async def test_generate_video_end_to_end(
     while (
         msg := await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
     ) is not None:
-        heard.append(decode_event(msg["data"]))
+        heard.append(decode_bus(msg["data"]))
     await pubsub.aclose()  # type: ignore[no-untyped-call]
     events = [e for e in heard if hasattr(e, "seq")]
     assert [(e.kind, e.seq) for e in events] == [
@@ -186,13 +188,13 @@ async def test_same_job_enqueued_twice_runs_once(
     job_id = uuid.UUID(job["job_id"])
     async with WorkerHarness(settings_for(services)) as harness:
         assert harness.queue is not None
-        assert await enqueue_video(harness.queue, services.namespace, job_id) is False
+        assert await enqueue_job(harness.queue, services.namespace, "video", job_id) is False
         worker = await harness.drain()
         assert worker.jobs_complete == 1
         assert harness.renderer.submitted == 1
         # even after arq forgot the result, a redelivery finds the row finished
         await store.redis.delete(result_key_prefix + str(job_id))
-        assert await enqueue_video(harness.queue, services.namespace, job_id) is True
+        assert await enqueue_job(harness.queue, services.namespace, "video", job_id) is True
         await harness.drain()
         assert harness.renderer.submitted == 1
     row = await store.db.fetch_one(

@@ -11,9 +11,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
+from common import protocol
 from common.keys import queue_name
 from db.changes import Store
-from server import protocol
 from tests.api_utils import make_node, make_project
 from tests.conftest import Account, ServerThread, Services, free_port, sign_up
 from tests.procs import WebProc, WorkerProc

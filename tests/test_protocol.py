@@ -7,8 +7,8 @@ from uuid import UUID
 import msgspec
 import pytest
 
-from server import protocol
-from server.protocol import ErrorCode, ProtocolError
+from common import protocol
+from common.protocol import ErrorCode, ProtocolError
 
 PID = UUID("9b1e4c52-0000-4000-8000-000000000001")
 JOB = UUID("5d2c0000-0000-4000-8000-000000000002")
@@ -92,13 +92,13 @@ def test_bad_client_frames_are_classified(text: str, code: ErrorCode, in_message
             {"type": "unsubscribed", "project_id": str(PID)},
         ),
         (
-            protocol.Event(project_id=PID, seq=5, kind="node.deleted", data={"node_id": "a"}),
+            protocol.event_of(PID, 5, protocol.NodeDeleted(node_id=JOB, connection_ids=[])),
             {
                 "type": "event",
                 "project_id": str(PID),
                 "seq": 5,
                 "kind": "node.deleted",
-                "data": {"node_id": "a"},
+                "data": {"node_id": str(JOB), "connection_ids": []},
             },
         ),
         (
@@ -125,13 +125,30 @@ def test_server_frames_encode_to_the_documented_json(
     assert protocol.decode_server(text) == message
 
 
-def test_progress_frames_match_what_the_publisher_sends() -> None:
-    """The hub's job.progress frame has the same JSON as db.changes' published tick."""
-    from db.changes import Progress
+def test_bus_payloads_are_the_wire_frames() -> None:
+    """What db.changes publishes on Redis is byte for byte the frame a client receives."""
+    tick = protocol.JobProgress(project_id=PID, job_id=JOB, progress=0.25)
+    assert protocol.encode_bus(tick).decode() == protocol.encode(tick)
+    event = protocol.event_of(PID, 5, protocol.ConnectionDeleted(connection_id=JOB))
+    assert protocol.encode_bus(event).decode() == protocol.encode(event)
+    assert protocol.decode_bus(protocol.encode_bus(event)) == event
 
-    published = msgspec.json.encode(Progress(project_id=PID, job_id=JOB, progress=0.25))
-    frame = protocol.encode(protocol.JobProgress(project_id=PID, job_id=JOB, progress=0.25))
-    assert msgspec.json.decode(published) == msgspec.json.decode(frame)
+
+def test_an_event_of_an_unknown_kind_passes_through_untouched() -> None:
+    """A kind a newer process published decodes to its raw JSON and encodes back the same."""
+    text = (
+        f'{{"type":"event","project_id":"{PID}","seq":7,"kind":"node.sparkled","data":{{"a":[1]}}}}'
+    )
+    event = protocol.decode_server(text)
+    assert isinstance(event, protocol.Event) and event.kind == "node.sparkled"
+    assert isinstance(event.data, msgspec.Raw)
+    assert protocol.encode(event) == text
+
+
+def test_every_kind_names_one_struct() -> None:
+    """KINDS maps each event kind to the struct of its own `kind`, and kinds are unique."""
+    assert all(cls.kind == kind for kind, cls in protocol.KINDS.items())
+    assert len(protocol.KINDS) == len({cls for cls in protocol.KINDS.values()})
 
 
 def test_close_codes_are_distinct_and_in_range() -> None:

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from common import protocol
+from common.protocol import CloseCode
 from db.changes import Store
-from server import protocol
-from server.protocol import CloseCode
 from tests.api_utils import make_node, make_project
 from tests.conftest import Account, Services, sign_up
 from tests.procs import WebProc

@@ -14,8 +14,8 @@ from redis.exceptions import RedisError
 
 from common.keys import queue_name
 from db.changes import Store
+from tasks.queue import enqueue_job, open_queue
 from tasks.sweeper import sweep, sweep_cron
-from tasks.video import enqueue_video, open_queue
 from tests.api_utils import make_node, make_project
 from tests.conftest import Account, ServerThread, Services, free_port, settings_for
 from tests.procs import RedisServer
@@ -265,10 +265,10 @@ async def test_sweeper_prunes_old_events_and_expired_sessions(
 
 
 async def test_enqueue_fails_fast_against_a_dead_redis(services: Services) -> None:
-    """enqueue_video against a closed port raises within seconds instead of hanging a request."""
+    """enqueue_job against a closed port raises within seconds instead of hanging a request."""
     dead = open_queue(f"redis://127.0.0.1:{free_port()}/0", services.namespace)
     started = time.monotonic()
     with pytest.raises((RedisError, OSError, TimeoutError)):
-        await enqueue_video(dead, services.namespace, uuid.uuid4())
+        await enqueue_job(dead, services.namespace, "video", uuid.uuid4())
     await dead.aclose()
     assert time.monotonic() - started < 5

@@ -50,7 +50,7 @@ async def test_watch_resumes_after_a_server_restart_without_gaps_or_repeats(
     """Across a server restart the watcher resumes with since: every seq printed exactly once."""
     project_id = await new_project(store, alice.user_id)
     first = await add_node(store, project_id)
-    node_id = first.data["node"].id
+    node_id = first.data.node.id
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     settings = settings_for(services, public_url=base, allowed_origins=(base,))
@@ -142,7 +142,7 @@ async def test_cli_watch_with_a_bad_token_exits_2(server: ServerThread) -> None:
     proc = run_cli(str(UUID(int=1)), "--url", server.base_url, "--token", "nope")
     _, err = await asyncio.to_thread(proc.communicate, timeout=20)
     assert proc.returncode == 2
-    assert "refused: not logged in (close 4401)" in err
+    assert "refused: unauthenticated (close 4401)" in err
 
 
 class WatchProc:

@@ -8,8 +8,8 @@ from uuid import UUID, uuid4
 
 import httpx
 
+from common import protocol
 from db.changes import Store
-from server import protocol
 from tests.conftest import Account, ServerThread
 from tests.ws_utils import (
     Model,
@@ -34,13 +34,13 @@ async def test_snapshot_then_events_in_seq_order(
     await client.subscribe(project_id)
     snap = await client.expect(protocol.Snapshot)
     assert (snap.project_id, snap.seq) == (project_id, 1)
-    assert [n["id"] for n in snap.nodes] == [str(first.data["node"].id)]
+    assert [n.id for n in snap.nodes] == [first.data.node.id]
     assert snap.connections == [] and snap.jobs == []
     second = await add_node(store, project_id, x=2)
     event = await client.expect(protocol.Event)
     assert (event.seq, event.kind) == (2, "node.created")
-    assert event.data["node"]["id"] == str(second.data["node"].id)
-    assert event.data["node"]["x"] == 2
+    assert event.data == protocol.NodeCreated(node=second.data.node)
+    assert event.data.node.x == 2
     await client.close()
 
 
@@ -84,10 +84,12 @@ async def test_rest_changes_arrive_as_events(
         (6, "node.deleted"),
         (7, "project.deleted"),
     ]
-    assert frames[2].data["connection"]["id"] == c["id"]
-    assert frames[4].data["project"]["name"] == "q"
-    assert frames[5].data == {"node_id": a["id"], "connection_ids": [c["id"]]}
-    assert frames[6].data == {"project_id": project_id}
+    assert str(frames[2].data.connection.id) == c["id"]
+    assert frames[4].data.project.name == "q"
+    assert frames[5].data == protocol.NodeDeleted(
+        node_id=UUID(a["id"]), connection_ids=[UUID(c["id"])]
+    )
+    assert frames[6].data == protocol.ProjectDeleted(project_id=UUID(project_id))
     # the project is gone, so is the subscription
     assert await ws.expect(protocol.Unsubscribed) == protocol.Unsubscribed(
         project_id=UUID(project_id)
@@ -106,7 +108,7 @@ async def test_two_clients_receive_identical_gap_free_sequences(
         assert (await c.expect(protocol.Snapshot)).seq == 0
     nodes = [await add_node(store, project_id, x=i) for i in range(5)]
     await asyncio.gather(
-        *(move_node(store, project_id, n.data["node"].id, 100 + i) for i, n in enumerate(nodes))
+        *(move_node(store, project_id, n.data.node.id, 100 + i) for i, n in enumerate(nodes))
     )
     seen = []
     for c in clients:
@@ -189,7 +191,7 @@ async def test_resume_with_older_since_replays_from_the_log(
         project_id=project_id, seq=2
     )
     replayed = [await client.expect(protocol.Event) for _ in range(4)]
-    assert [(e.seq, e.data["node"]["x"]) for e in replayed] == [(3, 2), (4, 3), (5, 4), (6, 5)]
+    assert [(e.seq, e.data.node.x) for e in replayed] == [(3, 2), (4, 3), (5, 4), (6, 5)]
     await add_node(store, project_id)
     assert (await client.expect(protocol.Event)).seq == 7
     await client.close()
@@ -242,7 +244,7 @@ async def test_client_disconnected_mid_stream_resumes_to_exactly_postgres(
     """A client that drops mid-stream and resubscribes with since ends equal to Postgres."""
     project_id = await new_project(store, alice.user_id)
     created = [await add_node(store, project_id, x=i) for i in range(5)]
-    ids = [e.data["node"].id for e in created]
+    ids = [e.data.node.id for e in created]
     model = Model()
     client = await WsClient.open(server.base_url, alice.token)
     await client.subscribe(project_id)
@@ -256,7 +258,7 @@ async def test_client_disconnected_mid_stream_resumes_to_exactly_postgres(
             if choice < 0.5:
                 await move_node(store, project_id, rng.choice(ids), i)
             elif choice < 0.75 or len(ids) < 3:
-                ids.append((await add_node(store, project_id, x=i)).data["node"].id)
+                ids.append((await add_node(store, project_id, x=i)).data.node.id)
             elif choice < 0.85:
                 victim = ids.pop(rng.randrange(len(ids)))
                 wired = {pair for pair in wired if victim not in pair}

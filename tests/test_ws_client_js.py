@@ -228,7 +228,7 @@ async def test_js_client_in_chromium_follows_and_resumes_after_a_restart(
         _, project_id = await page.evaluate(PAGE_SETUP, ["js@example.com"])
         await wait_for_seq(page, 0)
         events = [await add_node(store, project_id, x=i) for i in range(3)]
-        a, b = (str(e.data["node"].id) for e in events[:2])
+        a, b = (str(e.data.node.id) for e in events[:2])
         await connect_nodes(store, project_id, a, b)
         await move_node(store, project_id, a, 42)
         await wait_for_seq(page, 5)

@@ -14,10 +14,10 @@ from uuid import UUID
 import httpx
 from redis.asyncio import Redis
 
+from common import protocol
+from common.protocol import CloseCode
 from db.changes import Store, publish_progress
-from server import protocol
-from server.hub import HubConfig
-from server.protocol import CloseCode
+from server.realtime import HubConfig
 from tests.conftest import Account, Services, free_port, settings_for, sign_up
 from tests.procs import ROOT, RedisServer, WebProc
 from tests.ws_utils import Model, WsClient, add_node, follow, fresh_state, hub_server, new_project

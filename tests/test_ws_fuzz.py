@@ -22,10 +22,10 @@ import msgspec
 import pytest
 import websockets
 
+from common import protocol
+from common.protocol import CloseCode, ErrorCode
 from db.changes import Store
-from server import protocol
-from server.hub import HubConfig
-from server.protocol import CloseCode, ErrorCode
+from server.realtime import HubConfig
 from tests.conftest import Account, Services
 from tests.ws_utils import Model, WsClient, add_node, follow, hub_server, new_project
 

@@ -7,10 +7,10 @@ import asyncio
 import httpx
 import pytest
 
+from common import protocol
+from common.protocol import CloseCode
 from db.changes import Store
-from server import protocol
-from server.hub import HubConfig
-from server.protocol import CloseCode
+from server.realtime import HubConfig
 from tests.conftest import Account, ServerThread, Services, sign_up
 from tests.ws_utils import WsClient, add_node, hub_server, new_project
 

@@ -15,27 +15,32 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from common import protocol
 from common.config import Settings
+from common.protocol.events import Event
+from common.protocol.mirror import Mirror, ProjectState
 from db import connections as connection_q
 from db import nodes as node_q
 from db import projects as project_q
-from db.changes import Event, Store, publish_change
+from db.changes import Store, publish_change
 from db.nodes import NodeType
-from server import protocol
-from server.hub import HubConfig
+from server.realtime import Hub, HubConfig
 from tests.conftest import ServerThread, Services, free_port, settings_for
 
 
 def ws_url(base_url: str) -> str:
     """The websocket address of a server."""
     return base_url.replace("http://", "ws://", 1) + "/ws"
+
+
+M = TypeVar("M")
 
 
 class WsClient:
@@ -83,7 +88,7 @@ class WsClient:
         assert isinstance(raw, str), "the server sends text frames only"
         return protocol.decode_server(raw)
 
-    async def expect(self, kind: type[Any], timeout_s: float = 10) -> Any:
+    async def expect(self, kind: type[M], timeout_s: float = 10) -> M:
         """The next frame other than a progress tick, which must be a `kind`."""
         while True:
             message = await self.recv(timeout_s)
@@ -107,62 +112,96 @@ class WsClient:
 
 
 class Model:
-    """A client's copy of one project, kept by the rules of the protocol."""
+    """A client's copy of one project, kept by the shared client rules (common/protocol/mirror.py)."""
+
+    #: whether `state()` includes the jobs (a snapshot's latest jobs and every job event's)
+    with_jobs = False
 
     def __init__(self) -> None:
-        self.seq: int | None = None
-        self.nodes: dict[str, dict[str, Any]] = {}
-        self.connections: dict[str, dict[str, Any]] = {}
-        self.applied: list[int] = []
-        self.gaps: list[tuple[int, int]] = []
-        self.duplicates: list[int] = []
-        self.snapshots = 0
-        self.deleted = False
+        self.mirror = Mirror()
+        self.project: ProjectState | None = None
+        #: frames the rules asked to send (a resubscribe after a gap)
+        self.to_send: list[protocol.ClientMessage] = []
 
     def apply(self, message: protocol.ServerMessage) -> None:
         """Apply a snapshot, a subscribed confirmation or an event."""
-        if isinstance(message, protocol.Snapshot):
-            self.snapshots += 1
-            self.seq = message.seq
-            self.nodes = {n["id"]: _plain_node(n) for n in message.nodes}
-            self.connections = {c["id"]: c for c in message.connections}
-        elif isinstance(message, protocol.Subscribed):
-            assert self.seq == message.seq, f"subscribed at {message.seq}, model at {self.seq}"
-        elif isinstance(message, protocol.Event):
-            assert self.seq is not None, "an event before any snapshot"
-            if message.seq <= self.seq:
-                self.duplicates.append(message.seq)
-                return
-            if message.seq != self.seq + 1:
-                self.gaps.append((self.seq, message.seq))
-                return
-            self._apply_event(message.kind, message.data)
-            self.seq = message.seq
-            self.applied.append(message.seq)
+        if self.project is None:
+            project_id = getattr(message, "project_id", None)
+            assert project_id is not None, f"{message!r} before any project frame"
+            self.mirror.subscribe(project_id)
+            self.project = self.mirror.projects[project_id]
+        if isinstance(message, protocol.Subscribed):
+            assert self.project.seq == message.seq, (
+                f"subscribed at {message.seq}, model at {self.project.seq}"
+            )
+        if isinstance(message, protocol.Event):
+            assert self.project.seq is not None, "an event before any snapshot"
+        step = self.mirror.receive(message)
+        self.to_send += step.send
+        # a test client resubscribes by itself: the model keeps applying meanwhile
+        self.project.pending = False
 
-    def _apply_event(self, kind: str, data: Any) -> None:
-        if kind in ("node.created", "node.updated"):
-            self.nodes[data["node"]["id"]] = _plain_node(data["node"])
-        elif kind == "node.deleted":
-            self.nodes.pop(data["node_id"], None)
-            for cid in data["connection_ids"]:
-                self.connections.pop(cid, None)
-        elif kind == "connection.created":
-            self.connections[data["connection"]["id"]] = data["connection"]
-        elif kind == "connection.deleted":
-            self.connections.pop(data["connection_id"], None)
-        elif kind == "project.deleted":
-            self.deleted = True
+    @property
+    def seq(self) -> int | None:
+        """The seq the copy reflects."""
+        return None if self.project is None else self.project.seq
+
+    @property
+    def applied(self) -> list[int]:
+        """Seqs applied, in order."""
+        return [] if self.project is None else self.project.applied
+
+    @property
+    def gaps(self) -> list[tuple[int, int]]:
+        """(held seq, received seq) of each gap seen."""
+        return [] if self.project is None else self.project.gaps
+
+    @property
+    def duplicates(self) -> list[int]:
+        """Seqs received twice."""
+        return [] if self.project is None else self.project.duplicates
+
+    @property
+    def snapshots(self) -> int:
+        """Snapshots applied."""
+        return 0 if self.project is None else self.project.snapshots
+
+    @property
+    def deleted(self) -> bool:
+        """Whether the project was deleted."""
+        return self.project is not None and self.project.deleted
+
+    @property
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        """Nodes by id, as plain JSON values without signed URLs."""
+        if self.project is None:
+            return {}
+        return {str(k): _plain_node(n) for k, n in self.project.nodes.items()}
 
     def state(self) -> tuple[int | None, dict[str, Any], dict[str, Any]]:
-        """What must equal the server's state: seq, nodes, connections."""
-        return self.seq, self.nodes, self.connections
+        """What must equal the server's state: seq, nodes (and jobs), connections."""
+        if self.project is None:
+            return None, {}, {}
+        connections = {str(k): msgspec.to_builtins(c) for k, c in self.project.connections.items()}
+        nodes: dict[str, Any] = self.nodes
+        if self.with_jobs:
+            nodes["jobs"] = {str(k): _plain_job(j) for k, j in self.project.jobs.items()}
+        return self.project.seq, nodes, connections
 
 
-def _plain_node(node: dict[str, Any]) -> dict[str, Any]:
-    """A node without its signed URLs (they differ each time they are signed)."""
-    data = {k: v for k, v in node["data"].items() if not k.endswith("_url")}
-    return {**node, "data": data}
+def _plain_node(node: protocol.Node) -> dict[str, Any]:
+    """A node as JSON values, without its signed URLs (they differ each time they are signed)."""
+    plain: dict[str, Any] = msgspec.to_builtins(node)
+    plain["data"] = {k: v for k, v in plain["data"].items() if not k.endswith("_url")}
+    return plain
+
+
+def _plain_job(job: protocol.JobStatusResponse) -> dict[str, Any]:
+    """A job without its signed URLs and progress (ticks are not seq'd state)."""
+    plain: dict[str, Any] = msgspec.to_builtins(job)
+    result = plain.pop("result") or {}
+    plain.pop("progress")
+    return {**plain, "result": {k: v for k, v in result.items() if not k.endswith("_url")}}
 
 
 async def follow(client: WsClient, model: Model, until_seq: int, timeout_s: float = 20) -> None:
@@ -199,51 +238,55 @@ async def new_project(store: Store, owner_id: str | UUID, name: str = "p") -> UU
 
 async def add_node(
     store: Store, project_id: UUID, x: float = 0, data: dict[str, Any] | None = None
-) -> Event:
+) -> Event[protocol.NodeCreated]:
     """A node.created change."""
 
-    async def apply() -> dict[str, Any]:
-        node = await node_q.insert_node(store.db, project_id, NodeType.PROMPT, x, 0, data or {})
-        return {"node": node}
+    async def apply(seq: int) -> protocol.NodeCreated:
+        node = await node_q.insert_node(
+            store.db, project_id, NodeType.PROMPT, x, 0, data or {}, version=seq
+        )
+        return protocol.NodeCreated(node=node)
 
-    event, _ = await publish_change(store, project_id, "node.created", apply)
-    return event
+    return await publish_change(store, project_id, apply)
 
 
-async def move_node(store: Store, project_id: UUID, node_id: UUID | str, x: float) -> Event:
+async def move_node(
+    store: Store, project_id: UUID, node_id: UUID | str, x: float
+) -> Event[protocol.NodeUpdated]:
     """A node.updated change."""
 
-    async def apply() -> dict[str, Any]:
-        return {"node": await node_q.update_node(store.db, UUID(str(node_id)), x=x)}
+    async def apply(seq: int) -> protocol.NodeUpdated:
+        node = await node_q.update_node(store.db, UUID(str(node_id)), version=seq, x=x)
+        assert node is not None
+        return protocol.NodeUpdated(node=node)
 
-    event, _ = await publish_change(store, project_id, "node.updated", apply)
-    return event
+    return await publish_change(store, project_id, apply)
 
 
-async def remove_node(store: Store, project_id: UUID, node_id: UUID | str) -> Event:
+async def remove_node(
+    store: Store, project_id: UUID, node_id: UUID | str
+) -> Event[protocol.NodeDeleted]:
     """A node.deleted change."""
 
-    async def apply() -> dict[str, Any]:
+    async def apply(seq: int) -> protocol.NodeDeleted:
         ids = await node_q.delete_node(store.db, UUID(str(node_id)))
-        return {"node_id": UUID(str(node_id)), "connection_ids": ids}
+        return protocol.NodeDeleted(node_id=UUID(str(node_id)), connection_ids=ids)
 
-    event, _ = await publish_change(store, project_id, "node.deleted", apply)
-    return event
+    return await publish_change(store, project_id, apply)
 
 
 async def connect_nodes(
     store: Store, project_id: UUID, source: UUID | str, target: UUID | str
-) -> Event:
+) -> Event[protocol.ConnectionCreated]:
     """A connection.created change."""
 
-    async def apply() -> dict[str, Any]:
+    async def apply(seq: int) -> protocol.ConnectionCreated:
         conn = await connection_q.insert_connection(
-            store.db, project_id, UUID(str(source)), UUID(str(target))
+            store.db, project_id, UUID(str(source)), UUID(str(target)), version=seq
         )
-        return {"connection": conn}
+        return protocol.ConnectionCreated(connection=conn)
 
-    event, _ = await publish_change(store, project_id, "connection.created", apply)
-    return event
+    return await publish_change(store, project_id, apply)
 
 
 # -- servers of a test's own ---------------------------------------------------
@@ -259,17 +302,14 @@ class HubServer(ServerThread):
         hub_config: HubConfig | None = None,
         **uvicorn_options: Any,
     ) -> None:
-        super().__init__(settings, port)
-        config = self.server.config
-        if hub_config is not None:
-            config.app.state.hub_config = hub_config  # type: ignore[union-attr]
+        super().__init__(settings, port, hub_config)
         for name, value in uvicorn_options.items():
-            setattr(config, name, value)
+            setattr(self.server.config, name, value)
 
     @property
-    def hub(self) -> Any:
+    def hub(self) -> Hub:
         """The running app's hub."""
-        return self.server.config.app.state.hub  # type: ignore[union-attr]
+        return self.state.hub
 
 
 @asynccontextmanager

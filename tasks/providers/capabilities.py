@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common.errors import CanvasflowError
 from tasks.providers.base import InvalidRequest, VideoRequest
 
 
-class Unsupported(InvalidRequest):
-    """The configured model cannot make this combination; `code` says which part."""
+class Unsupported(InvalidRequest, CanvasflowError):
+    """The configured model cannot make this combination; `code` (the 422's) says which part."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        #: the machine-readable reason, sent as the 422's error code
-        self.code = code
+        CanvasflowError.__init__(self, code, message)
 
 
 @dataclass(frozen=True)

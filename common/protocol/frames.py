@@ -1,8 +1,9 @@
-"""The websocket wire protocol of `GET /ws`: every frame, in both directions.
+"""The websocket frames of `GET /ws`, in both directions.
 
-This module is the one definition of what travels over the websocket. Every
-frame is a JSON object in one text frame, and its `type` member says which of
-the structs below it is (msgspec tagged unions, `tag_field="type"`).
+Every frame is a JSON object in one text frame, and its `type` member says
+which struct it is (msgspec tagged unions, `tag_field="type"`). The `event`
+and `job.progress` frames are the structs of common/protocol/events.py, the
+same ones the Redis bus carries.
 
 Client → server:
 
@@ -30,16 +31,21 @@ Server → client:
 
 The ordering rules (what `seq` promises, how to resume) and every close and
 error code are documented in docs/protocol.md, sections "Websocket" and
-"Event kinds".
+"Event kinds" (tests/test_protocol_docs.py checks those tables against the
+structs and enums here).
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
+
+from common.errors import CanvasflowError
+from common.protocol.entities import Connection, JobStatusResponse, Node
+from common.protocol.events import AnyEvent, JobProgress, RawEvent, typed
 
 #: the most a client frame may weigh, in bytes of UTF-8 (uvicorn's ws_max_size too)
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -97,7 +103,12 @@ class ErrorCode(enum.StrEnum):
 
 
 class Subscribe(
-    msgspec.Struct, tag="subscribe", tag_field="type", forbid_unknown_fields=True, frozen=True
+    msgspec.Struct,
+    tag="subscribe",
+    tag_field="type",
+    forbid_unknown_fields=True,
+    frozen=True,
+    omit_defaults=True,
 ):
     """Start receiving `project_id`'s changes.
 
@@ -138,14 +149,14 @@ class Snapshot(msgspec.Struct, tag="snapshot", tag_field="type", frozen=True):
 
     `nodes` and `connections` have the shapes of the REST API (nodes with
     freshly signed `*_url`s beside their `*_key`s); `jobs` holds the latest job
-    of each node as a JobStatusResponse. Events that follow have seq > `seq`.
+    of each node. Events that follow have seq > `seq`.
     """
 
     project_id: UUID
     seq: int
-    nodes: list[dict[str, Any]]
-    connections: list[dict[str, Any]]
-    jobs: list[dict[str, Any]]
+    nodes: list[Node]
+    connections: list[Connection]
+    jobs: list[JobStatusResponse]
 
 
 class Subscribed(msgspec.Struct, tag="subscribed", tag_field="type", frozen=True):
@@ -165,29 +176,6 @@ class Unsubscribed(msgspec.Struct, tag="unsubscribed", tag_field="type", frozen=
     project_id: UUID
 
 
-class Event(msgspec.Struct, tag="event", tag_field="type", frozen=True):
-    """One change of a project: apply it when `seq` is the client's seq + 1.
-
-    A seq at or below the client's is a duplicate to ignore; a seq above
-    seq + 1 means the client missed something: it should subscribe again with
-    `since` set to the last seq it applied. `kind` and the shape of `data` are
-    listed in docs/protocol.md, "Event kinds".
-    """
-
-    project_id: UUID
-    seq: int
-    kind: str
-    data: Any
-
-
-class JobProgress(msgspec.Struct, tag="job.progress", tag_field="type", frozen=True):
-    """How far a running job is, from 0 to 1: ephemeral, unordered, may be dropped."""
-
-    project_id: UUID
-    job_id: UUID
-    progress: float
-
-
 class Pong(msgspec.Struct, tag="pong", tag_field="type", frozen=True):
     """The answer to `ping`."""
 
@@ -200,24 +188,26 @@ class Error(msgspec.Struct, tag="error", tag_field="type", frozen=True, omit_def
     project_id: UUID | None = None
 
 
-ServerMessage = Snapshot | Subscribed | Unsubscribed | Event | JobProgress | Pong | Error
+ServerMessage = Snapshot | Subscribed | Unsubscribed | AnyEvent | JobProgress | Pong | Error
 
 
 # -- encoding and decoding --------------------------------------------------
 
 
-class ProtocolError(Exception):
+class ProtocolError(CanvasflowError):
     """A client frame the server cannot act on; becomes an `error` frame."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
+        self.code: ErrorCode = code
 
 
 _encoder = msgspec.json.Encoder()
 _client_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)
-_server_decoder: msgspec.json.Decoder[ServerMessage] = msgspec.json.Decoder(ServerMessage)
+# an event's data is decoded by its kind in a second step (see events.typed)
+_server_decoder = msgspec.json.Decoder(
+    Snapshot | Subscribed | Unsubscribed | RawEvent | JobProgress | Pong | Error
+)
 
 
 def encode(message: ServerMessage | ClientMessage) -> str:
@@ -267,5 +257,6 @@ def _too_deep() -> ProtocolError:
 
 
 def decode_server(text: str | bytes) -> ServerMessage:
-    """A server frame as its struct (for clients: server.watch and the tests)."""
-    return _server_decoder.decode(text)
+    """A server frame as its struct, an event's data typed by its kind (for clients)."""
+    message = _server_decoder.decode(text)
+    return typed(message) if isinstance(message, RawEvent) else message

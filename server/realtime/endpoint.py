@@ -1,11 +1,13 @@
-"""`GET /ws`: the websocket endpoint. It checks the handshake, then only moves frames.
+"""Delivery: `GET /ws`, the websocket endpoint. It checks the handshake, then only moves frames.
 
 Each connection runs a reader task (client frames → rate limit → decode →
 hub). Frames the hub queues on the connection's Outbox are written at once
 while the socket keeps up; only when a write has to wait (the socket's buffer
-is full) does a writer task take over until the queue is empty again. The hub
-never awaits a socket; a close is requested on the Outbox (slow consumer,
-too many errors, going away) and carried out here.
+is full) does a writer task take over until the queue is empty again, and a
+write that waits longer than `write_timeout_s` ends the connection (a client
+that stopped reading holds no memory for long). The hub never awaits a
+socket; a close is requested on the Outbox (slow consumer, too many errors,
+going away) and carried out here.
 """
 
 from __future__ import annotations
@@ -20,11 +22,17 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
+from common import metrics
 from common.config import Settings
-from server import protocol
+from common.protocol import frames
+from common.protocol.frames import CloseCode, ErrorCode
 from server.auth import authenticate, origin_allowed, session_hash
-from server.hub import Hub, Outbox, Peer
-from server.protocol import CloseCode, ErrorCode
+from server.realtime.hub import Hub
+from server.realtime.outbox import Outbox
+from server.realtime.subscription import Peer
+from server.state import app_state
+
+Outbox.on_sample = metrics.WS_SEND_QUEUE.observe
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +58,9 @@ class TokenBucket:
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
     """GET /ws: authenticate the handshake, then serve the connection until it ends."""
-    hub: Hub = websocket.app.state.hub
-    settings: Settings = websocket.app.state.settings
-    refusal = await _refusal(websocket, hub, settings)
+    state = app_state(websocket)
+    hub = state.hub
+    refusal = await _refusal(websocket, hub, state.settings)
     # accept, then close with a code: a browser sees the close code (4401, 4403),
     # never the status of a refused handshake, and must know not to retry
     await websocket.accept()
@@ -61,7 +69,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await websocket.close(code, reason)
         return
     user = websocket.state.user
-    outbox = Outbox(hub.config.send_queue_max)
+    outbox = Outbox(hub.config.send_queue_max, hub.config.send_queue_max_bytes)
     peer = Peer(user.id, outbox, session=session_hash(websocket))
     await Connection(websocket, hub, peer).run()
 
@@ -106,6 +114,8 @@ class Connection:
         stop: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def on_fail(_: object = None) -> None:
+            if outbox.close_code == CloseCode.SLOW_CONSUMER:
+                metrics.WS_RESYNCS.labels("slow_consumer").inc()
             if not stop.done():
                 stop.set_result(None)
 
@@ -166,12 +176,14 @@ class Connection:
     async def _write(self, rest: Awaitable[None] | None) -> None:
         """Finish the send that had to wait, then send what queued meanwhile, in order."""
         outbox = self.peer.outbox
+        timeout_s = self.hub.config.write_timeout_s
         try:
             if rest is not None:
-                await rest
+                await asyncio.wait_for(rest, timeout_s)
             while (frame := outbox.take()) is not None:
-                await self.websocket.send_text(frame)
+                await asyncio.wait_for(self.websocket.send_text(frame), timeout_s)
         except Exception:
+            # a timeout too: the client stopped reading, and its frames only pile up
             self._fail_send()
             return
         # nothing queued and no await since take(): the next frame may go straight out
@@ -210,13 +222,13 @@ class Connection:
     def _dispatch(self, text: str) -> None:
         """Act on one client frame."""
         try:
-            message = protocol.decode_client(text)
-        except protocol.ProtocolError as exc:
+            message = frames.decode_client(text)
+        except frames.ProtocolError as exc:
             self.peer.client_error(exc.code, exc.message)
             return
-        if isinstance(message, protocol.Ping):
-            self.peer.send(protocol.Pong())
-        elif isinstance(message, protocol.Subscribe):
+        if isinstance(message, frames.Ping):
+            self.peer.send(frames.Pong())
+        elif isinstance(message, frames.Subscribe):
             self.hub.subscribe(self.peer, message.project_id, message.since)
         else:
             self.hub.unsubscribe(self.peer, message.project_id)

@@ -1,0 +1,57 @@
+"""The hub's knobs and its one error type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.errors import CanvasflowError
+from common.protocol.frames import MAX_MESSAGE_BYTES, ErrorCode
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    """The hub's knobs; the defaults suit production, tests shrink them."""
+
+    #: frames a connection may have queued before it counts as a slow consumer
+    send_queue_max: int = 256
+    #: bytes of frames it may have queued (beyond the one in flight, however big)
+    send_queue_max_bytes: int = 4 << 20
+    #: a write the client has not taken in this long ends the connection (it stopped reading)
+    write_timeout_s: float = 30.0
+    #: how often every channel's last_seq is compared with projects.seq
+    sweep_interval_s: float = 5.0
+    #: how long an early event waits for the missing ones to arrive from Redis
+    #: before the gap is filled from Postgres (concurrent commits often publish
+    #: out of order by a millisecond or so)
+    gap_grace_s: float = 0.05
+    #: a resume further behind than this gets a snapshot instead of a replay
+    replay_max_events: int = 1000
+    #: the longest a Postgres call of the hub may take
+    db_timeout_s: float = 5.0
+    #: the longest the hub waits for Redis to confirm a SUBSCRIBE
+    subscribe_confirm_timeout_s: float = 2.0
+    #: reconnect delays to Redis: doubling from the first to the cap, with jitter
+    redis_backoff_initial_s: float = 0.1
+    redis_backoff_max_s: float = 5.0
+    #: subscriptions one connection may hold
+    max_subscriptions: int = 100
+    #: client frames: a token bucket of `message_burst` refilled at `messages_per_s`
+    messages_per_s: float = 20.0
+    message_burst: int = 40
+    #: error frames a connection may provoke before it is closed with 4400
+    max_errors: int = 20
+    #: the largest client frame, in bytes
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    #: how long a close (and the queued frames before it) may take to get out
+    close_timeout_s: float = 10.0
+    #: early events a channel holds while it fills a gap; more are dropped and
+    #: refilled from the log later
+    max_held_events: int = 10_000
+
+
+class HubError(CanvasflowError):
+    """A subscription cannot be served; becomes an `error` frame for its project."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(code, message)
+        self.code: ErrorCode = code

@@ -1,0 +1,410 @@
+"""The hub: project events from the bus, in seq order, to every websocket of this process.
+
+One hub per web process. It keeps one `Channel` per followed project,
+subscribed on the bus when its first local subscriber arrives and
+unsubscribed when the last one leaves (the shape of encode/broadcaster's
+`Broadcast.subscribe`), and it runs the subscribe protocol:
+subscribe-before-snapshot, so no event can fall between the state a client
+is sent and the stream that follows it. Ordering is the channel's job
+(channel.py), backpressure the outbox's (outbox.py), the safety net the
+sweep's (sweep.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Coroutine
+from typing import Any, TypeVar
+from uuid import UUID
+
+from common import metrics
+from common.keys import project_channel
+from common.protocol import frames
+from common.protocol.events import AnyEvent
+from common.protocol.frames import CloseCode, ErrorCode
+from db.changes import Store
+from db.events import events_after, read_snapshot
+from db.projects import current_seq, get_owned_project
+from server.present import Presenter
+from server.realtime.bus import Bus
+from server.realtime.channel import Channel, Resync, Start
+from server.realtime.config import HubConfig, HubError
+from server.realtime.shutdown import SignalRelay
+from server.realtime.subscription import Peer, Subscription
+from server.realtime.sweep import check_sessions, sweep_channels, sweep_loop
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Hub:
+    """Routes project events from one Redis pub/sub connection to this process's websockets."""
+
+    def __init__(
+        self,
+        store: Store,
+        presenter: Presenter,
+        redis_url: str,
+        config: HubConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.presenter = presenter
+        self.config = config or HubConfig()
+        self.channels: dict[UUID, Channel] = {}
+        self.peers: set[Peer] = set()
+        self.closing = False
+        self._by_name: dict[str, Channel] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self.bus = Bus(
+            redis_url,
+            on_message=self._on_message,
+            on_confirm=self._on_confirm,
+            on_lost=self._on_lost,
+            wanted=self._by_name.keys,
+            is_wanted=self._by_name.__contains__,
+            backoff_initial_s=self.config.redis_backoff_initial_s,
+            backoff_max_s=self.config.redis_backoff_max_s,
+        )
+        self._signals = SignalRelay(self._going_away_briefly, self._spawn)
+        self._no_peers = asyncio.Event()
+        self._no_peers.set()
+
+    @property
+    def redis_ready(self) -> asyncio.Event:
+        """Set while the bus holds a live pub/sub connection."""
+        return self.bus.ready
+
+    # -- life cycle
+
+    async def start(self) -> None:
+        """Open the bus (in the background), start the sweep, take over the stop signals."""
+        self.bus.start()
+        self._sweeper = asyncio.create_task(sweep_loop(self), name="hub-sweeper")
+        self._signals.install()
+
+    async def stop(self) -> None:
+        """Tell every client we are going away, then drop channels and Redis."""
+        self.closing = True
+        self._signals.restore()
+        # 1. clients first: each connection closes with 1001 and reconnects elsewhere
+        self.going_away()
+        # 2. the background tasks: sweep, channel workers and openers
+        tasks: list[asyncio.Task[Any]] = [t for t in (self._sweeper,) if t]
+        for ch in list(self.channels.values()):
+            tasks += [t for t in (ch.worker, ch.opening) if t]
+            self.close_channel(ch, unsubscribe=False)
+        tasks += list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # 3. Redis last
+        await self.bus.stop()
+
+    def going_away(self) -> None:
+        """Close every connection with 1001: the process is stopping."""
+        self.closing = True
+        for peer in list(self.peers):
+            peer.outbox.fail(CloseCode.GOING_AWAY, "server shutting down")
+
+    async def _going_away_briefly(self) -> None:
+        """On a stop signal: 1001 to everyone, and a moment for the frames to get out."""
+        if not self.closing:
+            self.going_away()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._no_peers.wait(), 1.0)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """A background task the hub keeps a reference to until it ends."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def db(self, call: Awaitable[T]) -> T:
+        """A Postgres call bounded by db_timeout_s."""
+        return await asyncio.wait_for(call, self.config.db_timeout_s)
+
+    async def sweep(self) -> None:
+        """One safety-net pass over the channels (also run every sweep_interval_s)."""
+        await sweep_channels(self)
+
+    async def check_sessions(self) -> None:
+        """One session check over the connections (also run every sweep_interval_s)."""
+        await check_sessions(self)
+
+    # -- connections
+
+    def add_peer(self, peer: Peer) -> None:
+        """Register a new connection."""
+        self.peers.add(peer)
+        self._no_peers.clear()
+        metrics.WS_CONNECTIONS.inc()
+
+    def remove_peer(self, peer: Peer) -> None:
+        """Forget a connection and everything it followed."""
+        for sub in list(peer.subscriptions.values()):
+            self.end(sub)
+        if peer in self.peers:
+            self.peers.discard(peer)
+            metrics.WS_CONNECTIONS.dec()
+        if not self.peers:
+            self._no_peers.set()
+
+    def subscribe(self, peer: Peer, project_id: UUID, since: int | None) -> None:
+        """Start (or restart) following a project; answers arrive on the peer's outbox."""
+        old = peer.subscriptions.get(project_id)
+        if old is not None:
+            # a resubscribe (e.g. after the client saw a gap) replaces the subscription
+            self.end(old)
+        elif len(peer.subscriptions) >= self.config.max_subscriptions:
+            peer.client_error(
+                ErrorCode.TOO_MANY_SUBSCRIPTIONS,
+                f"At most {self.config.max_subscriptions} subscriptions per connection; "
+                "unsubscribe from one first.",
+                project_id,
+            )
+            return
+        sub = Subscription(peer, project_id)
+        peer.subscriptions[project_id] = sub
+        metrics.WS_SUBSCRIPTIONS.inc()
+        sub.task = asyncio.create_task(self._run_subscribe(sub, since))
+
+    def unsubscribe(self, peer: Peer, project_id: UUID) -> None:
+        """Stop following a project (idempotent); answered with `unsubscribed`."""
+        sub = peer.subscriptions.get(project_id)
+        if sub is not None:
+            self.end(sub)
+        peer.send(frames.Unsubscribed(project_id=project_id))
+
+    async def _run_subscribe(self, sub: Subscription, since: int | None) -> None:
+        """The task behind one subscribe frame: errors become `error` frames."""
+        try:
+            await self._subscribe(sub, since)
+        except HubError as exc:
+            self.end(sub)
+            sub.peer.client_error(
+                exc.code, exc.message, sub.project_id, count=exc.code != ErrorCode.UNAVAILABLE
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("subscribe to %s failed: %r", sub.project_id, exc)
+            self.end(sub)
+            sub.peer.client_error(
+                ErrorCode.UNAVAILABLE,
+                "The server cannot reach its database; subscribe again in a moment.",
+                sub.project_id,
+                count=False,
+            )
+        finally:
+            # a finished task kept on an idle subscription is memory held for nothing
+            if sub.task is asyncio.current_task():
+                sub.task = None
+
+    async def _subscribe(self, sub: Subscription, since: int | None) -> None:
+        """Subscribe-before-snapshot: join the channel, then read the state, then go live."""
+        project_id = sub.project_id
+        # 1. Only the owner may follow a project; someone else's looks like a missing one.
+        owned = await self.db(get_owned_project(self.store.db, project_id, sub.peer.user_id))
+        if owned is None:
+            raise HubError(ErrorCode.PROJECT_NOT_FOUND, "No project with that id.")
+        # 2. Join the channel BEFORE reading anything: from here on every event the
+        #    channel delivers lands in this subscription's buffer. On the first local
+        #    subscriber the channel SUBSCRIBEs in Redis and reads its baseline seq
+        #    first (Channel opening), so the channel delivers every seq after it.
+        ch = self._channel_for(project_id)
+        ch.subscribers.add(sub)
+        assert ch.opening is not None
+        await asyncio.shield(ch.opening)
+        # 3. Read the state (snapshot, or the seq and a replay for `since`) and send it.
+        #    Whatever the channel delivered before we joined has a seq this read sees.
+        await self._catch_up(ch, sub, since)
+
+    async def _catch_up(self, ch: Channel, sub: Subscription, since: int | None) -> None:
+        """Send the client its state (snapshot, `subscribed`, or a replay), then go live."""
+        peer = sub.peer
+        sent = False
+        if since is not None:
+            # The channel's position will do as the state's seq: every seq up to it is
+            # committed and logged, and every later one reaches this subscription through
+            # the channel. It saves a query per resume, a storm's worth after a restart.
+            seq = ch.sequencer.last_seq
+            if seq is None or since > seq:
+                # the client may be further along than this process (it resumes from
+                # another one): Postgres decides
+                seq = await self.db(current_seq(self.store.db, ch.project_id))
+            if seq is None:
+                raise HubError(ErrorCode.PROJECT_NOT_FOUND, "No project with that id.")
+            if since == seq:
+                # 3a. the client is current: no snapshot, just the confirmation
+                peer.send(frames.Subscribed(project_id=ch.project_id, seq=seq))
+                sub.seq, sent = seq, True
+            elif since < seq:
+                # 3b. the client missed a few: replay them from the log if it reaches back
+                replay = await self._replay(ch.project_id, since, seq)
+                if replay is not None:
+                    peer.send(frames.Subscribed(project_id=ch.project_id, seq=since))
+                    for event in replay:
+                        peer.outbox.offer(await ch.encode_event(event))
+                    sub.seq, sent = seq, True
+            # 3c. since > seq (the client is ahead, e.g. after a restore): a snapshot
+        if not sent:
+            snapshot = await self._snapshot_frame(ch.project_id)
+            if snapshot is None:
+                raise HubError(ErrorCode.PROJECT_NOT_FOUND, "No project with that id.")
+            seq, frame = snapshot
+            peer.outbox.offer(frame)
+            metrics.WS_FRAMES_DELIVERED.labels("snapshot").inc()
+            sub.seq = seq
+        # 4. Then the buffered events with a greater seq, and live from here on.
+        if not sub.go_live():
+            self.resync(ch, sub, "gap")
+
+    async def _replay(self, project_id: UUID, since: int, seq: int) -> list[AnyEvent] | None:
+        """The logged events after `since` up to `seq`, or None unless all of them are there."""
+        if seq - since > self.config.replay_max_events:
+            return None
+        events = await self.db(events_after(self.store.db, project_id, since, seq))
+        if [e.seq for e in events] != list(range(since + 1, seq + 1)):
+            return None  # pruned from the log: the client gets a snapshot
+        return events
+
+    async def _snapshot_frame(self, project_id: UUID) -> tuple[int, str] | None:
+        """The project's snapshot, URLs signed now, encoded; None if it is gone."""
+        snap = await self.db(read_snapshot(self.store.db, project_id))
+        if snap is None:
+            return None
+        return snap.seq, frames.encode(await self.presenter.snapshot(snap))
+
+    def resync(self, ch: Channel, sub: Subscription, reason: str) -> None:
+        """Bring one subscription back in step: buffer again and catch up from its seq."""
+        if sub.ended or not sub.live:
+            return  # a catch-up is running already and its buffer holds what came
+        metrics.WS_RESYNCS.labels(reason).inc()
+        sub.live = False
+        sub.buffer = []
+
+        async def run() -> None:
+            try:
+                await self._catch_up(ch, sub, sub.seq)
+            except asyncio.CancelledError:
+                raise
+            except HubError as exc:
+                self.end(sub)
+                sub.peer.client_error(exc.code, exc.message, sub.project_id, count=False)
+            except Exception as exc:
+                log.warning("resync of %s failed: %r", sub.project_id, exc)
+                self.end(sub)
+                sub.peer.client_error(
+                    ErrorCode.UNAVAILABLE,
+                    "The server lost track of this project; subscribe again with since.",
+                    sub.project_id,
+                    count=False,
+                )
+
+        sub.task = asyncio.create_task(run())
+
+    def end(self, sub: Subscription) -> None:
+        """Detach a subscription from its channel and its connection (idempotent)."""
+        if sub.ended:
+            return
+        sub.ended = True
+        metrics.WS_SUBSCRIPTIONS.dec()
+        if sub.peer.subscriptions.get(sub.project_id) is sub:
+            del sub.peer.subscriptions[sub.project_id]
+        if sub.task is not None and sub.task is not asyncio.current_task():
+            sub.task.cancel()
+        ch = self.channels.get(sub.project_id)
+        if ch is not None and sub in ch.subscribers:
+            ch.subscribers.discard(sub)
+            if not ch.subscribers:
+                self.close_channel(ch)
+
+    # -- channels
+
+    def _channel_for(self, project_id: UUID) -> Channel:
+        """The project's channel, opened on its first subscriber."""
+        ch = self.channels.get(project_id)
+        if ch is None:
+            name = project_channel(self.store.namespace, project_id)
+            ch = Channel(self, project_id, name)
+            self.channels[project_id] = ch
+            self._by_name[name] = ch
+            metrics.WS_CHANNELS.set(len(self.channels))
+            ch.worker = asyncio.create_task(ch.run(), name=f"hub-channel-{name}")
+            ch.opening = asyncio.create_task(self._open_channel(ch))
+            # joiners may all be gone by the time it fails: nobody else reads its error
+            ch.opening.add_done_callback(_retrieve)
+        return ch
+
+    async def _open_channel(self, ch: Channel) -> None:
+        """SUBSCRIBE in Redis, wait for the confirmation, then set the baseline seq."""
+        try:
+            # a. From Redis's confirmation on, every publish on the channel reaches us.
+            await self.bus.subscribe(ch.name)
+            try:
+                await asyncio.wait_for(ch.confirmed.wait(), self.config.subscribe_confirm_timeout_s)
+            except TimeoutError:
+                # Redis is down or slow: carry on from Postgres. When the listener
+                # (re)subscribes, a confirmation after the baseline triggers a resync
+                # from the log, so nothing committed in between is lost.
+                log.warning("Redis did not confirm %s; serving it from Postgres", ch.name)
+            # b. The baseline: every change up to it is committed, and every later one
+            #    reaches the channel through Redis or a gap fill.
+            seq = await self.db(current_seq(self.store.db, ch.project_id))
+            if seq is None:
+                raise HubError(ErrorCode.PROJECT_NOT_FOUND, "No project with that id.")
+            ch.push(Start(seq))
+            await ch.started.wait()
+        except BaseException:
+            self.close_channel(ch)
+            raise
+
+    def close_channel(self, ch: Channel, unsubscribe: bool = True) -> None:
+        """Forget a channel and UNSUBSCRIBE it in Redis (idempotent)."""
+        if ch.closed:
+            return
+        ch.closed = True
+        if self.channels.get(ch.project_id) is ch:
+            del self.channels[ch.project_id]
+        if self._by_name.get(ch.name) is ch:
+            del self._by_name[ch.name]
+        metrics.WS_CHANNELS.set(len(self.channels))
+        current = asyncio.current_task()
+        for task in (ch.worker, ch.opening):
+            if task is not None and task is not current and not task.done():
+                task.cancel()
+        if unsubscribe:
+            self._spawn(self.bus.unsubscribe(ch.name))
+
+    # -- the bus's callbacks
+
+    def _on_message(self, name: str, payload: bytes) -> None:
+        ch = self._by_name.get(name)
+        if ch is not None:
+            ch.push(payload)
+
+    def _on_confirm(self, name: str) -> None:
+        ch = self._by_name.get(name)
+        if ch is None:
+            return
+        if ch.started.is_set() and not ch.confirmed.is_set():
+            # subscribed again after the baseline (a reconnect, or a late confirm):
+            # whatever was published meanwhile is only in the log
+            ch.push(Resync())
+        ch.confirmed.set()
+
+    def _on_lost(self) -> None:
+        # confirmations on the next connection mean "resync" for started channels
+        for ch in self.channels.values():
+            ch.confirmed.clear()
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a task's exception as seen (its joiners report it)."""
+    if not task.cancelled():
+        task.exception()
