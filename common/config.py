@@ -37,6 +37,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     session_ttl_s: int = 30 * 24 * 3600
     cookie_secure: bool = False
     max_body_bytes: int = 1 << 20
+    #: a node's `data` as JSON: every node.updated event carries all of it
+    max_node_data_bytes: int = 32 << 10
+    max_nodes_per_project: int = 1000
+    #: websocket: bytes of frames one connection may have queued beyond the one in flight
+    ws_send_queue_max_bytes: int = 4 << 20
+    #: websocket: a send the client has not taken in this long ends the connection
+    ws_write_timeout_s: float = 30.0
     max_upload_bytes: int = 20 << 20
     max_upload_pixels: int = 40_000_000
     media_url_ttl_s: int = 24 * 3600
@@ -135,6 +142,14 @@ def load_settings() -> Settings:
         session_ttl_s=_int("CANVASFLOW_SESSION_TTL_S", d.session_ttl_s),
         cookie_secure=public_url.startswith("https://"),
         max_body_bytes=_int("CANVASFLOW_MAX_BODY_BYTES", d.max_body_bytes),
+        max_node_data_bytes=_positive("CANVASFLOW_MAX_NODE_DATA_BYTES", d.max_node_data_bytes),
+        max_nodes_per_project=_positive(
+            "CANVASFLOW_MAX_NODES_PER_PROJECT", d.max_nodes_per_project
+        ),
+        ws_send_queue_max_bytes=_positive(
+            "CANVASFLOW_WS_SEND_QUEUE_MAX_BYTES", d.ws_send_queue_max_bytes
+        ),
+        ws_write_timeout_s=_float("CANVASFLOW_WS_WRITE_TIMEOUT_S", d.ws_write_timeout_s),
         max_upload_bytes=_int("CANVASFLOW_MAX_UPLOAD_BYTES", d.max_upload_bytes),
         max_upload_pixels=_int("CANVASFLOW_MAX_UPLOAD_PIXELS", d.max_upload_pixels),
         media_url_ttl_s=min(_int("CANVASFLOW_MEDIA_URL_TTL_S", d.media_url_ttl_s), MAX_URL_TTL_S),

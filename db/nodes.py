@@ -5,11 +5,40 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import msgspec
+
 from common.protocol.entities import Node, NodeStatus, NodeType
 from db.connect import Database
 from db.rows import to_struct, to_structs
 
 __all__ = ["Node", "NodeStatus", "NodeType"]
+
+
+class NodeDataTooLarge(Exception):
+    """A node's data would exceed its size limit; the change is rolled back."""
+
+    def __init__(self, size_bytes: int, limit_bytes: int) -> None:
+        super().__init__(f"{size_bytes} > {limit_bytes} bytes")
+        self.size_bytes = size_bytes
+        self.limit_bytes = limit_bytes
+
+
+def _check_size(node: Node, limit_bytes: int | None) -> Node:
+    """`node`, or NodeDataTooLarge when its data's JSON exceeds `limit_bytes`."""
+    if limit_bytes is not None:
+        size = len(msgspec.json.encode(node.data))
+        if size > limit_bytes:
+            raise NodeDataTooLarge(size, limit_bytes)
+    return node
+
+
+async def count_nodes(db: Database, project_id: UUID) -> int:
+    """How many nodes the project has (exact under the project's lock, inside a change)."""
+    count = await db.fetch_val(
+        "SELECT count(*) FROM nodes WHERE project_id = :p", {"p": project_id}
+    )
+    return int(count)
+
 
 _COLUMNS = (
     "id, project_id, type, x, y, data, status, error_message, created_at, updated_at, version"
@@ -50,6 +79,7 @@ async def insert_node(
     data: dict[str, Any],
     *,
     version: int,
+    max_data_bytes: int | None = None,
 ) -> Node:
     """Insert a node; call inside a change, with its seq as `version`."""
     row = await db.fetch_one(
@@ -57,7 +87,7 @@ async def insert_node(
         f"VALUES (:p, :t, :x, :y, CAST(:d AS jsonb), :v) RETURNING {_COLUMNS}",
         {"p": project_id, "t": type.value, "x": x, "y": y, "d": data, "v": version},
     )
-    return to_struct(Node, row)
+    return _check_size(to_struct(Node, row), max_data_bytes)
 
 
 async def update_node(
@@ -71,8 +101,12 @@ async def update_node(
     status: NodeStatus | None = None,
     error_message: str | None = None,
     clear_error: bool = False,
+    max_data_bytes: int | None = None,
 ) -> Node | None:
-    """Move a node, merge keys into its data, or set its status; call inside a change."""
+    """Move a node, merge keys into its data, or set its status; call inside a change.
+
+    With `max_data_bytes` a merge that leaves the data larger raises NodeDataTooLarge.
+    """
     row = await db.fetch_one(
         "UPDATE nodes SET "
         "x = COALESCE(:x, x), y = COALESCE(:y, y), "
@@ -91,7 +125,7 @@ async def update_node(
             "clear": clear_error,
         },
     )
-    return None if row is None else to_struct(Node, row)
+    return None if row is None else _check_size(to_struct(Node, row), max_data_bytes)
 
 
 async def delete_node(db: Database, node_id: UUID) -> list[UUID]:

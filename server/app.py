@@ -19,6 +19,7 @@ from common.config import ConfigError, Settings, load_settings
 from db.changes import ProjectGone, Store
 from db.connect import make_database
 from db.migrate import migrate
+from db.nodes import NodeDataTooLarge
 from server import (
     auth,
     connections,
@@ -47,6 +48,15 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 async def _project_gone(request: Request, exc: Exception) -> Response:
     return error_response(404, "project_not_found", "No project with that id.")
+
+
+async def _node_data_too_large(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, NodeDataTooLarge)
+    message = (
+        f"A node's data may hold at most {exc.limit_bytes} bytes of JSON; "
+        f"this change would make it {exc.size_bytes}."
+    )
+    return error_response(413, "node_data_too_large", message)
 
 
 def routes() -> list[BaseRoute]:
@@ -117,7 +127,11 @@ def create_app(settings: Settings | None = None, hub_config: HubConfig | None = 
         storage = make_storage(settings)
         presenter = Presenter(storage, settings.media_url_ttl_s)
         # 3. the websocket hub: one Redis pub/sub connection for every websocket here
-        hub = Hub(store, presenter, settings.redis_url, hub_config or HubConfig())
+        hub_settings = HubConfig(
+            send_queue_max_bytes=settings.ws_send_queue_max_bytes,
+            write_timeout_s=settings.ws_write_timeout_s,
+        )
+        hub = Hub(store, presenter, settings.redis_url, hub_config or hub_settings)
         state = AppState(
             settings=settings,
             store=store,
@@ -142,6 +156,7 @@ def create_app(settings: Settings | None = None, hub_config: HubConfig | None = 
 
     handlers = dict(EXCEPTION_HANDLERS)
     handlers[ProjectGone] = _project_gone
+    handlers[NodeDataTooLarge] = _node_data_too_large
     return Starlette(
         routes=routes(),
         lifespan=lifespan,

@@ -83,9 +83,25 @@ async def create_node(request: Request) -> Response:
     store = state.store
     await owned_project(store, user, project_id)
 
+    limits = state.settings
+
     async def apply(seq: int) -> NodeCreated:
+        # counted under the project's lock (taken by the seq bump): concurrent adds cannot overshoot
+        if await q.count_nodes(store.db, project_id) >= limits.max_nodes_per_project:
+            raise ApiError(
+                422,
+                "too_many_nodes",
+                f"A project holds at most {limits.max_nodes_per_project} nodes; delete some first.",
+            )
         node = await q.insert_node(
-            store.db, project_id, body.type, body.x, body.y, body.data, version=seq
+            store.db,
+            project_id,
+            body.type,
+            body.x,
+            body.y,
+            body.data,
+            version=seq,
+            max_data_bytes=limits.max_node_data_bytes,
         )
         return NodeCreated(node=node)
 
@@ -124,7 +140,13 @@ async def update_node(request: Request) -> Response:
 
     async def apply(seq: int) -> NodeUpdated:
         updated = await q.update_node(
-            store.db, node_id, version=seq, x=body.x, y=body.y, data_patch=body.data
+            store.db,
+            node_id,
+            version=seq,
+            x=body.x,
+            y=body.y,
+            data_patch=body.data,
+            max_data_bytes=state.settings.max_node_data_bytes,
         )
         if updated is None:
             raise not_found("node")

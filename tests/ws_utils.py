@@ -317,6 +317,7 @@ async def hub_server(
     services: Services,
     hub_config: HubConfig | None = None,
     settings: Settings | None = None,
+    setting_overrides: dict[str, Any] | None = None,
     **uvicorn_options: Any,
 ) -> AsyncIterator[HubServer]:
     """A dedicated web process on a spare port, stopped at the end."""
@@ -325,6 +326,7 @@ async def hub_server(
         services,
         public_url=f"http://127.0.0.1:{port}",
         allowed_origins=(f"http://127.0.0.1:{port}",),
+        **(setting_overrides or {}),
     )
     srv = HubServer(settings, port, hub_config, **uvicorn_options)
     await asyncio.to_thread(srv.start)

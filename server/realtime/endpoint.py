@@ -100,7 +100,12 @@ class Connection:
         self.peer = peer
         peer.max_errors = hub.config.max_errors
         cfg = hub.config
-        self.bucket = TokenBucket(cfg.messages_per_s, cfg.message_burst, time.monotonic())
+        now = time.monotonic()
+        self.bucket = TokenBucket(cfg.messages_per_s, cfg.message_burst, now)
+        # a client resuming every project it follows (after a reconnect) sends one subscribe
+        # each at once: subscribes draw on an allowance as large as the subscription limit
+        # first, so a resume never trips the frame limit (and then the error limit)
+        self.subscribes = TokenBucket(cfg.messages_per_s, cfg.max_subscriptions, now)
         #: drains the outbox while a write waits; None while writes go straight out
         self.writer: asyncio.Task[None] | None = None
         #: a write failed: the socket is gone, there is nobody to send a close to
@@ -114,10 +119,11 @@ class Connection:
         stop: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def on_fail(_: object = None) -> None:
+            if stop.done():
+                return
             if outbox.close_code == CloseCode.SLOW_CONSUMER:
                 metrics.WS_RESYNCS.labels("slow_consumer").inc()
-            if not stop.done():
-                stop.set_result(None)
+            stop.set_result(None)
 
         outbox.on_fail = on_fail
         outbox.sink = self._send_now
@@ -205,27 +211,34 @@ class Connection:
             if text is not None and _too_big(text, cfg.max_message_bytes):
                 peer.outbox.finish(CloseCode.MESSAGE_TOO_BIG, "message too big (max 64 KiB)")
                 return False
-            if not self.bucket.take(time.monotonic()):
+            decoded: frames.ClientMessage | frames.ProtocolError
+            if text is None:
+                decoded = frames.ProtocolError(
+                    ErrorCode.INVALID_MESSAGE, "Send JSON in text frames, not binary."
+                )
+            else:
+                try:
+                    decoded = frames.decode_client(text)
+                except frames.ProtocolError as exc:
+                    decoded = exc
+            now = time.monotonic()
+            allowed = (
+                isinstance(decoded, frames.Subscribe) and self.subscribes.take(now)
+            ) or self.bucket.take(now)
+            if not allowed:
                 peer.client_error(
                     ErrorCode.RATE_LIMITED,
                     f"More than {cfg.messages_per_s:g} frames a second; this one was ignored.",
                 )
-            elif text is None:
-                peer.client_error(
-                    ErrorCode.INVALID_MESSAGE, "Send JSON in text frames, not binary."
-                )
+            elif isinstance(decoded, frames.ProtocolError):
+                peer.client_error(decoded.code, decoded.message)
             else:
-                self._dispatch(text)
+                self._dispatch(decoded)
             if not peer.outbox.open:
                 return False
 
-    def _dispatch(self, text: str) -> None:
+    def _dispatch(self, message: frames.ClientMessage) -> None:
         """Act on one client frame."""
-        try:
-            message = frames.decode_client(text)
-        except frames.ProtocolError as exc:
-            self.peer.client_error(exc.code, exc.message)
-            return
         if isinstance(message, frames.Ping):
             self.peer.send(frames.Pong())
         elif isinstance(message, frames.Subscribe):
