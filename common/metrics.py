@@ -19,6 +19,7 @@ HTTP_LATENCY = Histogram(
     ["route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+HTTP_IN_FLIGHT = Gauge("canvasflow_http_requests_in_flight", "HTTP requests being served now")
 EVENTS_PUBLISHED = Counter(
     "canvasflow_events_published_total", "Seq'd events published after commit, by kind", ["kind"]
 )

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common import logs
-from common.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from common.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
 from server.openapi import api
 
 log = logging.getLogger("canvasflow.http")
@@ -45,9 +45,11 @@ class RequestObserver:
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
             await send(message)
 
+        HTTP_IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            HTTP_IN_FLIGHT.dec()
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             # the template, not the path: ids in paths would explode the label set

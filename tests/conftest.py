@@ -198,9 +198,45 @@ def server(services: Services) -> Iterator[ServerThread]:
     srv.stop()
 
 
+#: test modules that drive a real Chromium, real processes under faults, or the bench
+_BROWSER_MODULES = {"test_canvas_e2e", "test_ws_client_js"}
+_DRILL_MODULES = {"test_drills"}
+_BENCH_MODULES = {"test_bench_smoke"}
+#: modules whose tests start services of their own (`canvasflow dev` with embedded servers)
+_SERVICE_MODULES = {"test_cli"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by what it needs, so `-m fast` runs only those that need no service.
+
+    integration: real Postgres and Redis (it uses the `services` fixture, directly or not);
+    browser: Chromium; drills: process kills and restarts; bench: the benchmark harness;
+    fast: none of these.
+    """
+    for item in items:
+        module_obj = getattr(item, "module", None)
+        module = module_obj.__name__.rsplit(".", 1)[-1] if module_obj else ""
+        marks = []
+        if "services" in getattr(item, "fixturenames", ()) or module in _SERVICE_MODULES:
+            marks.append("integration")
+        if module in _BROWSER_MODULES:
+            marks.append("browser")
+        if module in _DRILL_MODULES:
+            marks.append("drills")
+        if module in _BENCH_MODULES:
+            marks.append("bench")
+        own = {m.name for m in item.iter_markers()} & {"integration", "browser", "drills", "bench"}
+        for mark in marks or ([] if own else ["fast"]):
+            item.add_marker(getattr(pytest.mark, mark))
+
+
 @pytest.fixture(autouse=True)
-async def clean_state(services: Services) -> AsyncIterator[None]:
-    """Empty tables and no keys of this run's namespace before each test."""
+async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Empty tables and no keys of this run's namespace before each test that uses them."""
+    if "services" not in request.fixturenames:
+        yield  # a fast test: no service is started for it
+        return
+    services: Services = request.getfixturevalue("services")
     conn = await asyncpg.connect(services.database_url)
     try:
         await conn.execute(f"TRUNCATE {TABLES} CASCADE")

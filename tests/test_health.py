@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
+import pytest
 
 from db.connect import make_database
 from db.migrate import SCHEMA_PATH, SCHEMA_VERSION, migrate
@@ -108,6 +109,7 @@ async def test_version_1_database_is_migrated_to_the_current_schema(services: Se
         await admin.close()
 
 
+@pytest.mark.integration
 def test_embedded_services_start_and_answer(tmp_path: Path) -> None:
     """pgserver and the bundled redis-server start from nothing and answer queries."""
     import redis

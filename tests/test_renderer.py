@@ -14,6 +14,7 @@ from PIL import Image
 
 from tasks.providers.base import InvalidRequest, OperationLost, VideoRequest
 from tasks.providers.local import LocalRenderer, frame_size, render_video
+from tests.waits import until
 
 
 def probe(path: Path) -> tuple[str, int, int, int, float]:
@@ -171,7 +172,11 @@ async def test_cancel_stops_the_render(tmp_path: Path) -> None:
     renderer = LocalRenderer(work_dir=tmp_path)
     request = VideoRequest(prompt="a kite", resolution="720p", duration_s=8, aspect_ratio="16:9")
     operation = await renderer.submit(request)
-    await asyncio.sleep(0.3)
+
+    async def drawing() -> bool:
+        return bool((await renderer.poll(operation)).progress)
+
+    await until(drawing, "the render to draw its first frame")
     await renderer.cancel(operation)
     task = renderer.operations[operation].task if operation in renderer.operations else None
     if task is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import time
 import uuid
@@ -65,7 +66,13 @@ async def test_web_sigterm_finishes_an_inflight_upload_and_closes_websockets_100
                 http.post(f"/api/projects/{pid}/uploads", content=slow_body(), headers=headers)
             )
             await started.wait()
-            await asyncio.sleep(0.3)  # the handler is reading the body by now
+            # until the handler is reading the body: in flight besides our /metrics request
+            while True:
+                page = (await http.get("/metrics")).text
+                match = re.search(r"^canvasflow_http_requests_in_flight (\S+)$", page, re.M)
+                if match and float(match.group(1)) >= 2:
+                    break
+                await asyncio.sleep(0.01)
             assert web.popen is not None
             sigterm_at = time.monotonic()
             web.popen.send_signal(signal.SIGTERM)

@@ -11,6 +11,7 @@ import httpx
 from common import protocol
 from db.changes import Store
 from tests.conftest import Account, ServerThread
+from tests.waits import until
 from tests.ws_utils import (
     Model,
     WsClient,
@@ -274,7 +275,14 @@ async def test_client_disconnected_mid_stream_resumes_to_exactly_postgres(
     while model.seq is not None and model.seq < 30:
         model.apply(await client.recv())
     client.ws.transport.abort()  # no close frame: as a dropped network
-    await asyncio.sleep(0.2)
+    away_from = model.seq or 0
+
+    # stay away until the writer has made changes this client missed
+    async def missed_some() -> bool:
+        seq = await store.db.fetch_val("SELECT seq FROM projects WHERE id = :p", {"p": project_id})
+        return bool(seq >= away_from + 10)
+
+    await until(missed_some, "changes made while the client was away")
     client = await WsClient.open(server.base_url, alice.token)
     await client.subscribe(project_id, since=model.seq)
     first = await client.recv()

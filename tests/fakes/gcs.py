@@ -88,6 +88,8 @@ class FakeGcs:
         self.uploads: dict[str, Resumable] = {}
         #: why signed-URL GETs were refused, for tests that expect a refusal
         self.refusals: list[str] = []
+        #: the fake's clock for signed-URL expiry; a test moves it forward instead of waiting
+        self.clock_offset_s = 0.0
         self.base_url = ""
         self.app = Starlette(
             routes=[
@@ -286,7 +288,7 @@ class FakeGcs:
         signed_at = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
         if not 0 < expires_s <= 7 * 24 * 3600:
             return "lifetime"
-        if time.time() > signed_at + expires_s:
+        if time.time() + self.clock_offset_s > signed_at + expires_s:
             return "expired"
         if scope.split("/")[0] != stamp[:8]:
             return "scope date"
