@@ -1,5 +1,5 @@
 # Shortcuts; the README's two commands work without make.
-.PHONY: install dev lint test
+.PHONY: install dev lint fast test
 
 install:
 	python3 -m venv .venv && .venv/bin/pip install -e '.[dev]'
@@ -8,7 +8,10 @@ dev:
 	.venv/bin/canvasflow dev
 
 lint:
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy && .venv/bin/lint-imports
+
+fast:
+	.venv/bin/pytest -m fast
 
 test:
 	.venv/bin/pytest

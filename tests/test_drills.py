@@ -297,7 +297,7 @@ async def settle(rig: Rig, s: Scene, max_renders: dict[str, int] | None = None) 
     assert {r["id"]: r["status"] for r in found} == {j: "completed" for j in all_jobs}, found
     events = await rows(
         rig,
-        "SELECT data->'job'->>'id' AS job, kind FROM events WHERE project_id = $1 "
+        "SELECT data->'job'->>'job_id' AS job, kind FROM events WHERE project_id = $1 "
         "AND kind = 'job.completed'",
         uuid.UUID(s.project_id),
     )
