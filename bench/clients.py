@@ -5,11 +5,13 @@ One clock: every timestamp is `time.monotonic()`, which on Linux is CLOCK_MONOTO
 the same in every process of the machine, so a stamp put in an event by one process can be
 subtracted from a receive time read in another.
 
-A client subscribes (`{"type": "subscribe", "project_id": .., "since"?: n}`), then records
-for each `event` frame its latency (when the frame carries a stamp `t`) and checks its seq
-against the last one it saw; `job.progress` ticks are recorded as (project, progress,
-receive time) so the bench can join them with the publisher's send times. With a backoff
-the client reconnects as the documented client does and resubscribes with `since`.
+A client keeps its project by the shared client rules (common/protocol/mirror.py: seq,
+gaps, resubscribe with `since`, retries, backoff, final closes) and records for each event
+it applies its latency (when the event carries a stamp `t`); `job.progress` ticks are
+recorded as (project, progress, receive time) so the bench can join them with the
+publisher's send times. With a backoff the client reconnects as the documented client does
+and resubscribes with `since`. Clients of the bare server (no subscription, no seq) only
+count and time the frames.
 """
 
 from __future__ import annotations
@@ -25,37 +27,32 @@ from array import array
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
+from uuid import UUID
 
 import msgspec
 
+from common import protocol
+from common.protocol import CloseCode
+from common.protocol.mirror import Mirror, Step, Stop, backoff_s
+
 #: every wait of a client process ends by this, whatever the bench asks
 HARD_LIMIT_S = 900.0
-#: close codes (server/protocol.py CloseCode): too slow, resume with `since`
-SLOW_CONSUMER = 4008
-#: ... and the ones after which the documented client does not retry
-DO_NOT_RETRY = frozenset({4400, 4401, 4403})
+#: close codes: too slow, resume with `since`
+SLOW_CONSUMER = CloseCode.SLOW_CONSUMER
 
 
 @dataclass(frozen=True)
 class Backoff:
-    """Reconnect delays: `min(cap_s, base_s * factor**attempt)`, times a random jitter.
+    """The reconnect schedule of the shared client rules: full jitter under a doubling cap.
 
-    The defaults are docs/protocol.md's: full jitter, 0.5 s doubling up to 4 s."""
+    The defaults are docs/protocol.md's: 0.5 s doubling up to 4 s."""
 
     base_s: float = 0.5
-    factor: float = 2.0
     cap_s: float = 4.0
-    #: "full": uniform in [0, delay]; "equal": delay/2 + uniform in [0, delay/2]
-    jitter: str = "full"
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """The delay before reconnect attempt `attempt` (0-based)."""
-        d = min(self.cap_s, self.base_s * self.factor**attempt)
-        if self.jitter == "full":
-            return rng.uniform(0, d)
-        if self.jitter == "equal":
-            return d / 2 + rng.uniform(0, d / 2)
-        return d
+        return backoff_s(attempt, self.base_s, self.cap_s, rng.random)
 
 
 @dataclass(frozen=True)
@@ -74,14 +71,12 @@ class ClientSpec:
 
 @dataclass
 class ClientState:
-    """One client's view of its project."""
+    """One client's view of its project: the shared mirror, and what the bench times."""
 
     project_id: str
     token: str
-    last_seq: int | None = None
+    mirror: Mirror = field(default_factory=Mirror)
     subscribed: bool = False
-    #: a resubscribe after a gap is in flight: events wait for its answer
-    awaiting_answer: bool = False
     ever_subscribed: bool = False
     received: int = 0
     disconnected_at: float | None = None
@@ -90,6 +85,12 @@ class ClientState:
     attempt_started_at: float | None = None
     resubscribed_attempt_at: float | None = None
     reconnects: int = 0
+
+    @property
+    def last_seq(self) -> int | None:
+        """The seq of the state the client holds."""
+        project = self.mirror.projects.get(UUID(self.project_id)) if self.project_id else None
+        return None if project is None else project.seq
 
 
 @dataclass
@@ -119,15 +120,15 @@ class Records:
 _decode = msgspec.json.decode
 
 
-def stamp_of(data: Any) -> float | None:
+def stamp_of(data: object) -> float | None:
     """The bench's stamp in an event's data: `data.t`, or `data.node.data.t` (node update)."""
-    if not isinstance(data, dict):
-        return None
-    t = data.get("t")
-    if t is None:
-        node = data.get("node")
-        if isinstance(node, dict) and isinstance(node.get("data"), dict):
-            t = node["data"].get("t")
+    if isinstance(data, protocol.NodeCreated | protocol.NodeUpdated):
+        t = data.node.data.get("t")
+    elif isinstance(data, msgspec.Raw):
+        raw = _decode(data)
+        t = raw.get("t") if isinstance(raw, dict) else None
+    else:
+        t = None
     return float(t) if isinstance(t, int | float) else None
 
 
@@ -146,74 +147,60 @@ class ClientProcess:
         self.sockets: dict[int, Any] = {}
         self.connect_gate = asyncio.Semaphore(spec.connect_concurrency)
 
-    def handle(self, state: ClientState, raw: str | bytes) -> str | None:
-        """Record one frame; returns what the client must do as docs/protocol.md says:
-        "resubscribe" (a gap: subscribe again with since) or "retry" (subscribe later)."""
+    def handle(self, state: ClientState, raw: str | bytes) -> Step:
+        """Record one frame and apply it by the shared rules; the Step says what to send."""
         now = time.monotonic()
         rec = self.records
         state.received += 1
-        msg = _decode(raw)
-        kind = msg.get("type")
-        if kind == "event":
-            if state.awaiting_answer:
-                return None  # rule 4: ignore events until the resubscribe is answered
-            seq = msg.get("seq")
-            if isinstance(seq, int) and state.last_seq is not None:
-                if seq <= state.last_seq:
-                    rec.duplicates += 1
-                    return None
-                if seq > state.last_seq + 1:
-                    rec.gaps += 1
-                    state.awaiting_answer = True
-                    return "resubscribe"
-            rec.events += 1
-            rec.event_bytes += len(raw)
-            if rec.sample_frame is None:
-                rec.sample_frame = raw if isinstance(raw, str) else raw.decode()
+        message = protocol.decode_server(raw)
+        if not self.spec.subscribe:
+            # the bare server: no subscription, no seq; every event frame counts
+            if isinstance(message, protocol.Event):
+                self._record_event(message, raw, now)
+            return Step()
+        step = state.mirror.receive(message)
+        if isinstance(message, protocol.Event):
+            project = state.mirror.projects[UUID(state.project_id)]
+            if step.changed is not None:
+                self._record_event(message, raw, now)
+            elif project.duplicates and project.duplicates[-1] == message.seq:
+                rec.duplicates += 1
+            if step.send:
+                rec.gaps += 1
+        elif isinstance(message, protocol.JobProgress):
             rec.first_recv = min(rec.first_recv, now)
             rec.last_recv = now
-            t = stamp_of(msg.get("data"))
-            if t is not None:
-                rec.latencies_s.append(now - t)
-            if isinstance(seq, int):
-                state.last_seq = seq
-        elif kind == "job.progress":
-            rec.first_recv = min(rec.first_recv, now)
-            rec.last_recv = now
-            rec.progress_project.append(str(msg.get("project_id")))
-            rec.progress_value.append(float(msg.get("progress", -1)))
+            rec.progress_project.append(str(message.project_id))
+            rec.progress_value.append(message.progress)
             rec.progress_t.append(now)
-        elif kind in ("snapshot", "subscribed"):
-            # rule 1: after a snapshot or `subscribed`, the state held is as of its seq
-            seq = msg.get("seq")
-            if isinstance(seq, int):
-                state.last_seq = seq
-            state.awaiting_answer = False
+        elif isinstance(message, protocol.Snapshot | protocol.Subscribed):
             if not state.subscribed:
                 state.subscribed = True
                 if state.ever_subscribed and state.resubscribed_at is None:
                     state.resubscribed_at = now
                     state.resubscribed_attempt_at = state.attempt_started_at
                 state.ever_subscribed = True
-        elif kind == "error":
-            code = str(msg.get("code"))
-            rec.error(f"frame:{code}")
-            if code == "unavailable" and not state.subscribed:
-                return "retry"
-        return None
+        elif isinstance(message, protocol.Error):
+            rec.error(f"frame:{message.code}")
+        return step
 
-    def subscribe_frame(self, state: ClientState) -> str:
-        """`subscribe`, with `since` when the client holds a state."""
-        frame: dict[str, Any] = {"type": "subscribe", "project_id": state.project_id}
-        if state.last_seq is not None:
-            frame["since"] = state.last_seq
-        return msgspec.json.encode(frame).decode()
+    def _record_event(self, event: protocol.AnyEvent, raw: str | bytes, now: float) -> None:
+        rec = self.records
+        rec.events += 1
+        rec.event_bytes += len(raw)
+        if rec.sample_frame is None:
+            rec.sample_frame = raw if isinstance(raw, str) else raw.decode()
+        rec.first_recv = min(rec.first_recv, now)
+        rec.last_recv = now
+        t = stamp_of(event.data)
+        if t is not None:
+            rec.latencies_s.append(now - t)
 
-    async def subscribe_later(self, ws: Any, state: ClientState, delay_s: float) -> None:
-        """Subscribe again after `delay_s` (the server could not serve the last one)."""
+    async def send_later(self, ws: Any, frame: protocol.ClientMessage, delay_s: float) -> None:
+        """Send a frame after `delay_s` (a subscription the server could not serve yet)."""
         await asyncio.sleep(delay_s)
         with contextlib.suppress(Exception):
-            await ws.send(self.subscribe_frame(state))
+            await ws.send(protocol.encode(frame))
 
     async def run_client(self, index: int) -> None:
         """Connect, subscribe, read until told to stop; reconnect with the backoff if set."""
@@ -241,21 +228,22 @@ class ClientProcess:
                     )
                 self.sockets[index] = ws
                 try:
-                    state.awaiting_answer = False
                     if spec.subscribe:
-                        await ws.send(self.subscribe_frame(state))
+                        first = (
+                            state.mirror.resume()
+                            if state.ever_subscribed
+                            else state.mirror.subscribe(UUID(state.project_id))
+                        )
+                        for frame in first:
+                            await ws.send(protocol.encode(frame))
                     else:
                         state.subscribed = state.ever_subscribed = True
-                    retries = 0
                     async for raw in ws:
-                        action = self.handle(state, raw)
-                        if action == "resubscribe":
-                            await ws.send(self.subscribe_frame(state))
-                        elif action == "retry":
-                            backoff = spec.backoff or Backoff()
-                            delay = backoff.delay(retries, self.rng)
-                            retries += 1
-                            task = asyncio.create_task(self.subscribe_later(ws, state, delay))
+                        step = self.handle(state, raw)
+                        for frame in step.send:
+                            await ws.send(protocol.encode(frame))
+                        for delay_s, frame in step.later:
+                            task = asyncio.create_task(self.send_later(ws, frame, delay_s))
                             self.later.add(task)
                             task.add_done_callback(self.later.discard)
                 finally:
@@ -275,7 +263,7 @@ class ClientProcess:
                 self.records.error(f"closed:{close_code}")
             if close_code == SLOW_CONSUMER:
                 self.records.resyncs += 1
-            if close_code in DO_NOT_RETRY:
+            if spec.subscribe and isinstance(state.mirror.closed(close_code), Stop):
                 return
             # the connection is gone: the client is no longer subscribed; the backoff starts
             # over only after a connection that got as far as a subscription

@@ -158,7 +158,7 @@ def measure(ctx: Context, backoff: Backoff, profile: Path | None = None) -> dict
 
 
 #: clients that retry at once (50 ms doubling to 0.5 s): what the server alone can absorb
-EAGER = Backoff(base_s=0.05, factor=2.0, cap_s=0.5, jitter="full")
+EAGER = Backoff(base_s=0.05, cap_s=0.5)
 
 
 def run(ctx: Context) -> Section:

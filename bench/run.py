@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--backoff",
         default=None,
-        metavar="BASE_S,FACTOR,CAP_S",
+        metavar="BASE_S,CAP_S",
         help="clients reconnect with this full-jitter backoff instead of the documented one "
         "(to try a change to docs/protocol.md before making it)",
     )
@@ -141,8 +141,9 @@ def documented_backoff() -> tuple[Backoff, str]:
     if found is None:
         return Backoff(), "bench default (docs/protocol.md states no backoff formula)"
     cap_s, base_s, factor = (float(g) for g in found.groups())
-    jitter = "full" if "full jitter" in text else "none"
-    return Backoff(base_s=base_s, factor=factor, cap_s=cap_s, jitter=jitter), "docs/protocol.md"
+    # the clients keep the shared rules (common/protocol/mirror.py): full jitter, doubling
+    assert factor == 2 and "full jitter" in text, "docs/protocol.md and the mirror disagree"
+    return Backoff(base_s=base_s, cap_s=cap_s), "docs/protocol.md"
 
 
 def probe_features(ctx: Context) -> dict[str, Any]:
@@ -218,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     admin_url, redis_url = resolve_services(args)
     backoff, backoff_source = documented_backoff()
     if args.backoff:
-        base_s, factor, cap_s = (float(x) for x in args.backoff.split(","))
-        backoff = Backoff(base_s=base_s, factor=factor, cap_s=cap_s, jitter="full")
+        base_s, cap_s = (float(x) for x in args.backoff.split(","))
+        backoff = Backoff(base_s=base_s, cap_s=cap_s)
         backoff_source = f"--backoff {args.backoff}"
     sections: list[Section] = []
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
