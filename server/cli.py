@@ -50,7 +50,7 @@ def run_web(host: str, port: int, workers: int = 1) -> None:
 
 def worker_command() -> list[str]:
     """The worker's command line, as in the Procfile."""
-    return [sys.executable, "-m", "arq", "tasks.worker.WorkerSettings"]
+    return [sys.executable, "-m", "server.cli", "worker"]
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -79,7 +79,11 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Only a worker (production: DATABASE_URL and REDIS_URL set)."""
-    os.execv(sys.executable, worker_command())
+    from tasks.worker import WorkerSettings
+    from tasks.worker_loop import run_worker
+
+    run_worker(WorkerSettings)
+    return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """Real processes for fault drills: web and worker subprocesses, a private Redis server.
 
 Each helper starts the same command line an operator would (`canvasflow web`,
-`arq tasks.worker.WorkerSettings`, `redis-server`) with the test run's
+`canvasflow worker`, `redis-server`) with the test run's
 database, namespace and data directory, and can SIGKILL or stop it.
 """
 
@@ -124,13 +124,11 @@ class WebProc(Proc):
 
 
 class WorkerProc(Proc):
-    """`arq tasks.worker.WorkerSettings`, as in the Procfile."""
+    """`canvasflow worker`, as in the Procfile."""
 
     def __init__(self, services: Services, redis_url: str | None = None, **extra: str) -> None:
         env = process_env(services, redis_url, **extra)
-        super().__init__(
-            [sys.executable, "-m", "arq", "tasks.worker.WorkerSettings"], env, "worker"
-        )
+        super().__init__([sys.executable, "-m", "server.cli", "worker"], env, "worker")
 
 
 class RedisServer:
