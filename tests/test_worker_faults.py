@@ -13,7 +13,6 @@ would stop every later job.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import secrets
 from collections.abc import AsyncIterator
@@ -22,12 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
 from common.config import Settings
-from tasks.worker import close_context, open_context, redis_settings, worker_options
-from tasks.worker_loop import Worker
 from tests.conftest import (
     Account,
     ServerThread,
@@ -37,6 +32,7 @@ from tests.conftest import (
     settings_for,
     sign_up,
 )
+from tests.inproc_worker import production_worker, running
 from tests.procs import RedisServer
 from tests.redis_proxy import Drop, RedisProxy
 from tests.worker_utils import submit_job
@@ -78,28 +74,6 @@ async def rig(services: Services) -> AsyncIterator[Rig]:
     finally:
         await asyncio.to_thread(web.stop)
         redis_server.stop()
-
-
-def fault_worker(settings: Settings, retries: int | None = None) -> Worker:
-    """The production worker (crons included) on `settings`, without signal handlers."""
-    options = worker_options(settings)
-    if retries is not None:
-        # a short retry budget, so that a Redis away for a few connects outlasts it
-        options["redis_settings"] = dataclasses.replace(
-            redis_settings(settings.redis_url or ""),
-            retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries),
-        )
-
-    async def on_startup(ctx: dict[str, Any]) -> None:
-        ctx.update(await open_context(settings, ctx["redis"]))
-
-    options.update(
-        handle_signals=False,
-        on_startup=on_startup,
-        on_shutdown=close_context,
-        poll_delay=0.02,
-    )
-    return Worker(**options)
 
 
 async def finished(rig: Rig, job_id: str, worker_task: asyncio.Task[None]) -> dict[str, Any]:
@@ -144,22 +118,11 @@ async def test_worker_survives_a_dropped_connection(rig: Rig, fault: str) -> Non
     rule = rig.proxy.drop(dataclasses.replace(template, done=asyncio.Event()))
     before = await submit_job(rig.http, rig.account)
     proxied = replace_settings(rig.settings, redis_url=rig.proxy.url)
-    worker = fault_worker(proxied, retries=2 if rule.refuse else None)
-    task = asyncio.create_task(worker.async_run())
-    try:
+    worker = production_worker(proxied, retries=2 if rule.refuse else None)
+    async with running(worker) as task:
         async with asyncio.timeout(30):
             await rule.done.wait()
         await finished(rig, before["job_id"], task)
         after = await submit_job(rig.http, rig.account)
         await finished(rig, after["job_id"], task)
         assert not task.done()
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        for job in worker.tasks.values():
-            job.cancel()
-        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
-        # what arq's Worker.close does, without its deprecated Redis close()
-        await close_context(worker.ctx)
-        await worker.pool.aclose()
