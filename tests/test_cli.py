@@ -99,7 +99,7 @@ class DevProcess:
 
     def processes(self) -> list[psutil.Process]:
         """dev's children (web, worker, Redis) and the embedded Postgres."""
-        found = psutil.Process(self.proc.pid).children(recursive=True)
+        found: list[psutil.Process] = psutil.Process(self.proc.pid).children(recursive=True)
         postgres = embedded.postgres_process(self.data_dir)
         return found + ([postgres] if postgres is not None else [])
 
