@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 
 from db.connect import make_database
 from db.migrate import SCHEMA_PATH, SCHEMA_VERSION, migrate
-from tests.conftest import ServerThread, Services, free_port, settings_for
+from tests.conftest import ServerThread, Services, free_port, settings_for, with_database
 
 
 async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
@@ -56,11 +57,12 @@ async def test_migration_is_idempotent_and_concurrent(services: Services) -> Non
 
 async def test_version_1_database_is_migrated_keeping_its_events(services: Services) -> None:
     """A database made by schema version 1 (events.data jsonb) moves to json, events intact."""
-    name = f"{services.database_url.rsplit('/', 1)[1]}_v1"
+    # the path of the URL names the database; the embedded server's socket is in its query
+    name = f"{urlsplit(services.database_url).path.lstrip('/')}_v1"
     admin = await asyncpg.connect(services.admin_url)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
     await admin.execute(f'CREATE DATABASE "{name}"')
-    url = services.database_url.rsplit("/", 1)[0] + "/" + name
+    url = with_database(services.database_url, name)
     try:
         current = SCHEMA_PATH.read_text()
         version_1 = current[: current.index("-- Version 2")].replace(
