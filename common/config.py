@@ -74,8 +74,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: worker: serve Prometheus metrics on this port (None: no endpoint)
     worker_metrics_port: int | None = None
     log_level: str = "info"
-    #: `canvasflow web` / `dev` listen address
+    #: `canvasflow web` / `dev` listen address (HOST, PORT); dev stays on loopback without HOST
     host: str = "0.0.0.0"
+    dev_host: str = "127.0.0.1"
     port: int = 8000
     #: `canvasflow watch`: the server to follow and the session token to follow it with
     watch_url: str | None = None
@@ -174,6 +175,7 @@ def load_settings() -> Settings:
         worker_metrics_port=_optional_int("CANVASFLOW_WORKER_METRICS_PORT"),
         log_level=(_str("CANVASFLOW_LOG_LEVEL") or d.log_level).lower(),
         host=_str("HOST") or d.host,
+        dev_host=_str("HOST") or d.dev_host,
         port=_int("PORT", d.port),
         watch_url=_str("CANVASFLOW_URL") or _str("CANVASFLOW_PUBLIC_URL"),
         watch_token=_str("CANVASFLOW_TOKEN"),

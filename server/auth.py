@@ -224,8 +224,10 @@ async def _count_failure(request: Request, keys: list[str]) -> None:
     store = app_state(request).store
     async with store.redis.pipeline(transaction=True) as pipe:
         for key in keys:
+            # the window starts at the first failure: SET NX creates the key with its TTL and
+            # INCR keeps it (not EXPIRE NX, which Redis 6.2, the embedded server, refuses)
+            pipe.set(key, 0, ex=_LOGIN_WINDOW_S, nx=True)
             pipe.incr(key)
-            pipe.expire(key, _LOGIN_WINDOW_S, nx=True)
         await pipe.execute()
 
 

@@ -5,26 +5,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 from common.config import load_settings
 
 
-def ensure_services(data_dir: Path) -> None:
-    """Start embedded Postgres / Redis for whichever of DATABASE_URL / REDIS_URL is unset."""
+def ensure_services(data_dir: Path) -> list[str]:
+    """Start embedded Postgres / Redis for whichever of DATABASE_URL / REDIS_URL is unset.
+
+    Sets the variable to the embedded server's URL; returns the names of those started.
+    """
     from server import embedded
 
+    started = []
     if not os.environ.get("DATABASE_URL"):
-        url = embedded.start_postgres(data_dir)
-        os.environ["DATABASE_URL"] = url
-        print(f"canvasflow: embedded Postgres at {url}", flush=True)
+        os.environ["DATABASE_URL"] = embedded.start_postgres(data_dir)
+        started.append("Postgres")
     if not os.environ.get("REDIS_URL"):
-        url = embedded.start_redis(data_dir)
-        os.environ["REDIS_URL"] = url
-        print(f"canvasflow: embedded Redis at {url}", flush=True)
+        os.environ["REDIS_URL"] = embedded.start_redis(data_dir)
+        started.append("Redis")
+    return started
 
 
 def run_web(host: str, port: int, workers: int = 1) -> None:
@@ -50,36 +51,38 @@ def run_web(host: str, port: int, workers: int = 1) -> None:
 
 def worker_command() -> list[str]:
     """The worker's command line, as in the Procfile."""
-    return [sys.executable, "-m", "arq", "tasks.worker.WorkerSettings"]
+    return [sys.executable, "-m", "server.cli", "worker"]
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """Everything on one machine: embedded services when needed, one worker, the web process."""
+    from server.dev import DevRun
+
     settings = load_settings()
-    ensure_services(Path(settings.data_dir))
-    os.environ.setdefault("CANVASFLOW_PUBLIC_URL", f"http://{args.host}:{args.port}")
-    worker = subprocess.Popen(worker_command(), env=os.environ.copy())
-    try:
-        run_web(args.host, args.port)
-    finally:
-        # the worker hands its running jobs back to the queue on SIGTERM
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-    return 0
+    run = DevRun(args.host, args.port, Path(settings.data_dir), ensure_services, worker_command())
+    return run.run()
 
 
 def cmd_web(args: argparse.Namespace) -> int:
     """Only the web process (production: DATABASE_URL and REDIS_URL set)."""
+    from server.dev import DevError, check_port
+
+    try:
+        check_port(args.host, args.port, "web")
+    except DevError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     run_web(args.host, args.port, args.workers)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Only a worker (production: DATABASE_URL and REDIS_URL set)."""
-    os.execv(sys.executable, worker_command())
+    from tasks.worker import WorkerSettings
+    from tasks.worker_loop import run_worker
+
+    run_worker(WorkerSettings)
+    return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -116,14 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `canvasflow` command."""
     parser = argparse.ArgumentParser(prog="canvasflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    defaults = load_settings()
     dev = sub.add_parser("dev", help="run web + worker, with embedded Postgres/Redis if unset")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--host", default=defaults.dev_host, help="default $HOST, else 127.0.0.1")
+    dev.add_argument("--port", type=int, default=defaults.port, help="default $PORT, else 8000")
     dev.set_defaults(func=cmd_dev)
     web = sub.add_parser("web", help="run the web process")
-    defaults = load_settings()
-    web.add_argument("--host", default=defaults.host)
-    web.add_argument("--port", type=int, default=defaults.port)
+    web.add_argument("--host", default=defaults.host, help="default $HOST, else 0.0.0.0")
+    web.add_argument("--port", type=int, default=defaults.port, help="default $PORT, else 8000")
     web.add_argument("--workers", type=int, default=1)
     web.set_defaults(func=cmd_web)
     worker = sub.add_parser("worker", help="run an arq worker")

@@ -1,7 +1,9 @@
-"""The worker process: `arq tasks.worker.WorkerSettings` (the Procfile's `worker:` line).
+"""The worker process: `canvasflow worker` (the Procfile's `worker:` line) runs WorkerSettings.
 
 Only settings, startup, shutdown and crons live here; the jobs are in
-tasks/video.py and the sweeper in tasks/sweeper.py.
+tasks/video.py, the sweeper in tasks/sweeper.py, and the arq Worker that
+outlives Redis faults in tasks/worker_loop.py. (`arq tasks.worker.WorkerSettings`
+runs the same settings on arq's own Worker, which a dropped connection can end.)
 """
 
 from __future__ import annotations
@@ -86,8 +88,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 def redis_settings(redis_url: str) -> RedisSettings:
     """arq's Redis settings, retrying commands through a Redis restart.
 
-    arq's poll loop does not catch Redis errors: without retries one dropped
-    connection ended the worker process (found by tests/test_drills.py).
+    A command retries on a new connection for about a minute; what still fails
+    then (or a WATCH lost with its connection, which redis-py never retries)
+    reaches tasks/worker_loop.py's Worker, which polls again.
     """
     return dataclasses.replace(
         RedisSettings.from_dsn(redis_url),
@@ -134,7 +137,7 @@ _OPTIONS = worker_options(SETTINGS)
 
 
 class WorkerSettings:
-    """What `arq tasks.worker.WorkerSettings` runs, configured from the environment."""
+    """What `canvasflow worker` runs (tasks.worker_loop.Worker), configured from the environment."""
 
     functions = _OPTIONS["functions"]
     cron_jobs = _OPTIONS["cron_jobs"]

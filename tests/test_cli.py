@@ -8,16 +8,20 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import av
 import httpx
+import psutil
 import pytest
 import websockets
 
+from server import embedded
 from tests.conftest import free_port
 
 
@@ -47,34 +51,81 @@ def _level(line: str) -> str | None:
 
 
 class DevProcess:
-    """`canvasflow dev` on a data directory, stopped with Ctrl-C as a user would."""
+    """`canvasflow dev` on a data directory, as a user starts it (PORT, no service URLs)."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-        env["CANVASFLOW_DATA_DIR"] = str(data_dir)
-        self.base = f"http://127.0.0.1:{port}"
+    def __init__(self, data_dir: Path, port: int, **env: str) -> None:
+        environ = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        environ.pop("HOST", None)
+        environ.update(CANVASFLOW_DATA_DIR=str(data_dir), PORT=str(port), **env)
+        self.data_dir = data_dir
+        self.base = f"http://{env.get('HOST', '127.0.0.1')}:{port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "dev", "--port", str(port)],
-            env=env,
+            [sys.executable, "-m", "server.cli", "dev"],
+            env=environ,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
+        self.lines: list[str] = []
+        self._open_line = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.lines.append(line)
+            if line.startswith("canvasflow: open "):
+                self._open_line.set()
+        self._open_line.set()  # the output ended: whoever waits must look
+        self.proc.stdout.close()
+
+    @property
+    def output(self) -> str:
+        """Everything dev (and its children) printed so far."""
+        return "\n".join(self.lines)
+
+    def wait_open_line(self, timeout_s: float = 90) -> str:
+        """The start-up line that says which URL to open; fails if dev exits first."""
+        assert self._open_line.wait(timeout_s), f"no start-up line after {timeout_s} s"
+        opened = [line for line in self.lines if line.startswith("canvasflow: open ")]
+        assert opened, f"dev exited ({self.proc.poll()}) without one:\n{self.output[-3000:]}"
+        return opened[0]
 
     def ready(self) -> httpx.Response:
-        """Wait for /readyz to answer 200."""
+        """Wait for the start-up line, then for /readyz to answer 200."""
+        self.wait_open_line()
         return _wait_ready(f"{self.base}/readyz", self.proc, 90)
 
-    def stop(self) -> str:
-        """SIGINT, then the output; the exit status must be 0."""
-        self.proc.send_signal(signal.SIGINT)
+    def processes(self) -> list[psutil.Process]:
+        """dev's children (web, worker, Redis) and the embedded Postgres."""
+        found: list[psutil.Process] = psutil.Process(self.proc.pid).children(recursive=True)
+        postgres = embedded.postgres_process(self.data_dir)
+        return found + ([postgres] if postgres is not None else [])
+
+    def signal(self, sig: int, timeout_s: float = 10) -> str:
+        """Send `sig`; dev must exit with 0 within `timeout_s`; returns the output."""
+        self.proc.send_signal(sig)
         try:
-            out, _ = self.proc.communicate(timeout=40)
+            self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _ = self.proc.communicate()
-        text = out.decode(errors="replace")
-        assert self.proc.returncode == 0, text[-3000:]
-        return text
+            self.proc.wait()
+            raise AssertionError(f"dev still running {timeout_s} s after {sig}") from None
+        self._reader.join(5)
+        assert self.proc.returncode == 0, self.output[-3000:]
+        return self.output
+
+    def stop(self) -> str:
+        """Ctrl+C, as a user would; returns the output."""
+        return self.signal(signal.SIGINT)
+
+    def kill(self) -> None:
+        """Stop dev for sure (test clean-up), whatever it left behind."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(5)
 
 
 async def _generate_and_watch(base: str, token: str, node_id: str, project_id: str) -> list[str]:
@@ -155,7 +206,7 @@ def _new_user_flow(data: Path, port: int, stack: contextlib.ExitStack) -> None:
             assert container.duration is not None and container.duration / 1e6 >= 3.9
     finally:
         out = dev.stop()
-    assert "embedded Postgres" in out and "embedded Redis" in out
+    assert "embedded Postgres and Redis" in dev.wait_open_line()
     # a healthy run says nothing alarming (a hub that cannot reach Redis still
     # delivers through its Postgres sweep, but warns each time it retries)
     alarms = [line for line in out.splitlines() if _level(line) in ("warning", "error", "critical")]
@@ -176,3 +227,134 @@ def _new_user_flow(data: Path, port: int, stack: contextlib.ExitStack) -> None:
         assert replay.status_code == 200 and replay.content == video.content
     finally:
         dev.stop()
+
+
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """Those of `procs` still running."""
+    return [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def _workers_on(data_dir: Path) -> list[psutil.Process]:
+    """Running `canvasflow worker` processes whose data directory is `data_dir`."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.info["cmdline"][-2:] == ["server.cli", "worker"] and proc.environ().get(
+                "CANVASFLOW_DATA_DIR"
+            ) == str(data_dir):
+                found.append(proc)
+    return found
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("sig", "host"),
+    [(signal.SIGTERM, None), (signal.SIGINT, None), (signal.SIGHUP, "127.0.0.2")],
+    ids=["SIGTERM", "SIGINT", "SIGHUP-HOST"],
+)
+def test_dev_stops_everything_on_a_signal(tmp_path: Path, sig: int, host: str | None) -> None:
+    """SIGTERM, SIGINT or SIGHUP stops web, worker, Redis and Postgres within 10 s, none left.
+
+    PORT picks the port; HOST the address (without it, loopback only); the one
+    start-up line names the URL and the data directory, and the embedded
+    servers' output is in log files there, not on the terminal.
+    """
+    port = free_port()
+    dev = DevProcess(tmp_path / "data", port, **({"HOST": host} if host else {}))
+    try:
+        line = dev.wait_open_line()
+        assert line.startswith(f"canvasflow: open {dev.base} - data in {tmp_path / 'data'} ")
+        assert dev.ready().status_code == 200
+        if host is None:
+            # dev's default is loopback, whatever web's is
+            with socket.socket() as other:
+                assert other.connect_ex(("127.0.0.2", port)) != 0
+        procs = dev.processes()
+        names = sorted(p.name() for p in procs)
+        assert names == ["postgres", "python3", "python3", "redis-server"] or names == [
+            "postgres",
+            "python",
+            "python",
+            "redis-server",
+        ], names
+        out = dev.signal(sig)
+    finally:
+        dev.kill()
+    assert _alive(procs) == [], _alive(procs)
+    # one readable line before the app's own output; no pgserver chatter
+    assert [line for line in out.splitlines() if line.startswith("canvasflow:")] == [line]
+    assert "pgserver" not in out and "initdb" not in out
+    logs = tmp_path / "data" / "logs"
+    assert "initdb" in (logs / "pgserver.log").read_text()
+    assert "database system is ready" in (logs / "postgres.log").read_text()
+    assert "Redis is starting" in (logs / "redis.log").read_text()
+    assert list((tmp_path / "data" / "run").iterdir()) == []
+
+
+@pytest.mark.timeout(150)
+def test_dev_after_sigkill_stops_what_it_left_and_runs_one_worker(tmp_path: Path) -> None:
+    """After a SIGKILL of dev, the next dev stops the web, worker, Redis and Postgres it left, and runs one worker."""
+    data = tmp_path / "data"
+    first = DevProcess(data, free_port())
+    try:
+        first.ready()
+        left = first.processes()
+        first.proc.kill()
+        first.proc.wait()
+        assert len(_alive(left)) == 4  # SIGKILL: nobody stopped them
+        second = DevProcess(data, free_port())
+        try:
+            second.ready()
+            [note] = [line for line in second.lines if "earlier canvasflow dev" in line]
+            for proc in left:
+                assert f"(pid {proc.pid})" in note, (note, proc)
+            assert _alive(left) == []
+            assert len(_workers_on(data)) == 1
+            second.stop()
+        finally:
+            second.kill()
+    finally:
+        first.kill()
+        for proc in _alive(left):
+            proc.kill()
+
+
+@pytest.mark.timeout(120)
+def test_a_second_dev_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
+    """While dev runs, another dev on its data directory refuses, saying how, and starts no worker."""
+    data = tmp_path / "data"
+    first = DevProcess(data, free_port())
+    try:
+        first.ready()
+        second = DevProcess(data, free_port())
+        assert second.proc.wait(30) == 1
+        second._reader.join(5)
+        assert "canvasflow dev is already running" in second.output, second.output
+        assert f"(pid {first.proc.pid})" in second.output and "CANVASFLOW_DATA_DIR" in second.output
+        assert len(_workers_on(data)) == 1
+        assert httpx.get(f"{first.base}/readyz", timeout=5).status_code == 200
+        first.stop()
+    finally:
+        first.kill()
+
+
+@pytest.mark.parametrize("command", ["dev", "web"])
+def test_a_busy_port_names_the_variable_and_the_flag(tmp_path: Path, command: str) -> None:
+    """A port in use ends the command at once with a message naming PORT and --port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        env.update(CANVASFLOW_DATA_DIR=str(tmp_path / "data"), PORT=str(port), HOST="127.0.0.1")
+        done = subprocess.run(
+            [sys.executable, "-m", "server.cli", command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in done.stderr, done.stderr
+    assert f"canvasflow {command} --port" in done.stderr and "PORT=" in done.stderr
+    assert not (tmp_path / "data" / "postgres").exists()  # nothing was started

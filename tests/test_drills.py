@@ -1,7 +1,10 @@
 """Fault drills with real processes: kill the worker, kill the web process, restart Redis, restart Postgres.
 
-One rig for the module: a private Postgres cluster, a private Redis, one
-`canvasflow web` and one worker, all restartable. Each drill runs jobs and
+A fresh rig for each drill: a private Postgres cluster, a private Redis, one
+`canvasflow web` and one worker, all restartable, so that a drill that fails
+leaves nothing broken to the next. Every wait is for a condition (the fault
+seen by /readyz, an event missed while the web process was down), never for a
+fixed time. Each drill runs jobs and
 keeps websocket clients connected (reconnecting and resuming with `since`, as
 the protocol tells clients to), inflicts its fault, then checks the same
 promises: every job ends, every client's model equals Postgres with no gap,
@@ -62,9 +65,9 @@ class Rig:
     worker: Worker
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def rig() -> Iterator[Rig]:
-    """Private Postgres and Redis, a web process and a worker, for every drill of the module."""
+    """Private Postgres and Redis, a web process and a worker, for one drill."""
     postgres = PostgresServer().start()
     redis_server = RedisServer().start()
     services = Services(
@@ -74,9 +77,11 @@ def rig() -> Iterator[Rig]:
         namespace=f"drill{secrets.token_hex(3)}",
         data_dir=Path(tempfile.mkdtemp(prefix="cf-drill-")),
     )
-    web = WebProc(services).start()
-    worker = Worker(services).start()
+    web = WebProc(services)
+    worker = Worker(services)
     try:
+        web.start()
+        worker.start()
         web.wait_ready()
         yield Rig(services, postgres, redis_server, web, worker)
     finally:
@@ -193,6 +198,26 @@ async def wait_until(
             raise AssertionError(f"{what}: not after {timeout_s} s{logs}")
         await asyncio.sleep(0.05)
     return time.monotonic() - started
+
+
+async def readiness(rig: Rig) -> dict[str, Any] | None:
+    """The web process's /readyz checks, or None if it does not answer."""
+    try:
+        async with httpx.AsyncClient(timeout=2) as http:
+            checks: dict[str, Any] = (await http.get(f"{rig.web.base_url}/readyz")).json()["checks"]
+            return checks
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
+
+
+async def outage_seen(rig: Rig, check: str) -> None:
+    """Wait until the web process's /readyz reports `check` failing."""
+
+    async def seen() -> bool:
+        checks = await readiness(rig)
+        return checks is not None and checks.get(check) != "ok"
+
+    await wait_until(seen, 30, f"/readyz reporting {check} down", rig)
 
 
 @dataclass
@@ -357,7 +382,13 @@ async def test_web_sigkill_clients_resume_on_the_restarted_web(rig: Rig) -> None
             assert f.model.seq is not None
         rig.web.kill()
         killed_at = time.monotonic()
-        await asyncio.sleep(0.5)  # the worker keeps publishing while no hub listens
+        missed = max(f.model.seq or 0 for f in s.followers)
+
+        async def event_missed() -> bool:
+            return await project_seq(rig, s.project_id) > missed
+
+        # the worker goes on changing the project while no hub listens: clients must resume
+        await wait_until(event_missed, 60, "a change made while the web process was down", rig)
         rig.web.start()
         timings = await settle(rig, s)
         for f in s.followers:
@@ -372,7 +403,7 @@ async def test_redis_restart_mid_render(rig: Rig) -> None:
         await rendering(rig, s)
         rig.redis.stop()
         stopped_at = time.monotonic()
-        await asyncio.sleep(1.0)
+        await outage_seen(rig, "redis")
         rig.redis.start()
         timings = await settle(rig, s)
         print(f"Redis restart: recovered in {time.monotonic() - stopped_at:.1f} s; {timings}")
@@ -386,7 +417,7 @@ async def test_postgres_restart_mid_render(rig: Rig) -> None:
         await rendering(rig, s)
         rig.postgres.stop("fast")
         stopped_at = time.monotonic()
-        await asyncio.sleep(1.0)
+        await outage_seen(rig, "postgres")
         rig.postgres.start()
         timings = await settle(rig, s)
         print(f"Postgres restart: recovered in {time.monotonic() - stopped_at:.1f} s; {timings}")

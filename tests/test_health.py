@@ -58,6 +58,7 @@ async def test_migration_is_idempotent_and_concurrent(services: Services) -> Non
 
 async def test_version_1_database_is_migrated_to_the_current_schema(services: Services) -> None:
     """A version 1 database (events.data jsonb) migrates to json, then to versioned rows."""
+    # the path of the URL names the database; the embedded server's socket is in its query
     name = f"{urlsplit(services.database_url).path.lstrip('/')}_v1"
     admin = await asyncpg.connect(services.admin_url)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')

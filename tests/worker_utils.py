@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.worker import Worker
 from PIL import Image
 
 from common.config import Settings
@@ -25,6 +24,7 @@ from common.keys import queue_name
 from db.changes import Store
 from tasks.providers.local import LocalRenderer
 from tasks.worker import close_context, open_context, worker_options
+from tasks.worker_loop import Worker
 from tests.api_utils import make_node, make_project
 from tests.conftest import Account, Services, replace_settings
 from tests.procs import ROOT, WorkerProc
@@ -124,7 +124,7 @@ class WorkerProcess(WorkerProc):
 
 
 def worker_process(services: Services, **env: str) -> WorkerProcess:
-    """`python -m arq tasks.worker.WorkerSettings` with this run's database, Redis and data.
+    """`canvasflow worker` with this run's database, Redis and data.
 
     The lease is 2 s, so a killed worker's job is taken over 2 s after the kill.
     """
