@@ -13,7 +13,7 @@ from db.changes import Store, publish_change
 from db.nodes import Node, NodeType
 from server.access import owned_node, owned_project
 from server.auth import require_user
-from server.bodies import decode_body, path_uuid
+from server.bodies import decode_body, has_visible_text, path_uuid
 from server.errors import ApiError, not_found
 from server.openapi import api
 from server.responses import json_response
@@ -58,6 +58,9 @@ def check_node_data(data: dict[str, Any], allowed: frozenset[str] = frozenset())
             "invalid_prompt",
             f"data.prompt must be a string of at most {MAX_PROMPT_CHARS} characters.",
         )
+    # "" and plain white space are a prompt being typed; invisible characters are not text
+    if isinstance(prompt, str) and prompt.strip() and not has_visible_text(prompt):
+        raise ApiError(422, "invalid_prompt", "data.prompt must contain a visible character.")
 
 
 def _store(request: Request) -> Store:

@@ -16,6 +16,8 @@ from urllib.parse import quote
 from tasks.storage.base import StorageError
 
 MEDIA_PREFIX = "/media/"
+#: an expiry is a Unix time in seconds: 12 digits last until the year 33658
+_MAX_EXP_DIGITS = 12
 # keys canvasflow makes: folders and file names of letters, digits, dash, dot, underscore
 _KEY_RE = re.compile(r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 
@@ -94,8 +96,11 @@ class LocalStorage:
 
     def verify(self, key: str, exp: str, sig: str) -> bool:
         """Whether `sig` is valid for `key` and `exp`, and `exp` has not passed."""
-        # isascii: str.isdigit() accepts "²" and friends, which int() refuses
-        if not (exp.isascii() and exp.isdigit()) or int(exp) < time.time():
+        # isascii: str.isdigit() accepts "²" and friends, which int() refuses; the length cap
+        # keeps int() far from Python's 4,300-digit limit (a ValueError, once a 500)
+        if len(exp) > _MAX_EXP_DIGITS or not (exp.isascii() and exp.isdigit()):
+            return False
+        if int(exp) < time.time():
             return False
         # bytes: compare_digest refuses non-ASCII str, and query strings can hold anything
         expected = self.signature(key, int(exp)).encode()
