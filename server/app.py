@@ -33,6 +33,7 @@ from server import (
 )
 from server.errors import EXCEPTION_HANDLERS, error_response
 from server.hub import Hub, HubConfig
+from server.login_guard import make_login_guard
 from server.present import Presenter
 from server.ws import websocket_endpoint
 from tasks.providers.auto import make_provider
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.store = store
         app.state.storage = storage
         app.state.presenter = Presenter(storage, settings.media_url_ttl_s)
+        app.state.login_guard = make_login_guard(settings, redis)
         # the queue client connects lazily: a Redis outage delays enqueues, never startup
         app.state.arq_pool = open_queue(settings.redis_url, settings.namespace)
         # the provider only checks requests here; workers generate

@@ -29,6 +29,7 @@ from common.config import Settings, load_settings
 from db.changes import Store
 from db.connect import make_database
 from server.app import create_app
+from server.serving import uvicorn_options
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = "users, sessions, projects, nodes, connections, jobs, events, uploads"
@@ -170,7 +171,14 @@ class ServerThread(AppThread):
     """canvasflow's app with `settings`, as the web process serves it."""
 
     def __init__(self, settings: Settings, port: int) -> None:
-        super().__init__(create_app(settings), port, ws_per_message_deflate=False, lifespan="on")
+        super().__init__(
+            create_app(settings),
+            port,
+            ws_per_message_deflate=False,
+            lifespan="on",
+            # the same protocol, limits and proxy trust as `canvasflow web`
+            **uvicorn_options(settings),
+        )
 
 
 @pytest.fixture(scope="session")
