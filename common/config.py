@@ -14,6 +14,9 @@ import msgspec
 
 #: GCS V4 signed URLs cannot outlive 7 days; local ones are held to the same cap
 MAX_URL_TTL_S = 7 * 24 * 3600
+#: the largest image canvasflow stores (larger uploads are downscaled to it) and so the largest
+#: a job decodes: 2560x2560 covers a 1080p frame of either orientation with room to zoom
+MAX_STORED_IMAGE_PIXELS = 2560 * 2560
 
 
 class ConfigError(Exception):

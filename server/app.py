@@ -33,6 +33,7 @@ from server import (
 )
 from server.errors import EXCEPTION_HANDLERS, error_response
 from server.hub import Hub, HubConfig
+from server.images import DecodeBudget
 from server.login_guard import make_login_guard
 from server.present import Presenter
 from server.ws import websocket_endpoint
@@ -117,6 +118,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.storage = storage
         app.state.presenter = Presenter(storage, settings.media_url_ttl_s)
         app.state.login_guard = make_login_guard(settings, redis)
+        # one max-size image decoded at a time, or several smaller ones (server/images.py)
+        app.state.decode_budget = DecodeBudget(settings.max_upload_pixels)
         # the queue client connects lazily: a Redis outage delays enqueues, never startup
         app.state.arq_pool = open_queue(settings.redis_url, settings.namespace)
         # the provider only checks requests here; workers generate

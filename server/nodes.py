@@ -10,12 +10,14 @@ from starlette.responses import Response
 
 from db import nodes as q
 from db.changes import Store, publish_change
+from db.media import NodeMedia, node_media
 from db.nodes import Node, NodeType
 from server.access import owned_node, owned_project
 from server.auth import require_user
 from server.bodies import decode_body, has_visible_text, path_uuid
 from server.errors import ApiError, not_found
 from server.openapi import api
+from server.purge import purge_node_media
 from server.responses import json_response
 from server.uploads import project_image
 
@@ -142,9 +144,13 @@ async def delete_node(request: Request) -> Response:
     store = _store(request)
     node = await owned_node(store, user, node_id)
 
+    owned: list[NodeMedia | None] = []
+
     async def apply() -> dict[str, Any]:
+        owned.append(await node_media(store.db, node_id))
         connection_ids = await q.delete_node(store.db, node_id)
         return {"node_id": node_id, "connection_ids": connection_ids}
 
     await publish_change(store, node.project_id, "node.deleted", apply)
+    await purge_node_media(store, request.app.state.storage, owned[-1])
     return Response(status_code=204)

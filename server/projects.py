@@ -10,11 +10,13 @@ from starlette.responses import Response
 
 from db import projects as q
 from db.changes import Store, publish_change
+from db.media import project_media
 from db.projects import Project
 from server.access import owned_project
 from server.auth import require_user
 from server.bodies import decode_body, path_uuid
 from server.openapi import api
+from server.purge import delete_media
 from server.responses import json_response
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -80,10 +82,14 @@ async def delete_project(request: Request) -> Response:
     store = _store(request)
     await owned_project(store, user, project_id)
 
+    doomed: list[str] = []
+
     async def apply() -> dict[str, object]:
+        doomed.extend(await project_media(store.db, project_id))
         await q.delete_project(store.db, project_id)
         return {"project_id": project_id}
 
     # the log goes with the project, so this last event is published but not logged
     await publish_change(store, project_id, "project.deleted", apply, log_event=False)
+    await delete_media(request.app.state.storage, doomed)
     return Response(status_code=204)

@@ -11,9 +11,9 @@ protocol here is uvicorn's own with three additions:
   answered `503 unavailable` and closed before anything is read;
 - a request's headers must arrive within `header_timeout_s` of its first
   byte (of the connection's opening for the first request), else the
-  connection is closed (`408` when part of a request came);
-- headers may weigh `MAX_HEADER_BYTES` at most (`431`; h11 has its own
-  limit, httptools has none).
+  connection is closed (`408` when part of a first request came);
+- headers may weigh `MAX_HEADER_BYTES` at most (`431`; httptools has no
+  limit of its own, h11 gets the same one as `h11_max_incomplete_event_size`).
 
 Body reads are bounded in the ASGI layer (`server.observe`), where the
 time the app waits for the next piece is known. `uvicorn_options` is what
@@ -91,7 +91,9 @@ class _ReadGuard(asyncio.Protocol):
         self._limits = limits
         self._header_timer: asyncio.TimerHandle | None = None
         self._header_bytes = 0
+        self._received = False
         self._refused = False
+        self._admitted = False
         self._upgraded = False
 
     def _waiting_for_headers(self) -> bool:
@@ -108,59 +110,66 @@ class _ReadGuard(asyncio.Protocol):
             self._header_timer.cancel()
             self._header_timer = None
 
+    def _refuse(self, transport: asyncio.Transport, answer: bytes) -> None:
+        """Answer, half-close, and drop what the client still sends until it closes (or a
+        second passes): closing with its request unread would reset the connection and lose
+        the answer before the client reads it."""
+        self._refused = True
+        self._disarm()
+        transport.write(answer)
+        if transport.can_write_eof():
+            transport.write_eof()
+        asyncio.get_running_loop().call_later(_REFUSED_LINGER_S, transport.close)
+
     def _headers_too_slow(self) -> None:
         self._header_timer = None
         if not self.transport.is_closing():
-            # an idle connection is simply closed; a half-sent request is told why
-            if self._header_bytes:
+            # an idle connection is simply closed; a half-sent first request is told why (on a
+            # used connection the bytes may be the rest of a body nobody read)
+            if self._received and self.cycle is None:
                 self.transport.write(_SLOW)
             self.transport.close()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Refuse past the connection limit; otherwise start the clock on the first headers."""
         if len(self.connections) >= self._limits.max_connections:
-            self._refused = True
             # uvloop's transports are not asyncio.Transport subclasses, but write like one
-            refused = cast(asyncio.Transport, transport)
-            refused.write(_BUSY)
-            # half-close and drain what the client sends: closing with its request unread
-            # would reset the connection and lose the 503 before the client reads it
-            if refused.can_write_eof():
-                refused.write_eof()
-            asyncio.get_running_loop().call_later(_REFUSED_LINGER_S, refused.close)
+            self._refuse(cast(asyncio.Transport, transport), _BUSY)
             now = time.monotonic()
             if now - _ReadGuard._last_refusal_log >= _REFUSAL_LOG_INTERVAL_S:
                 _ReadGuard._last_refusal_log = now
                 log.warning("refusing connections: %d open", len(self.connections))
             return
         super().connection_made(transport)
+        self._admitted = True
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        """Feed uvicorn's parser, then time or size-check the headers still to come."""
+        """Feed uvicorn's parser, then start or stop the clock on the headers still to come."""
         if self._refused or self._upgraded:
             return
-        if self._waiting_for_headers():
-            self._header_bytes += len(data)
+        self._received = True
         super().data_received(data)
+        if self._refused:
+            return
         if self._upgraded or self.transport.is_closing():
             self._disarm()
-            return
-        if not self._waiting_for_headers():
-            self._disarm()
-            self._header_bytes = 0
-        elif self._header_bytes > self._limits.max_header_bytes:
-            self._disarm()
-            self.transport.write(_TOO_BIG)
-            self.transport.close()
-        else:
-            # the deadline runs from the first byte: dripping bytes does not move it
+        elif self._waiting_for_headers():
+            # the deadline runs from the first byte: dripping bytes does not move it (bytes
+            # after an early response, of a body nobody reads, run on the same clock)
             self._arm()
+        else:
+            self._disarm()
+
+    def _count_header_bytes(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > self._limits.max_header_bytes and not self._refused:
+            self._refuse(self.transport, _TOO_BIG)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Stop the clock; a refused connection was never uvicorn's."""
+        """Stop the clock; a connection refused at once was never uvicorn's."""
         self._disarm()
-        if not self._refused:
+        if self._admitted:
             super().connection_lost(exc)
 
     def _upgrading(self) -> None:
@@ -185,7 +194,42 @@ except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
 else:
 
     class GuardedHttpToolsProtocol(_ReadGuard, HttpToolsProtocol):
-        """uvicorn's httptools protocol (its `auto` choice) with the read guard."""
+        """uvicorn's httptools protocol (its `auto` choice) with the read guard.
+
+        httptools has no header size limit of its own: the parser's callbacks
+        count the request line and header bytes of each request here.
+        """
+
+        def on_message_begin(self) -> None:
+            """A new request: its header bytes count from zero."""
+            self._header_bytes = 0
+            super().on_message_begin()
+
+        def on_url(self, url: bytes) -> None:
+            """Part of the request target."""
+            self._count_header_bytes(len(url))
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            """One header line."""
+            self._count_header_bytes(len(name) + len(value) + 4)
+            super().on_header(name, value)
+
+        # the parser finishes the chunk it is in after a refusal: nothing of it may run
+        def on_headers_complete(self) -> None:
+            """Start the request, unless it was refused."""
+            if not self._refused:
+                super().on_headers_complete()
+
+        def on_body(self, body: bytes) -> None:
+            """Body bytes, unless the request was refused."""
+            if not self._refused:
+                super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            """The end of the request, unless it was refused."""
+            if not self._refused:
+                super().on_message_complete()
 
         def handle_websocket_upgrade(self) -> None:
             """Hand over to the websocket protocol, clock stopped."""

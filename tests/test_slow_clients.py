@@ -140,3 +140,20 @@ async def test_connections_past_the_limit_are_refused_with_503(services: Service
                     continue
                 if r.status_code == 200:
                     break
+
+
+async def test_oversized_headers_are_431(slow_server: ServerThread) -> None:
+    """Headers over 64 KiB get 431 and a close; 30 KiB of headers are served."""
+    async with httpx.AsyncClient(base_url=slow_server.base_url) as c:
+        r = await c.get("/healthz", headers={"X-Big": "a" * 30_000})
+        assert r.status_code == 200
+    reader, writer = await asyncio.open_connection("127.0.0.1", slow_server.port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        for i in range(20):
+            writer.write(f"X-Big-{i}: {'a' * 5000}\r\n".encode())
+        answer = await read_until_closed(reader)
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+        assert b'"headers_too_large"' in answer
+    finally:
+        writer.close()

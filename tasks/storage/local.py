@@ -82,6 +82,22 @@ class LocalStorage:
         except FileNotFoundError:
             raise StorageError(f"no object at {key!r}") from None
 
+    def _delete(self, key: str) -> None:
+        path = self.path_for(key)
+        path.unlink(missing_ok=True)
+        # drop the folder of a project once its last object went (never the root)
+        parent = path.parent
+        while parent != self.root and parent.is_relative_to(self.root):
+            try:
+                parent.rmdir()
+            except OSError:  # not empty, or already gone
+                break
+            parent = parent.parent
+
+    async def delete(self, key: str) -> None:
+        """Remove the file of `key` (and its folders once empty); a missing one is fine."""
+        await asyncio.to_thread(self._delete, key)
+
     def signature(self, key: str, expires_at: int) -> str:
         """The hex HMAC-SHA256 of key and expiry."""
         msg = f"{key}\n{expires_at}".encode()
