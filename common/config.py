@@ -14,6 +14,9 @@ import msgspec
 
 #: GCS V4 signed URLs cannot outlive 7 days; local ones are held to the same cap
 MAX_URL_TTL_S = 7 * 24 * 3600
+#: the largest image canvasflow stores (larger uploads are downscaled to it) and so the largest
+#: a job decodes: 2560x2560 covers a 1080p frame of either orientation with room to zoom
+MAX_STORED_IMAGE_PIXELS = 2560 * 2560
 
 
 class ConfigError(Exception):
@@ -47,7 +50,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_upload_bytes: int = 20 << 20
     max_upload_pixels: int = 40_000_000
     media_url_ttl_s: int = 24 * 3600
+    #: failed log ins into one account from one client address before that address is refused
+    #: for that account; as many failures from anywhere start the account's slow-down
     login_attempts_per_15min: int = 10
+    #: failed log ins from one client address, whatever the accounts, before it is refused
+    login_address_attempts_per_15min: int = 100
+    #: the longest wait the account slow-down imposes (it doubles per failure from 1 s)
+    login_max_delay_s: float = 60.0
+    #: sign ups from one client address per hour
+    signups_per_hour: int = 20
+    #: proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDRs; "*": any)
+    trusted_proxies: tuple[str, ...] = ()
+    #: the longest a request's headers may take to arrive, from its first byte
+    header_timeout_s: float = 10.0
+    #: the longest a request body may pause between two pieces while the app waits for it
+    body_timeout_s: float = 30.0
+    #: open connections (HTTP and websocket) one web process holds; more are refused with 503
+    max_connections: int = 20_000
+    #: bytes of uploaded images one user's projects may hold
+    storage_quota_bytes: int = 1 << 30
     job_timeout_s: int = 900
     job_max_tries: int = 3
     worker_poll_delay_s: float = 0.05
@@ -110,6 +131,11 @@ def _float(name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _list(name: str) -> tuple[str, ...]:
+    raw = os.environ.get(name) or ""
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
 def _str(name: str) -> str | None:
     raw = os.environ.get(name)
     return raw if raw else None
@@ -154,9 +180,19 @@ def load_settings() -> Settings:
         max_upload_bytes=_int("CANVASFLOW_MAX_UPLOAD_BYTES", d.max_upload_bytes),
         max_upload_pixels=_int("CANVASFLOW_MAX_UPLOAD_PIXELS", d.max_upload_pixels),
         media_url_ttl_s=min(_int("CANVASFLOW_MEDIA_URL_TTL_S", d.media_url_ttl_s), MAX_URL_TTL_S),
-        login_attempts_per_15min=_int(
+        login_attempts_per_15min=_positive(
             "CANVASFLOW_LOGIN_ATTEMPTS_PER_15MIN", d.login_attempts_per_15min
         ),
+        login_address_attempts_per_15min=_positive(
+            "CANVASFLOW_LOGIN_ADDRESS_ATTEMPTS_PER_15MIN", d.login_address_attempts_per_15min
+        ),
+        login_max_delay_s=max(1.0, _float("CANVASFLOW_LOGIN_MAX_DELAY_S", d.login_max_delay_s)),
+        signups_per_hour=_positive("CANVASFLOW_SIGNUPS_PER_HOUR", d.signups_per_hour),
+        trusted_proxies=_list("CANVASFLOW_TRUSTED_PROXIES"),
+        header_timeout_s=_float("CANVASFLOW_HEADER_TIMEOUT_S", d.header_timeout_s),
+        body_timeout_s=_float("CANVASFLOW_BODY_TIMEOUT_S", d.body_timeout_s),
+        max_connections=_positive("CANVASFLOW_MAX_CONNECTIONS", d.max_connections),
+        storage_quota_bytes=_int("CANVASFLOW_STORAGE_QUOTA_BYTES", d.storage_quota_bytes),
         job_timeout_s=_int("CANVASFLOW_JOB_TIMEOUT_S", d.job_timeout_s),
         job_max_tries=_int("CANVASFLOW_JOB_MAX_TRIES", d.job_max_tries),
         worker_poll_delay_s=_float("CANVASFLOW_WORKER_POLL_DELAY_S", d.worker_poll_delay_s),

@@ -20,6 +20,7 @@ def queue_name(namespace: str) -> str:
     return f"{namespace}:queue"
 
 
-def login_attempts_key(namespace: str, scope: str, subject: str) -> str:
-    """The counter of recent login attempts for one account or one client address."""
-    return f"{namespace}:login:{scope}:{subject}"
+def rate_limit_key(namespace: str, scope: str, subject: str) -> str:
+    """A rate-limit counter or hold: `scope` names the limit (`login-pair`, `signup`, …),
+    `subject` what it counts (a digest of an email and/or client address, never the email)."""
+    return f"{namespace}:limit:{scope}:{subject}"

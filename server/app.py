@@ -33,6 +33,8 @@ from server import (
     uploads,
 )
 from server.errors import EXCEPTION_HANDLERS, error_response
+from server.images import DecodeBudget
+from server.login_guard import make_login_guard
 from server.present import Presenter
 from server.realtime import Hub, HubConfig
 from server.realtime.endpoint import websocket_endpoint
@@ -142,6 +144,9 @@ def create_app(settings: Settings | None = None, hub_config: HubConfig | None = 
             # the provider only checks requests here; workers generate
             provider=make_provider(settings),
             hub=hub,
+            login_guard=make_login_guard(settings, redis),
+            # one max-size image decoded at a time, or several smaller ones (server/images.py)
+            decode_budget=DecodeBudget(settings.max_upload_pixels),
         )
         await hub.start()
         app.state.canvasflow = state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -15,17 +16,16 @@ from starlette.responses import Response
 
 from common import logs
 from common.config import Settings
-from common.keys import login_attempts_key
 from db import sessions, users
 from db.users import User
 from server.bodies import decode_body
 from server.errors import ApiError
+from server.login_guard import DEVICE_COOKIE, DEVICE_TTL_S, LoginGuard
 from server.openapi import api
 from server.responses import json_response
 from server.state import app_state
 
 SESSION_COOKIE = "cf_session"
-_LOGIN_WINDOW_S = 15 * 60
 # scrypt at N=2^14, r=8: 16 MiB and ~50 ms per hash, memory-hard against GPU guessing
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 1 << 14, 8, 1
 _UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -85,6 +85,13 @@ def verify_password(password: str, encoded: str) -> bool:
         maxmem=64 * 1024 * 1024,
     )
     return hmac.compare_digest(candidate, base64.b64decode(digest))
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """A hash of no one's password: an unknown email is checked against it, so log in costs
+    one scrypt whether or not the account exists."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def hash_token(token: str) -> bytes:
@@ -167,6 +174,17 @@ def _set_session_cookie(response: Response, token: str, settings: Settings) -> N
     )
 
 
+def client_address(conn: HTTPConnection) -> str:
+    """The caller's address: the socket's peer, or what a trusted proxy forwarded
+    (uvicorn rewrites the client only for CANVASFLOW_TRUSTED_PROXIES)."""
+    return conn.client.host if conn.client else "unknown"
+
+
+def _guard(request: Request) -> LoginGuard:
+    guard: LoginGuard = app_state(request).login_guard
+    return guard
+
+
 async def _start_session(request: Request, user: User, status: int) -> Response:
     store = app_state(request).store
     settings = app_state(request).settings
@@ -174,6 +192,18 @@ async def _start_session(request: Request, user: User, status: int) -> Response:
     await sessions.create_session(store.db, user.id, hash_token(token), settings.session_ttl_s)
     response = json_response(SessionResponse(user=user, token=token), status)
     _set_session_cookie(response, token, settings)
+    guard = _guard(request)
+    if not guard.device_ok(user.email, request.cookies.get(DEVICE_COOKIE)):
+        # this browser now knows the account: the slow-down of attacks elsewhere spares it
+        response.set_cookie(
+            DEVICE_COOKIE,
+            guard.device_token(user.email),
+            max_age=DEVICE_TTL_S,
+            httponly=True,
+            samesite="lax",
+            secure=settings.cookie_secure,
+            path="/api/auth",
+        )
     return response
 
 
@@ -182,7 +212,7 @@ async def _start_session(request: Request, user: User, status: int) -> Response:
     body=Credentials,
     response=SessionResponse,
     status=201,
-    errors=[403, 409],
+    errors=[403, 409, 429],
     auth=False,
 )
 async def signup(request: Request) -> Response:
@@ -190,6 +220,8 @@ async def signup(request: Request) -> Response:
     if not origin_allowed(request, app_state(request).settings):
         raise ApiError(403, "forbidden_origin", "Sign up from the canvas's own origin.")
     body = await decode_body(request, Credentials)
+    # before the scrypt: a flood of sign ups costs a counter, not a hash each
+    await _guard(request).check_signup(client_address(request))
     store = app_state(request).store
     password_hash = await run_in_threadpool(hash_password, body.password)
     try:
@@ -199,50 +231,26 @@ async def signup(request: Request) -> Response:
     return await _start_session(request, user, 201)
 
 
-async def _check_login_rate(request: Request, email: str) -> list[str]:
-    store = app_state(request).store
-    limit = app_state(request).settings.login_attempts_per_15min
-    client = request.client.host if request.client else "unknown"
-    keys = [
-        login_attempts_key(store.namespace, "account", email.lower()),
-        login_attempts_key(store.namespace, "ip", client),
-    ]
-    counts = await store.redis.mget(keys)
-    for key, count in zip(keys, counts, strict=True):
-        if count is not None and int(count) >= limit:
-            ttl = await store.redis.ttl(key)
-            raise ApiError(
-                429,
-                "too_many_attempts",
-                f"Too many failed log ins; try again in {max(ttl, 1)} s.",
-                retry_after_s=max(ttl, 1),
-            )
-    return keys
-
-
-async def _count_failure(request: Request, keys: list[str]) -> None:
-    store = app_state(request).store
-    async with store.redis.pipeline(transaction=True) as pipe:
-        for key in keys:
-            # the window starts at the first failure: SET NX creates the key with its TTL and
-            # INCR keeps it (not EXPIRE NX, which Redis 6.2, the embedded server, refuses)
-            pipe.set(key, 0, ex=_LOGIN_WINDOW_S, nx=True)
-            pipe.incr(key)
-        await pipe.execute()
-
-
 @api("Log in", body=LoginBody, response=SessionResponse, errors=[401, 403, 429], auth=False)
 async def login(request: Request) -> Response:
     """POST /api/auth/login: exchange email and password for a session."""
     if not origin_allowed(request, app_state(request).settings):
         raise ApiError(403, "forbidden_origin", "Log in from the canvas's own origin.")
     body = await decode_body(request, LoginBody)
-    keys = await _check_login_rate(request, body.email)
+    guard, address = _guard(request), client_address(request)
+    await guard.begin_login(body.email, address, request.cookies.get(DEVICE_COOKIE))
     store = app_state(request).store
-    found = await users.get_user_with_hash(store.db, body.email)
-    ok = found is not None and await run_in_threadpool(verify_password, body.password, found[1])
+    try:
+        found = await users.get_user_with_hash(store.db, body.email)
+    except Exception:
+        # not an attempt after all (the database failed): the account gets it back
+        await guard.abandon_login(body.email)
+        raise
+    # an unknown email costs the same scrypt as a known one: timing tells nothing
+    encoded = found[1] if found is not None else dummy_hash()
+    ok = await run_in_threadpool(verify_password, body.password, encoded) and found is not None
+    await guard.end_login(body.email, address, ok=ok)
     if not ok or found is None:
-        await _count_failure(request, keys)
         raise ApiError(401, "invalid_credentials", "Wrong email or password.")
     return await _start_session(request, found[0], 200)
 

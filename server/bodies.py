@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import TypeVar
 from uuid import UUID
 
@@ -12,6 +13,10 @@ from server.errors import ApiError
 from server.state import app_state
 
 T = TypeVar("T")
+
+#: characters of a visible category (letters, symbols) that draw nothing: Hangul fillers,
+#: the braille blank
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 async def read_limited(request: Request, max_bytes: int) -> bytes:
@@ -73,6 +78,22 @@ def _has_nul(value: object) -> bool:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
+    return False
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether `text` holds a character a person can see.
+
+    White space, zero-width and other format characters (U+200B, U+2060,
+    U+FEFF, the soft hyphen…), controls, lone combining marks and blank
+    glyphs such as the Hangul filler do not count.
+    """
+    for char in text:
+        if char in _BLANK_GLYPHS:
+            continue
+        # L letters, N numbers, P punctuation, S symbols; Z, C and M draw nothing on their own
+        if unicodedata.category(char)[0] in "LNPS":
+            return True
     return False
 
 

@@ -32,6 +32,8 @@ def run_web(host: str, port: int, workers: int = 1) -> None:
     """Serve the web process with uvicorn."""
     import uvicorn
 
+    from server.serving import uvicorn_options
+
     uvicorn.run(
         "server.app:create_app",
         factory=True,
@@ -46,6 +48,8 @@ def run_web(host: str, port: int, workers: int = 1) -> None:
         # our JSON logging is configured already; uvicorn must not replace it
         log_config=None,
         access_log=False,
+        # trusted proxies, the connection limit and the header-read timeout (server/serving.py)
+        **uvicorn_options(load_settings()),
     )
 
 

@@ -35,7 +35,7 @@ from db.projects import get_owned_project
 from db.users import User
 from server.access import owned_node
 from server.auth import require_user
-from server.bodies import decode_body, path_uuid
+from server.bodies import decode_body, has_visible_text, path_uuid
 from server.errors import ApiError, not_found
 from server.inputs import MAX_PROMPT_CHARS
 from server.openapi import api
@@ -89,8 +89,8 @@ async def generate_video(request: Request) -> Response:
     """POST /api/ai/generate-video: save the job, enqueue its id, answer 202 with the job."""
     user = await require_user(request)
     body = await decode_body(request, GenerateVideoRequest)
-    if not body.prompt.strip():
-        raise ApiError(422, "invalid_prompt", "prompt must contain more than white space.")
+    if not has_visible_text(body.prompt):
+        raise ApiError(422, "invalid_prompt", "prompt must contain a visible character.")
     state = app_state(request)
     store, settings = state.store, state.settings
     node = await owned_node(store, user, body.node_id)

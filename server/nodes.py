@@ -11,13 +11,15 @@ from starlette.responses import Response
 from common.protocol.events import NodeCreated, NodeDeleted, NodeUpdated
 from db import nodes as q
 from db.changes import publish_change
+from db.media import NodeMedia, node_media
 from db.nodes import Node, NodeType
 from server.access import owned_node, owned_project
 from server.auth import require_user
-from server.bodies import decode_body, path_uuid
+from server.bodies import decode_body, has_visible_text, path_uuid
 from server.errors import ApiError, not_found
 from server.inputs import MAX_PROMPT_CHARS
 from server.openapi import api
+from server.purge import purge_node_media
 from server.responses import json_response
 from server.state import app_state
 from server.uploads import project_image
@@ -60,6 +62,9 @@ def check_node_data(data: dict[str, Any], allowed: frozenset[str] = frozenset())
             "invalid_prompt",
             f"data.prompt must be a string of at most {MAX_PROMPT_CHARS} characters.",
         )
+    # "" and plain white space are a prompt being typed; invisible characters are not text
+    if isinstance(prompt, str) and prompt.strip() and not has_visible_text(prompt):
+        raise ApiError(422, "invalid_prompt", "data.prompt must contain a visible character.")
 
 
 @api("Nodes of a project", response=list[Node])
@@ -164,9 +169,13 @@ async def delete_node(request: Request) -> Response:
     store = app_state(request).store
     node = await owned_node(store, user, node_id)
 
+    owned: list[NodeMedia | None] = []
+
     async def apply(seq: int) -> NodeDeleted:
+        owned.append(await node_media(store.db, node_id))
         connection_ids = await q.delete_node(store.db, node_id)
         return NodeDeleted(node_id=node_id, connection_ids=connection_ids)
 
     await publish_change(store, node.project_id, apply)
+    await purge_node_media(store, app_state(request).storage, owned[-1])
     return Response(status_code=204)

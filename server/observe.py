@@ -1,7 +1,8 @@
-"""Request ids, one log line per request, HTTP metrics, and the /metrics endpoint."""
+"""Request ids, one log line per request, HTTP metrics, body-read timeouts, and /metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -14,10 +15,53 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common import logs
 from common.metrics import HTTP_IN_FLIGHT, HTTP_LATENCY, HTTP_REQUESTS
+from server.errors import ApiError
 from server.openapi import api
 
 log = logging.getLogger("canvasflow.http")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_DEFAULT_BODY_TIMEOUT_S = 30.0
+
+
+def _body_timeout_s(scope: Scope) -> float:
+    # the app's resources exist once its lifespan ran (not for a bare ASGI app in a test)
+    state = getattr(getattr(scope.get("app"), "state", None), "canvasflow", None)
+    return (
+        float(getattr(state.settings, "body_timeout_s", _DEFAULT_BODY_TIMEOUT_S))
+        if state
+        else _DEFAULT_BODY_TIMEOUT_S
+    )
+
+
+def timed_receive(receive: Receive, timeout_s: float) -> Receive:
+    """`receive` that gives a client `timeout_s` for each piece of its body.
+
+    Past it the request fails with 408 `body_timeout` and the connection is
+    closed: a body sent a byte at a time, or never finished, cannot hold a
+    request open. Once the body is complete, receive waits as long as the app
+    likes (for the disconnect a streaming response listens for).
+    """
+    done = False
+
+    async def receive_in_time() -> Message:
+        nonlocal done
+        if done:
+            return await receive()
+        try:
+            async with asyncio.timeout(timeout_s):
+                message = await receive()
+        except TimeoutError:
+            raise ApiError(
+                408,
+                "body_timeout",
+                f"The request body stalled for {timeout_s:g} s; send it at once.",
+                headers={"Connection": "close"},
+            ) from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            done = True
+        return message
+
+    return receive_in_time
 
 
 class RequestObserver:
@@ -47,7 +91,7 @@ class RequestObserver:
 
         HTTP_IN_FLIGHT.inc()
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, timed_receive(receive, _body_timeout_s(scope)), send_with_id)
         finally:
             HTTP_IN_FLIGHT.dec()
             elapsed = time.perf_counter() - started

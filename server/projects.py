@@ -11,11 +11,13 @@ from starlette.responses import Response
 from common.protocol.events import ProjectDeleted, ProjectUpdated
 from db import projects as q
 from db.changes import publish_change
+from db.media import project_media
 from db.projects import Project
 from server.access import owned_project
 from server.auth import require_user
 from server.bodies import decode_body, path_uuid
 from server.openapi import api
+from server.purge import delete_media
 from server.responses import json_response
 from server.state import app_state
 
@@ -79,10 +81,14 @@ async def delete_project(request: Request) -> Response:
     store = app_state(request).store
     await owned_project(store, user, project_id)
 
+    doomed: list[str] = []
+
     async def apply(seq: int) -> ProjectDeleted:
+        doomed.extend(await project_media(store.db, project_id))
         await q.delete_project(store.db, project_id)
         return ProjectDeleted(project_id=project_id)
 
     # the log goes with the project, so this last event is published but not logged
     await publish_change(store, project_id, apply, log_event=False)
+    await delete_media(app_state(request).storage, doomed)
     return Response(status_code=204)

@@ -15,6 +15,8 @@ from tasks.providers.base import VideoProvider
 from tasks.storage.base import Storage
 
 if TYPE_CHECKING:
+    from server.images import DecodeBudget
+    from server.login_guard import LoginGuard
     from server.realtime.hub import Hub
 
 
@@ -31,6 +33,10 @@ class AppState:
     #: checks requests at submit; workers generate
     provider: VideoProvider
     hub: Hub
+    #: the log-in limiter (Redis, with an in-process fallback while Redis is down)
+    login_guard: LoginGuard
+    #: the pixels being decoded at once, across uploads (server/images.py)
+    decode_budget: DecodeBudget
 
 
 def app_state(conn: HTTPConnection) -> AppState:

@@ -1,23 +1,22 @@
 """Image uploads, and the one check that an image reference names this project's upload.
 
 An image is recognised by its content (Pillow), never by its name or declared
-type, and stored at `images/{project_id}/{id}.{ext}`. Jobs and image nodes
-only ever hold such keys: a URL a user typed is never fetched (no SSRF).
+type, fully decoded, trimmed or downscaled (server/images.py), counted against
+its owner's storage quota, and stored at `images/{project_id}/{id}.{ext}`.
+Jobs and image nodes only ever hold such keys: a URL a user typed is never
+fetched (no SSRF).
 """
 
 from __future__ import annotations
 
-import asyncio
-import io
+import logging
 import uuid
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import msgspec
-from PIL import Image
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
@@ -28,7 +27,7 @@ from common.protocol.events import NodeUpdated
 from db import nodes as node_q
 from db.changes import Store, publish_change
 from db.nodes import Node, NodeType
-from db.uploads import Upload, get_project_upload, insert_upload
+from db.uploads import QuotaExceeded, Upload, get_project_upload, insert_upload, storage_used
 from server.access import owned_project
 from server.auth import require_user
 from server.bodies import path_uuid
@@ -39,15 +38,11 @@ from server.state import app_state
 from tasks.storage.auto import media_url_prefixes
 from tasks.storage.local import MEDIA_PREFIX, InvalidKey, check_key
 
-#: Pillow format → (MIME type, file extension); nothing else is accepted
-IMAGE_FORMATS = {
-    "PNG": ("image/png", "png"),
-    "JPEG": ("image/jpeg", "jpg"),
-    "WEBP": ("image/webp", "webp"),
-}
 #: room for the multipart boundaries and part headers around the file itself
 _MULTIPART_OVERHEAD = 64 * 1024
 _MAX_REFERENCE_CHARS = 2048
+
+log = logging.getLogger(__name__)
 
 
 class UploadResponse(msgspec.Struct, omit_defaults=True):
@@ -74,50 +69,6 @@ UPLOAD_FORM_SCHEMA: dict[str, Any] = {
         },
     },
 }
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """What the content of an uploaded file turned out to be."""
-
-    mime_type: str
-    ext: str
-    width: int
-    height: int
-
-
-def sniff_image(data: bytes, max_pixels: int) -> ImageInfo:
-    """Recognise PNG/JPEG/WebP by content and check the pixel limit; ApiError 422 otherwise."""
-    try:
-        # `formats` limits Pillow to the three accepted decoders; open() reads only the header
-        with Image.open(io.BytesIO(data), formats=list(IMAGE_FORMATS)) as image:
-            width, height = image.size
-            fmt = image.format or ""
-            if width * height > max_pixels:
-                raise _too_many_pixels(width, height, max_pixels)
-            # checks the file's structure without decoding every pixel
-            image.verify()
-    except Image.DecompressionBombError:
-        raise _too_many_pixels(0, 0, max_pixels) from None
-    except ApiError:
-        raise
-    except Exception:  # Pillow raises many types for files that are not images
-        raise ApiError(
-            422, "unsupported_image", "The file is not a PNG, JPEG or WebP image."
-        ) from None
-    if fmt not in IMAGE_FORMATS:
-        raise ApiError(422, "unsupported_image", "The file is not a PNG, JPEG or WebP image.")
-    mime_type, ext = IMAGE_FORMATS[fmt]
-    return ImageInfo(mime_type=mime_type, ext=ext, width=width, height=height)
-
-
-def _too_many_pixels(width: int, height: int, max_pixels: int) -> ApiError:
-    size = f" ({width}x{height})" if width else ""
-    return ApiError(
-        422,
-        "too_many_pixels",
-        f"The image{size} has more than {max_pixels:,} pixels; scale it down.",
-    )
 
 
 def _key_under(reference: str, prefix: str) -> str | None:
@@ -213,6 +164,17 @@ def _too_large(max_bytes: int) -> ApiError:
     return ApiError(413, "body_too_large", f"The image may be at most {max_bytes} bytes.")
 
 
+def _over_quota(used_bytes: int, size_bytes: int, quota_bytes: int) -> ApiError:
+    return ApiError(
+        413,
+        "storage_quota_exceeded",
+        f"Your projects hold {used_bytes:,} bytes of images; {size_bytes:,} more would pass "
+        f"your quota of {quota_bytes:,}. Delete images or projects you no longer need.",
+        used_bytes=used_bytes,
+        quota_bytes=quota_bytes,
+    )
+
+
 async def _image_node(store: Store, project_id: UUID, raw: str) -> Node:
     """The image node of this project named by the form's node_id; 422 otherwise."""
     try:
@@ -231,7 +193,7 @@ async def _image_node(store: Store, project_id: UUID, raw: str) -> Node:
     body_content_type="multipart/form-data",
     response=UploadResponse,
     status=201,
-    errors=[403, 413, 415, 422],
+    errors=[403, 413, 415, 422, 503],
 )
 async def upload_image(request: Request) -> Response:
     """POST /api/projects/{project_id}/uploads: multipart field `file`, optional `node_id`."""
@@ -262,15 +224,41 @@ async def upload_image(request: Request) -> Response:
         if not isinstance(node_field, str):
             raise ApiError(422, "invalid_node", "node_id must be a form field, not a file.")
         node = await _image_node(store, project_id, node_field)
-    # decoding headers and checking structure is CPU work: keep it off the event loop
-    info = await asyncio.to_thread(sniff_image, data, settings.max_upload_pixels)
+    # a full decode under this process's pixel budget, in a thread; what comes back is what
+    # is stored: the image cut at its end, or downscaled when larger than any job needs
+    budget = app_state(request).decode_budget
+    image = await budget.prepare(data, settings.max_upload_pixels)
+    info, size = image.info, len(image.data)
+    # the cheap check first, so a user far over the quota never writes to storage
+    used = await storage_used(store.db, user.id)
+    if used + size > settings.storage_quota_bytes:
+        raise _over_quota(used, size, settings.storage_quota_bytes)
 
     upload_id = uuid.uuid4()
     key = f"images/{project_id}/{upload_id}.{info.ext}"
-    await storage.put_bytes(key, data, info.mime_type)
-    upload = await insert_upload(
-        store.db, upload_id, project_id, key, info.mime_type, info.width, info.height, len(data)
-    )
+    # the object first, then the row under the quota lock: a row never names a missing object
+    await storage.put_bytes(key, image.data, info.mime_type)
+    try:
+        upload = await insert_upload(
+            store.db,
+            upload_id,
+            project_id,
+            key,
+            info.mime_type,
+            info.width,
+            info.height,
+            size,
+            quota_bytes=settings.storage_quota_bytes,
+        )
+    except Exception as exc:
+        # quota reached by a parallel upload, the project deleted meanwhile, or an outage
+        try:
+            await storage.delete(key)
+        except Exception as cleanup:
+            log.warning("could not delete unrecorded upload %s: %s", key, cleanup)
+        if isinstance(exc, QuotaExceeded):
+            raise _over_quota(exc.used_bytes, size, exc.quota_bytes) from None
+        raise
     presented = None
     if node is not None:
         node_id = node.id

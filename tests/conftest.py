@@ -30,6 +30,7 @@ from db.changes import Store
 from db.connect import make_database
 from server.app import create_app
 from server.realtime import HubConfig
+from server.serving import uvicorn_options
 from server.state import AppState
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,7 +174,14 @@ class ServerThread(AppThread):
 
     def __init__(self, settings: Settings, port: int, hub_config: HubConfig | None = None) -> None:
         app = create_app(settings, hub_config)
-        super().__init__(app, port, ws_per_message_deflate=False, lifespan="on")
+        super().__init__(
+            app,
+            port,
+            ws_per_message_deflate=False,
+            lifespan="on",
+            # the same protocol, limits and proxy trust as `canvasflow web`
+            **uvicorn_options(settings),
+        )
         self.app = app
 
     @property

@@ -18,6 +18,7 @@ import logging
 import math
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from pathlib import Path
 import av
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
+from common.config import MAX_STORED_IMAGE_PIXELS
 from tasks.providers.base import (
     InvalidRequest,
     OperationLost,
@@ -128,14 +130,46 @@ def _caption(request: VideoRequest, width: int, height: int) -> Image.Image:
     return panel
 
 
-def _load_image(data: bytes) -> Image.Image:
-    """The input image upright in RGB; InvalidRequest when it does not decode."""
+#: a panorama wider than this many frames shows its middle as the camera pans across it
+_MAX_PAN_FRAMES = 1.5
+#: images stored before uploads were downscaled may be up to 40 Mpx: one such decode at a time
+_LARGE_DECODE = threading.Lock()
+_ORIENTATION_TAG = 0x0112
+
+
+def _view(width: float, height: float, aspect: float) -> tuple[float, float]:
+    """The part of a `width` x `height` image the camera ever shows in frames of `aspect`."""
+    if width / height > aspect * _MAX_PAN_FRAMES:
+        return height * aspect * _MAX_PAN_FRAMES, height
+    if width / height < aspect:
+        return width, width / aspect
+    return width, height
+
+
+def _load_image(data: bytes, frame_w: int, frame_h: int) -> Image.Image:
+    """The input image upright in RGB, cropped to what the camera shows, decoded no larger
+    than the frame needs; InvalidRequest when it does not decode."""
     try:
-        opened = Image.open(io.BytesIO(data))
-        upright = ImageOps.exif_transpose(opened) or opened
-        return upright.convert("RGB")
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if image.getexif().get(_ORIENTATION_TAG, 1) in (5, 6, 7, 8):
+            width, height = height, width  # turned a quarter once upright
+        view_w, view_h = _view(width, height, frame_w / frame_h)
+        # the factor the visible part is resized by; below 1 the image can shrink first
+        scale = min(1.0, max(frame_w / view_w, frame_h / view_h) * (1 + _ZOOM))
+        target = (max(1, math.ceil(image.width * scale)), max(1, math.ceil(image.height * scale)))
+        large = image.width * image.height > MAX_STORED_IMAGE_PIXELS
+        with _LARGE_DECODE if large else contextlib.nullcontext():
+            if image.format == "JPEG":
+                image.draft("RGB", target)  # decode at 1/2, 1/4 or 1/8 scale outright
+            # decodes, then box-reduces in place: the full-size pixels are freed at once
+            image.thumbnail(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
+        upright = (ImageOps.exif_transpose(image) or image).convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InvalidRequest(f"the input image cannot be decoded: {exc}") from None
+    view_w, view_h = _view(upright.width, upright.height, frame_w / frame_h)
+    left, top = (upright.width - view_w) / 2, (upright.height - view_h) / 2
+    return upright.crop((round(left), round(top), round(left + view_w), round(top + view_h)))
 
 
 class _Frames:
@@ -147,7 +181,7 @@ class _Frames:
         self.accent = light
         self.source: Image.Image | None = None
         if request.image is not None:
-            image = _load_image(request.image)
+            image = _load_image(request.image, width, height)
             # pre-scale once to cover the frame with room to zoom: per-frame resizes stay ~1:1
             cover = max(width / image.width, height / image.height) * (1 + _ZOOM)
             size = (math.ceil(image.width * cover), math.ceil(image.height * cover))

@@ -24,3 +24,6 @@ class Storage(Protocol):
 
     async def sign_url(self, key: str, ttl_s: int) -> str:
         """A URL that fetches `key` until `ttl_s` seconds from now."""
+
+    async def delete(self, key: str) -> None:
+        """Remove the object at `key`; one that is already gone is no error."""

@@ -16,6 +16,8 @@ from urllib.parse import quote
 from tasks.storage.base import StorageError
 
 MEDIA_PREFIX = "/media/"
+#: an expiry is a Unix time in seconds: 12 digits last until the year 33658
+_MAX_EXP_DIGITS = 12
 # keys canvasflow makes: folders and file names of letters, digits, dash, dot, underscore
 _KEY_RE = re.compile(r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 
@@ -80,6 +82,22 @@ class LocalStorage:
         except FileNotFoundError:
             raise StorageError(f"no object at {key!r}") from None
 
+    def _delete(self, key: str) -> None:
+        path = self.path_for(key)
+        path.unlink(missing_ok=True)
+        # drop the folder of a project once its last object went (never the root)
+        parent = path.parent
+        while parent != self.root and parent.is_relative_to(self.root):
+            try:
+                parent.rmdir()
+            except OSError:  # not empty, or already gone
+                break
+            parent = parent.parent
+
+    async def delete(self, key: str) -> None:
+        """Remove the file of `key` (and its folders once empty); a missing one is fine."""
+        await asyncio.to_thread(self._delete, key)
+
     def signature(self, key: str, expires_at: int) -> str:
         """The hex HMAC-SHA256 of key and expiry."""
         msg = f"{key}\n{expires_at}".encode()
@@ -94,8 +112,11 @@ class LocalStorage:
 
     def verify(self, key: str, exp: str, sig: str) -> bool:
         """Whether `sig` is valid for `key` and `exp`, and `exp` has not passed."""
-        # isascii: str.isdigit() accepts "²" and friends, which int() refuses
-        if not (exp.isascii() and exp.isdigit()) or int(exp) < time.time():
+        # isascii: str.isdigit() accepts "²" and friends, which int() refuses; the length cap
+        # keeps int() far from Python's 4,300-digit limit (a ValueError, once a 500)
+        if len(exp) > _MAX_EXP_DIGITS or not (exp.isascii() and exp.isdigit()):
+            return False
+        if int(exp) < time.time():
             return False
         # bytes: compare_digest refuses non-ASCII str, and query strings can hold anything
         expected = self.signature(key, int(exp)).encode()

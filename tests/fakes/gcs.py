@@ -6,6 +6,7 @@
 - `POST /upload/storage/v1/b/{bucket}/o?uploadType=multipart|resumable`,
   `PUT` of resumable chunks (`Content-Range`, 308 until the last);
 - `GET /download/storage/v1/b/{bucket}/o/{name}?alt=media` with `x-goog-hash`;
+- `DELETE /storage/v1/b/{bucket}/o/{name}`: 204, or 404 when there is no such object;
 - `GET /{bucket}/{name}?X-Goog-…`: a V4 signed URL, served only when its RSA
   signature verifies for this object with the test key and it has not expired.
 
@@ -97,6 +98,7 @@ class FakeGcs:
                 Route("/upload/storage/v1/b/{bucket}/o", self.upload, methods=["POST", "PUT"]),
                 Route("/download/storage/v1/b/{bucket}/o/{name:path}", self.download),
                 Route("/storage/v1/b/{bucket}", self.bucket),
+                Route("/storage/v1/b/{bucket}/o/{name:path}", self.delete, methods=["DELETE"]),
                 Route("/{bucket}/{name:path}", self.signed_get),
             ]
         )
@@ -245,6 +247,19 @@ class FakeGcs:
         return JSONResponse(
             self._store(upload.bucket, upload.name, bytes(upload.data), upload.content_type)
         )
+
+    async def delete(self, request: Request) -> Response:
+        """Delete an object: 204, or 404 when there is none."""
+        self._record(request, 0)
+        if not self._authorized(request):
+            return JSONResponse({"error": {"code": 401, "message": "no valid token"}}, 401)
+        with self.lock:
+            gone = self.objects.pop(
+                (request.path_params["bucket"], request.path_params["name"]), None
+            )
+        if gone is None:
+            return JSONResponse({"error": {"code": 404, "message": "No such object"}}, 404)
+        return Response(status_code=204)
 
     async def download(self, request: Request) -> Response:
         """The object's bytes (alt=media), with the hashes the SDK checks."""
