@@ -35,6 +35,10 @@ export default defineConfig({
     chunkSizeWarningLimit: 1000,
     rollupOptions: {
       input: "static/src/index.html",
+      // React Flow marks its module "use client" (for server components): moot in a bundle
+      onwarn(warning, warn) {
+        if (warning.code !== "MODULE_LEVEL_DIRECTIVE") warn(warning);
+      },
       output: {
         entryFileNames: "app/canvasflow.js",
         chunkFileNames: "app/[name].js",

@@ -20,6 +20,7 @@ from db.connect import make_database
 from db.migrate import migrate
 from server import (
     auth,
+    clipboard,
     connections,
     health,
     jobs,
@@ -80,6 +81,7 @@ def routes() -> list[BaseRoute]:
         Route(
             "/api/connections/{connection_id}", connections.delete_connection, methods=["DELETE"]
         ),
+        Route("/api/projects/{project_id}/paste", clipboard.paste_nodes, methods=["POST"]),
         Route("/api/ai/generate-video", jobs.generate_video, methods=["POST"]),
         Route("/api/ai/jobs/{job_id}", jobs.get_job_status, methods=["GET"]),
         Route("/api/ai/jobs/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),

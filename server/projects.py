@@ -20,6 +20,13 @@ from server.responses import json_response
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
+class ProjectCard(Project, frozen=True):
+    """A project as the list shows it: `poster_url` signs its newest video (else image)."""
+
+    poster_url: str | None = None
+    poster_kind: str | None = None
+
+
 class ProjectBody(msgspec.Struct, forbid_unknown_fields=True):
     """Body of create and rename."""
 
@@ -31,11 +38,21 @@ def _store(request: Request) -> Store:
     return store
 
 
-@api("Your projects", response=list[Project])
+@api("Your projects", response=list[ProjectCard])
 async def list_projects(request: Request) -> Response:
-    """GET /api/projects: the caller's projects."""
+    """GET /api/projects: the caller's projects, each with a poster of its latest output."""
     user = await require_user(request)
-    return json_response(await q.list_projects(_store(request).db, user.id))
+    db = _store(request).db
+    projects = await q.list_projects(db, user.id)
+    media = await q.latest_media(db, user.id)
+    presenter = request.app.state.presenter
+    cards = []
+    for project in projects:
+        key, kind = media.get(project.id, (None, None))
+        url = await presenter.storage.sign_url(key, presenter.url_ttl_s) if key else None
+        fields = msgspec.structs.asdict(project)
+        cards.append(ProjectCard(**fields, poster_url=url, poster_kind=kind if url else None))
+    return json_response(cards)
 
 
 @api("Create a project", body=ProjectBody, response=Project, status=201, errors=[403])

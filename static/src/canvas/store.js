@@ -173,6 +173,19 @@ export class LiveStore {
     this.changed();
   }
 
+  /**
+   * A job as a REST call answered it, ahead of its event: a finished job never goes
+   * back to live, and progress never moves backwards.
+   */
+  putJob(job) {
+    const known = this.server.jobs.get(job.job_id);
+    const live = (s) => s === "pending" || s === "processing";
+    if (known && !live(known.status) && live(job.status)) return;
+    if (known && live(job.status) && known.progress > job.progress) job = { ...job, progress: known.progress };
+    this.server.jobs.set(job.job_id, job);
+    this.changed();
+  }
+
   /** Drop whatever this tab shows of an entity beyond the server's copy. */
   forget(kind, id) {
     if (this.overlay[kind].delete(id)) this.changed();
