@@ -61,8 +61,8 @@ function Clip({ shown, running }) {
         }}
       />
       <div className="video-foot">
-        <a className="open-link small nodrag" href={src} target="_blank" rel="noopener">
-          Open in new tab ↗
+        <a className="open-link small nodrag" href={src} target="_blank" rel="noopener" aria-label="Open in new tab" title="Open in new tab">
+          Open ↗
         </a>
         <a className="btn btn-ghost btn-sm nodrag download" href={src} download="canvasflow-video.mp4" aria-label="Download video">
           Download
