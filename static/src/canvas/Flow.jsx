@@ -158,6 +158,23 @@ export function Flow({ store, commands }) {
     },
     [store, openMenuAt],
   );
+  // Shift/Ctrl/Cmd-click toggles a node in the selection as it was before the press
+  // (React Flow, dragging from the first pixel, selects on pointer down)
+  const selectionAtPress = useRef(null);
+  const onPointerDownCapture = () => {
+    selectionAtPress.current = new Set(store.getView().selectedNodes);
+  };
+  const onNodeClick = useCallback(
+    (event, node) => {
+      if (!(event.shiftKey || event.ctrlKey || event.metaKey) || !selectionAtPress.current) return;
+      const next = new Set(selectionAtPress.current);
+      if (next.has(node.id)) next.delete(node.id);
+      else next.add(node.id);
+      store.select([...next], [...store.getView().selectedEdges]);
+    },
+    [store],
+  );
+
   const onDoubleClick = (event) => {
     if (event.target.classList?.contains("react-flow__pane")) openMenuAt(event.clientX, event.clientY, "pane");
   };
@@ -211,6 +228,7 @@ export function Flow({ store, commands }) {
       data-nodes={String(view.nodes.size)}
       onPointerMove={(e) => (pointer.current = { x: e.clientX, y: e.clientY })}
       onPointerLeave={() => (pointer.current = null)}
+      onPointerDownCapture={onPointerDownCapture}
       onDoubleClick={onDoubleClick}
       onDragOver={onDragOver}
       onDrop={onDrop}
@@ -225,6 +243,7 @@ export function Flow({ store, commands }) {
         onConnect={onConnect}
         onConnectEnd={onConnectEnd}
         isValidConnection={isValidConnection}
+        onNodeClick={onNodeClick}
         onNodeDragStart={onNodeDragStart}
         onNodeDragStop={onNodeDragStop}
         onPaneContextMenu={onPaneContextMenu}

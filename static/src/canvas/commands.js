@@ -29,9 +29,9 @@ export function createCommands({ projectId, store, api, notify }) {
     throw err;
   };
   const record = (entry) => {
-    undo.record(entry);
+    const stored = undo.record(entry);
     store.changed();
-    return entry;
+    return stored;
   };
 
   /** The links touching these nodes, as undo.js records them. */

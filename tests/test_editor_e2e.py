@@ -1,0 +1,301 @@
+"""The node editor in a real Chromium against the real app: selection, clipboard, undo/redo
+across tabs, navigation, outputs, and the bugs a new user hit (issue 18)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from db.changes import Store
+from tests.browser_utils import PASSWORD, CanvasPage, launch_chromium, make_png
+from tests.conftest import ServerThread, Services, settings_for
+from tests.worker_utils import WorkerHarness
+
+#: a job may wait for the worker's pickup and a CPU render: allow it this long, in ms
+RENDER_WAIT_MS = 60_000
+#: a point of the desktop canvas no node, tool or minimap covers in these tests
+EMPTY = (720, 740)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """A headless Debian Chromium for one test."""
+    async with launch_chromium() as b:
+        yield b
+
+
+@pytest.fixture
+async def tab(browser: Browser, server: ServerThread) -> AsyncIterator[CanvasPage]:
+    """A tab of the canvas app in a fresh context; fails the test on any page error."""
+    page = await CanvasPage.open(browser, server.base_url)
+    yield page
+    page.assert_no_errors()
+
+
+@pytest.fixture
+async def worker(services: Services) -> AsyncIterator[WorkerHarness]:
+    """A real arq worker with the local renderer, running while the test acts."""
+    async with WorkerHarness(settings_for(services)) as harness:
+        await harness.start()
+        yield harness
+
+
+def selected(page: Page) -> str:
+    """Selector of the selected node wrappers."""
+    return ".react-flow__node.selected"
+
+
+async def center(tab: CanvasPage, node_id: str) -> tuple[float, float]:
+    """The screen point in the middle of a node's title."""
+    box = await tab.node(node_id).locator(".node-title").bounding_box()
+    assert box is not None
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+async def rows(store: Store, sql: str, **params: object) -> list[dict[str, object]]:
+    """Rows of a query as dicts."""
+    return [dict(r) for r in await store.db.fetch_all(sql, params)]
+
+
+async def server_nodes(store: Store, project_id: str) -> list[dict[str, object]]:
+    """The project's nodes as stored, with data decoded."""
+    found = await rows(
+        store,
+        "SELECT id::text AS id, type::text AS type, x, y, data FROM nodes WHERE project_id = :p",
+        p=project_id,
+    )
+    for r in found:
+        if isinstance(r["data"], str):
+            r["data"] = json.loads(r["data"])
+    return found
+
+
+async def count_connections(store: Store, project_id: str) -> int:
+    """How many connections the project has in Postgres."""
+    n = await store.db.fetch_val(
+        "SELECT count(*) FROM connections WHERE project_id = :p", {"p": project_id}
+    )
+    return int(n)
+
+
+async def test_click_shift_ctrl_click_marquee_then_move_and_delete_many(
+    tab: CanvasPage, store: Store
+) -> None:
+    """Click, Shift-click, Ctrl-click and a Shift-drag marquee select; a drag moves them all; Delete removes them with Undo offered."""
+    page = tab.page
+    await tab.sign_up()
+    project_id = await tab.create_project("Selection")
+    a, b, c = [await tab.add_node("prompt") for _ in range(3)]
+    await page.mouse.click(*await center(tab, a))
+    await expect(page.locator(selected(page))).to_have_count(1)
+    await page.keyboard.down("Shift")
+    await page.mouse.click(*await center(tab, b))
+    await page.keyboard.up("Shift")
+    await page.keyboard.down("Control")
+    await page.mouse.click(*await center(tab, c))
+    await page.keyboard.up("Control")
+    await expect(page.locator(selected(page))).to_have_count(3)
+    await page.mouse.click(*EMPTY)  # empty canvas clears the selection
+    await expect(page.locator(selected(page))).to_have_count(0)
+
+    # a marquee around a and b only (Shift-drag from empty canvas)
+    boxes = [await tab.flow_node(n).bounding_box() for n in (a, b)]
+    assert all(boxes)
+    left = min(bx["x"] for bx in boxes if bx) - 20
+    top = min(bx["y"] for bx in boxes if bx) - 20
+    right = max(bx["x"] + bx["width"] for bx in boxes if bx) + 20
+    bottom = max(bx["y"] + bx["height"] for bx in boxes if bx) + 20
+    box_c = await tab.flow_node(c).bounding_box()
+    assert box_c is not None
+    if box_c["y"] < bottom and box_c["x"] < right:
+        pytest.fail("the three prompts should not overlap: the layout put c inside a and b's box")
+    await page.keyboard.down("Shift")
+    await page.mouse.move(left, top)
+    await page.mouse.down()
+    for step in range(1, 11):
+        await page.mouse.move(left + (right - left) * step / 10, top + (bottom - top) * step / 10)
+    await page.mouse.up()
+    await page.keyboard.up("Shift")
+    await expect(page.locator(selected(page))).to_have_count(2)
+
+    # dragging one moves both, and both moves are saved
+    before = {n: await tab.node_position(n) for n in (a, b)}
+    await tab.move_node(a, 100, 40)
+    for n in (a, b):
+        x, y = await tab.node_position(n)
+        assert (x, y) == pytest.approx((before[n][0] + 100, before[n][1] + 40), abs=1)
+    await page.wait_for_function(
+        """async ([a, b, ax, bx]) => {
+            const get = async (id) => (await (await fetch('/api/nodes/' + id)).json()).x;
+            return Math.abs(await get(a) - ax) < 1 && Math.abs(await get(b) - bx) < 1;
+        }""",
+        arg=[a, b, before[a][0] + 100, before[b][0] + 100],
+    )
+
+    # Delete removes both, asks nothing, and offers Undo
+    await page.keyboard.press("Delete")
+    await expect(tab.nodes()).to_have_count(1)
+    await expect(page.locator("#toasts").get_by_role("button", name="Undo")).to_be_visible()
+    assert {r["id"] for r in await server_nodes(store, project_id)} == {c}
+
+
+async def test_copy_paste_duplicate_within_and_into_another_project(
+    tab: CanvasPage, store: Store
+) -> None:
+    """Ctrl+C/V/D copy nodes with their data and inner connections, paste at the pointer, and into a second project with the image copied."""
+    page = tab.page
+    await tab.sign_up()
+    first = await tab.create_project("Source")
+    prompt = await tab.add_node("prompt")
+    await tab.node(prompt).get_by_label("Prompt text").fill("Copied fox")
+    await expect(tab.node(prompt).locator(".save-state")).to_have_text("Saved")
+    image = await tab.add_node("image")
+    await tab.upload_image(image, make_png(320, 180))
+    video = await tab.add_node("video")
+    await tab.connect(prompt, video)
+    await tab.connect(image, video)
+
+    await page.mouse.click(*EMPTY)
+    await page.keyboard.press("Control+a")
+    await expect(page.locator(".react-flow__node.selected")).to_have_count(3)
+    await page.keyboard.press("Control+c")
+    await expect(page.get_by_text("Copied 3 nodes.")).to_be_visible()
+
+    # paste at the pointer: the group's top-left lands under it
+    await page.mouse.move(900, 600)
+    await page.keyboard.press("Control+v")
+    await expect(tab.nodes()).to_have_count(6)
+    await expect(page.locator(".edge")).to_have_count(4)
+    pasted = [n for n in await tab.node_ids() if n not in {prompt, image, video}]
+    tops = [await tab.flow_node(n).bounding_box() for n in pasted]
+    assert min(t["x"] for t in tops if t) == pytest.approx(900, abs=2)
+    assert min(t["y"] for t in tops if t) == pytest.approx(600, abs=2)
+    stored = {r["id"]: r for r in await server_nodes(store, first)}
+    assert sorted(str(stored[n]["type"]) for n in pasted) == ["image", "prompt", "video"]
+    [copy_prompt] = [n for n in pasted if stored[n]["type"] == "prompt"]
+    assert stored[copy_prompt]["data"] == {"prompt": "Copied fox"}
+    assert await count_connections(store, first) == 4
+
+    # duplicate: beside the selection (the pasted group is selected now)
+    await page.keyboard.press("Control+d")
+    await expect(tab.nodes()).to_have_count(9)
+    await expect(page.locator(".edge")).to_have_count(6)
+
+    # into another project of the same user: the image is copied to that project
+    await page.get_by_role("link", name="All projects").click()
+    second = await tab.create_project("Target")
+    await page.mouse.move(500, 400)
+    await page.keyboard.press("Control+v")
+    await expect(tab.nodes()).to_have_count(3)
+    await expect(page.locator(".edge")).to_have_count(2)
+    target = await server_nodes(store, second)
+    [img] = [r for r in target if r["type"] == "image"]
+    assert isinstance(img["data"], dict)
+    assert str(img["data"]["image_key"]).startswith(f"images/{second}/")
+    await expect(page.locator("img.image-preview")).to_be_visible()
+    await expect(page.locator(".node-video .input-value").first).to_have_text("Copied fox")
+
+
+async def login_other(browser: Browser, base_url: str, email: str) -> CanvasPage:
+    """A second browser (its own context) logged in as `email`."""
+    other = await CanvasPage.open(browser, base_url)
+    await other.goto("#/login")
+    await other.page.get_by_label("Email").fill(email)
+    await other.page.get_by_label("Password").fill(PASSWORD)
+    await other.page.get_by_role("button", name="Log in").click()
+    await other.page.get_by_role("heading", name="Projects").wait_for()
+    return other
+
+
+@pytest.mark.timeout(120)
+async def test_undo_redo_of_delete_edit_move_connect_mirrors_in_a_second_tab(
+    tab: CanvasPage, browser: Browser, store: Store
+) -> None:
+    """Undo/redo (toast, keys, buttons) of delete, edit, move and connect are server changes a second browser mirrors."""
+    page = tab.page
+    email = await tab.sign_up()
+    project_id = await tab.create_project("Undo")
+    prompt = await tab.add_node("prompt")
+    video = await tab.add_node("video")
+    await tab.node(prompt).get_by_label("Prompt text").fill("Fox in snow")
+    await expect(tab.node(prompt).locator(".save-state")).to_have_text("Saved")
+    await tab.connect(prompt, video)
+    other = await login_other(browser, tab.base_url, email)
+    await other.open_project(project_id)
+    await expect(other.page.locator(".edge")).to_have_count(1)
+
+    # delete the prompt (its connection goes with it); Undo in the toast brings both back
+    await tab.node(prompt).get_by_role("button", name="Delete prompt node").click()
+    await expect(other.nodes("prompt")).to_have_count(0)
+    await expect(other.page.locator(".edge")).to_have_count(0)
+    await page.locator("#toasts").get_by_role("button", name="Undo").click()
+    await expect(other.nodes("prompt")).to_have_count(1)
+    await expect(other.page.locator(".edge")).to_have_count(1)
+    await expect(other.nodes("prompt").get_by_label("Prompt text")).to_have_value("Fox in snow")
+    await expect(other.node(video).locator(".input-value").first).to_have_text("Fox in snow")
+    [restored] = [r["id"] for r in await server_nodes(store, project_id) if r["type"] == "prompt"]
+    assert await count_connections(store, project_id) == 1
+
+    # redo the delete with the keyboard, then undo it with the toolbar button
+    await page.mouse.click(*EMPTY)
+    await page.keyboard.press("Control+Shift+z")
+    await expect(other.nodes("prompt")).to_have_count(0)
+    await page.get_by_role("toolbar").get_by_role("button", name=re.compile("^Undo")).click()
+    await expect(other.nodes("prompt")).to_have_count(1)
+    [again] = [r["id"] for r in await server_nodes(store, project_id) if r["type"] == "prompt"]
+    assert again != restored  # a re-created node, and the stack followed its new id
+
+    # move, then undo the move
+    before = await tab.node_position(again)
+    await tab.move_node(again, 140, 0)
+    await expect(other.flow_node(again)).to_have_attribute("style", re.compile(r"translate\("))
+    await page.wait_for_function(
+        """async ([id, x]) => Math.abs((await (await fetch('/api/nodes/' + id)).json()).x - x) < 1""",
+        arg=[again, before[0] + 140],
+    )
+    await page.mouse.click(*EMPTY)
+    await page.keyboard.press("Control+z")
+    await other.page.wait_for_function(
+        """([id, x]) => {
+            const el = document.querySelector(`.react-flow__node[data-id="${id}"]`);
+            return el && Math.abs(new DOMMatrix(getComputedStyle(el).transform).e - x) < 1;
+        }""",
+        arg=[again, before[0]],
+    )
+
+    # edit the text, undo it, redo it with the button
+    await tab.node(again).get_by_label("Prompt text").fill("Wolf in snow")
+    await expect(other.node(again).get_by_label("Prompt text")).to_have_value("Wolf in snow")
+    await page.mouse.click(*EMPTY)
+    await page.keyboard.press("Control+z")
+    await expect(other.node(again).get_by_label("Prompt text")).to_have_value("Fox in snow")
+    await page.get_by_role("toolbar").get_by_role("button", name=re.compile("^Redo")).click()
+    await expect(other.node(again).get_by_label("Prompt text")).to_have_value("Wolf in snow")
+    other.assert_no_errors()
+
+
+async def test_undo_skips_what_someone_else_changed_since(
+    tab: CanvasPage, browser: Browser
+) -> None:
+    """Undoing an edit that another browser has since overwritten is skipped with a notice, keeping their text."""
+    page = tab.page
+    email = await tab.sign_up()
+    project_id = await tab.create_project("Conflict")
+    prompt = await tab.add_node("prompt")
+    await tab.node(prompt).get_by_label("Prompt text").fill("Mine")
+    await expect(tab.node(prompt).locator(".save-state")).to_have_text("Saved")
+    other = await login_other(browser, tab.base_url, email)
+    await other.open_project(project_id)
+    await other.node(prompt).get_by_label("Prompt text").fill("Theirs")
+    await expect(other.node(prompt).locator(".save-state")).to_have_text("Saved")
+    await expect(tab.node(prompt).get_by_label("Prompt text")).to_have_value("Theirs")
+    await page.mouse.click(*EMPTY)
+    await page.keyboard.press("Control+z")
+    await expect(page.get_by_text(re.compile("someone else changed it since"))).to_be_visible()
+    await expect(tab.node(prompt).get_by_label("Prompt text")).to_have_value("Theirs")
+    await expect(other.node(prompt).get_by_label("Prompt text")).to_have_value("Theirs")
+    other.assert_no_errors()
