@@ -246,7 +246,7 @@ async def test_undo_redo_of_delete_edit_move_connect_mirrors_in_a_second_tab(
     await expect(other.nodes("prompt")).to_have_count(0)
     await page.get_by_role("toolbar").get_by_role("button", name=re.compile("^Undo")).click()
     await expect(other.nodes("prompt")).to_have_count(1)
-    [again] = [r["id"] for r in await server_nodes(store, project_id) if r["type"] == "prompt"]
+    [again] = [str(r["id"]) for r in await server_nodes(store, project_id) if r["type"] == "prompt"]
     assert again != restored  # a re-created node, and the stack followed its new id
 
     # move, then undo the move
