@@ -263,6 +263,19 @@ class CanvasPage:
         assert not self.errors, f"uncaught page errors: {self.errors}"
 
 
+async def wait_until(page: Page, script: str, arg: object = None, timeout_s: float = 15) -> None:
+    """Poll an async page function (a fetch of the API, say) until it answers true.
+
+    `page.wait_for_function` does not await a promise: an async predicate passes at once.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not await page.evaluate(script, arg):
+        if loop.time() > deadline:
+            raise AssertionError(f"not true within {timeout_s} s: {script.strip()[:120]}")
+        await asyncio.sleep(0.05)
+
+
 def make_png(width: int = 640, height: int = 360) -> bytes:
     """A PNG of a dawn sky over hills, drawn with Pillow."""
     image = Image.new("RGB", (width, height))

@@ -20,6 +20,7 @@ from tests.browser_utils import (
     CanvasPage,
     launch_chromium,
     make_png,
+    wait_until,
 )
 from tests.conftest import ServerThread, Services, settings_for
 from tests.worker_utils import WorkerHarness
@@ -131,11 +132,12 @@ async def test_edit_canvas_and_find_it_after_reload(tab: CanvasPage, store: Stor
     assert moved[0] == pytest.approx(before[0] + 120, abs=1)
     assert moved[1] == pytest.approx(before[1] + 60, abs=1)
     await expect(tab.node(prompt).locator(".save-state")).to_have_text("Saved")
-    await page.wait_for_function(
+    await wait_until(
+        page,
         f"""async () => {{
             const n = await (await fetch('/api/nodes/{video}')).json();
             return Math.abs(n.x - {moved[0]}) < 1 && Math.abs(n.y - {moved[1]}) < 1;
-        }}"""
+        }}""",
     )
 
     await page.reload()

@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from db.changes import Store
-from tests.browser_utils import PASSWORD, CanvasPage, launch_chromium, make_png
+from tests.browser_utils import PASSWORD, CanvasPage, launch_chromium, make_png, wait_until
 from tests.conftest import ServerThread, Services, settings_for
 from tests.worker_utils import WorkerHarness
 
@@ -128,7 +128,8 @@ async def test_click_shift_ctrl_click_marquee_then_move_and_delete_many(
     for n in (a, b):
         x, y = await tab.node_position(n)
         assert (x, y) == pytest.approx((before[n][0] + 100, before[n][1] + 40), abs=1)
-    await page.wait_for_function(
+    await wait_until(
+        page,
         """async ([a, b, ax, bx]) => {
             const get = async (id) => (await (await fetch('/api/nodes/' + id)).json()).x;
             return Math.abs(await get(a) - ax) < 1 && Math.abs(await get(b) - bx) < 1;
@@ -253,7 +254,8 @@ async def test_undo_redo_of_delete_edit_move_connect_mirrors_in_a_second_tab(
     before = await tab.node_position(again)
     await tab.move_node(again, 140, 0)
     await expect(other.flow_node(again)).to_have_attribute("style", re.compile(r"translate\("))
-    await page.wait_for_function(
+    await wait_until(
+        page,
         """async ([id, x]) => Math.abs((await (await fetch('/api/nodes/' + id)).json()).x - x) < 1""",
         arg=[again, before[0] + 140],
     )
@@ -299,3 +301,256 @@ async def test_undo_skips_what_someone_else_changed_since(
     await expect(tab.node(prompt).get_by_label("Prompt text")).to_have_value("Theirs")
     await expect(other.node(prompt).get_by_label("Prompt text")).to_have_value("Theirs")
     other.assert_no_errors()
+
+
+async def add_node_by_api(page: Page, project_id: str, kind: str, x: float, y: float) -> str:
+    """Create a node through the REST API from the page (its cookie); returns its id."""
+    node_id = await page.evaluate(
+        """async ([p, type, x, y]) => {
+            const r = await fetch(`/api/projects/${p}/nodes`, {method: 'POST',
+                headers: {'Content-Type': 'application/json'}, body: JSON.stringify({type, x, y})});
+            return (await r.json()).id;
+        }""",
+        [project_id, kind, x, y],
+    )
+    return str(node_id)
+
+
+async def in_view(tab: CanvasPage, node_id: str) -> bool:
+    """Whether the node's card lies inside the canvas area of the window."""
+    box = await tab.flow_node(node_id).bounding_box()
+    pane = await tab.page.locator(".react-flow").bounding_box()
+    assert box is not None and pane is not None
+    return (
+        box["x"] >= pane["x"]
+        and box["y"] >= pane["y"]
+        and box["x"] + box["width"] <= pane["x"] + pane["width"]
+        and box["y"] + box["height"] <= pane["y"] + pane["height"]
+    )
+
+
+async def test_minimap_zoom_to_selection_and_new_nodes_in_view(tab: CanvasPage) -> None:
+    """A far node is found through the minimap, zoom to selection frames it, and toolbar nodes land in view after a pan."""
+    page = tab.page
+    await tab.sign_up()
+    project_id = await tab.create_project("Far away")
+    await tab.add_node("prompt")
+    far = await add_node_by_api(page, project_id, "video", 4000, 2600)
+    await expect(tab.nodes()).to_have_count(2)
+    assert not await in_view(tab, far)
+
+    # the minimap draws a rect per node; a click on the far one goes there
+    rects = page.locator(".react-flow__minimap-node")
+    await expect(rects).to_have_count(2)
+    box = await rects.nth(1).bounding_box()
+    assert box is not None
+    await page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    await page.wait_for_function(
+        """id => {
+            const el = document.querySelector(`.react-flow__node[data-id="${id}"]`).getBoundingClientRect();
+            return el.left > 0 && el.right < innerWidth && el.top > 56 && el.top < innerHeight;
+        }""",
+        arg=far,
+    )
+
+    # zoom to selection frames the selected node in the middle
+    await page.mouse.click(*await center(tab, far))
+    await page.get_by_role("button", name="Zoom to selection").click()
+    box = await tab.flow_node(far).bounding_box()
+    pane = await page.locator(".react-flow").bounding_box()
+    assert box is not None and pane is not None
+    assert box["x"] + box["width"] / 2 == pytest.approx(pane["x"] + pane["width"] / 2, abs=4)
+    assert box["y"] + box["height"] / 2 == pytest.approx(pane["y"] + pane["height"] / 2, abs=4)
+
+    # pan somewhere empty; a node added from the toolbar appears in view
+    await page.mouse.move(*EMPTY)
+    await page.mouse.down()
+    for step in range(1, 11):
+        await page.mouse.move(EMPTY[0] - 50 * step, EMPTY[1] - 50 * step)
+    await page.mouse.up()
+    added = await tab.add_node("image")
+    assert await in_view(tab, added)
+
+
+async def test_context_menu_and_double_click_add_a_node_there(tab: CanvasPage) -> None:
+    """Right-click or double-click on empty canvas opens a menu that adds a node at that point; Shift+F10 and Escape work from the keyboard."""
+    page = tab.page
+    await tab.sign_up()
+    await tab.create_project("Menus")
+    await page.mouse.click(600, 420, button="right")
+    menu = page.get_by_role("menu", name="Canvas menu")
+    await expect(menu).to_be_visible()
+    await menu.get_by_role("menuitem", name="Add video node here").click()
+    await expect(tab.nodes("video")).to_have_count(1)
+    [video] = await tab.node_ids()
+    box = await tab.flow_node(video).bounding_box()
+    assert box is not None and (box["x"], box["y"]) == pytest.approx((600, 420), abs=2)
+
+    await page.mouse.dblclick(250, 560)
+    await expect(menu).to_be_visible()
+    await expect(menu.get_by_role("menuitem").first).to_be_focused()
+    await page.keyboard.press("Enter")  # the first item: a prompt node
+    await expect(tab.nodes("prompt")).to_have_count(1)
+    prompt = (await tab.node_ids())[-1]
+    box = await tab.flow_node(prompt).bounding_box()
+    assert box is not None and (box["x"], box["y"]) == pytest.approx((250, 560), abs=2)
+    await expect(tab.node(prompt).get_by_label("Prompt text")).to_be_focused()
+
+    await page.locator("#viewport").focus()
+    await page.keyboard.press("Shift+F10")
+    await expect(menu).to_be_visible()
+    await page.keyboard.press("Escape")
+    await expect(menu).to_have_count(0)
+
+
+async def test_dropping_an_image_file_anywhere_makes_an_image_node(tab: CanvasPage) -> None:
+    """An image file dropped on empty canvas becomes an image node there, showing the upload."""
+    page = tab.page
+    await tab.sign_up()
+    await tab.create_project("Drop")
+    png = list(make_png(200, 120))
+    await page.evaluate(
+        """([bytes, x, y]) => {
+            const file = new File([new Uint8Array(bytes)], 'dropped.png', {type: 'image/png'});
+            const dt = new DataTransfer();
+            dt.items.add(file);
+            const target = document.elementFromPoint(x, y);
+            for (const type of ['dragenter', 'dragover', 'drop']) {
+                target.dispatchEvent(new DragEvent(type, {dataTransfer: dt, clientX: x, clientY: y, bubbles: true, cancelable: true}));
+            }
+        }""",
+        [png, 640, 400],
+    )
+    await expect(tab.nodes("image")).to_have_count(1)
+    [image] = await tab.node_ids()
+    box = await tab.flow_node(image).bounding_box()
+    assert box is not None and (box["x"], box["y"]) == pytest.approx((640, 400), abs=2)
+    await page.wait_for_function(
+        "() => { const i = document.querySelector('img.image-preview'); return i && i.complete && i.naturalWidth === 200; }"
+    )
+
+
+async def test_arrow_keys_move_the_selection_and_question_mark_lists_shortcuts(
+    tab: CanvasPage, store: Store
+) -> None:
+    """Arrow keys move every selected node (saved, one undo for the burst); ? opens the list of shortcuts."""
+    page = tab.page
+    await tab.sign_up()
+    project_id = await tab.create_project("Keys")
+    a = await tab.add_node("prompt")
+    b = await tab.add_node("prompt")
+    before = {n: await tab.node_position(n) for n in (a, b)}
+    await page.locator("#viewport").focus()
+    await page.keyboard.press("Control+a")
+    for _ in range(3):
+        await page.keyboard.press("ArrowRight")
+    await page.keyboard.press("Shift+ArrowDown")
+    for n in (a, b):
+        assert await tab.node_position(n) == pytest.approx(
+            (before[n][0] + 30, before[n][1] + 40), abs=0.5
+        )
+    await wait_until(
+        page,
+        """async ([p, a, ax]) => {
+            const nodes = await (await fetch(`/api/projects/${p}/nodes`)).json();
+            return Math.abs(nodes.find(n => n.id === a).x - ax) < 0.5;
+        }""",
+        arg=[project_id, a, before[a][0] + 30],
+    )
+    await page.keyboard.press("Control+z")  # the whole burst at once
+    await wait_until(
+        page,
+        """async ([p, a, ax, ay]) => {
+            const nodes = await (await fetch(`/api/projects/${p}/nodes`)).json();
+            const n = nodes.find(n => n.id === a);
+            return Math.abs(n.x - ax) < 0.5 && Math.abs(n.y - ay) < 0.5;
+        }""",
+        arg=[project_id, a, before[a][0], before[a][1]],
+    )
+    await expect(page.get_by_text("Undid move 2 nodes.")).to_be_visible()
+    stored = {r["id"]: (r["x"], r["y"]) for r in await server_nodes(store, project_id)}
+    assert stored[b] == pytest.approx(before[b], abs=0.5)
+
+    await page.keyboard.press("?")
+    dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    await expect(dialog).to_be_visible()
+    for text in (
+        "Undo your last change",
+        "Paste at the pointer",
+        "Select with a rectangle",
+        "Zoom to the selection",
+    ):
+        await expect(dialog).to_contain_text(text)
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+
+
+async def wait_for_video(tab: CanvasPage, node_id: str) -> None:
+    """Wait until the node's <video> has a decoded frame and a duration."""
+    await (
+        tab.node(node_id)
+        .locator("video")
+        .evaluate(
+            """v => new Promise((resolve, reject) => {
+            const ok = () => v.readyState >= 2 && v.duration > 0;
+            if (ok()) return resolve();
+            v.addEventListener('loadeddata', () => ok() && resolve());
+            v.addEventListener('error', () => reject(new Error('video error')));
+        })"""
+        )
+    )
+
+
+@pytest.mark.timeout(180)
+async def test_video_outputs_download_poster_stale_inputs_and_honest_labels(
+    tab: CanvasPage, worker: WorkerHarness
+) -> None:
+    """Generate moves focus to Cancel and back; the clip downloads, says what it was made with through a regenerate, a cancel and a reload, flags changed inputs, and becomes the project's poster."""
+    page = tab.page
+    await tab.sign_up()
+    await tab.create_project("Outputs")
+    prompt = await tab.add_node("prompt")
+    await tab.node(prompt).get_by_label("Prompt text").fill("A lighthouse at dusk")
+    video = await tab.add_node("video")
+    await tab.connect(prompt, video)
+    node = tab.node(video)
+    await node.get_by_label("Duration").select_option("4")
+    await node.get_by_role("button", name="Generate").click()
+    await expect(node.get_by_role("button", name="Cancel")).to_be_focused()
+    await expect(node.locator(".badge")).to_have_text("Completed", timeout=RENDER_WAIT_MS)
+    await wait_for_video(tab, video)
+    await expect(node.locator(".video-meta")).to_have_text("720p · 4 s · 16:9")
+    async with page.expect_download() as download:
+        await node.get_by_role("link", name="Download video").click()
+    assert (await download.value).suggested_filename.endswith(".mp4")
+
+    # inputs changed since: the node says so
+    await tab.node(prompt).get_by_label("Prompt text").fill("A lighthouse at dawn")
+    await expect(node.locator(".clip-stale")).to_contain_text(
+        "Inputs changed since this video was made"
+    )
+
+    # new settings, Regenerate, Cancel: the old clip is labelled as what it is throughout
+    await node.get_by_label("Resolution").select_option("1080p")
+    await expect(node.locator(".clip-notice").first).to_contain_text("Made with 720p · 4 s · 16:9")
+    await node.get_by_role("button", name="Regenerate").click()
+    await expect(node.locator(".clip-notice").first).to_contain_text(
+        "Showing the previous video (720p · 4 s · 16:9)"
+    )
+    await expect(node.locator(".video-meta")).to_have_text("720p · 4 s · 16:9")
+    await node.get_by_role("button", name="Cancel").click()
+    await expect(node.locator(".badge")).to_have_text("Cancelled")
+    await expect(node.get_by_role("button", name="Regenerate")).to_be_focused()
+    await expect(node.locator(".video-meta")).to_have_text("720p · 4 s · 16:9")
+    await page.reload()
+    await tab.wait_live()
+    await expect(tab.node(video).locator(".video-meta")).to_have_text("720p · 4 s · 16:9")
+    await expect(tab.node(video).locator(".clip-notice").first).to_contain_text(
+        "settings have changed"
+    )
+
+    # the project list shows the clip as the project's poster
+    await page.get_by_role("link", name="All projects").click()
+    poster = page.locator(".project-card video.project-poster")
+    await expect(poster).to_have_count(1)
+    assert (await poster.get_attribute("src") or "").startswith(tab.base_url + "/media/videos/")

@@ -12,15 +12,16 @@ function Tool({ id, label, onClick, disabled, children, className = "" }) {
   );
 }
 
-/** Focus a new node's first field (or the node) once React Flow has drawn it. */
-export function focusNode(id, tries = 30) {
+/**
+ * Focus a new node's first field (or the node) once React Flow has drawn it: a node is
+ * invisible until measured, and an invisible element cannot take the focus, so try
+ * each frame until it has it.
+ */
+export function focusNode(id, tries = 60) {
   const card = document.querySelector(`.node[data-node-id="${id}"]`);
-  if (!card) {
-    if (tries > 0) requestAnimationFrame(() => focusNode(id, tries - 1));
-    return;
-  }
-  const target = card.querySelector("textarea") || card.closest(".react-flow__node");
+  const target = card && (card.querySelector("textarea") || card.closest(".react-flow__node"));
   target?.focus({ preventScroll: true });
+  if (document.activeElement !== target && tries > 0) requestAnimationFrame(() => focusNode(id, tries - 1));
 }
 
 export function Toolbar({ commands, hasSelection, onHelp, zoomToSelection }) {
