@@ -93,6 +93,8 @@ export function Flow({ store, commands }) {
     [store, onNodesChange],
   );
 
+  const onEdgesChange = useCallback((changes) => store.applyEdgeChanges(changes), [store]);
+
   const onNodeDragStart = useCallback(
     (_event, _node, dragged) => {
       const v = store.getView().nodes;
@@ -239,7 +241,7 @@ export function Flow({ store, commands }) {
         nodeTypes={nodeTypes}
         edgeTypes={edgeTypes}
         onNodesChange={onNodesChange}
-        onEdgesChange={store.applyEdgeChanges.bind(store)}
+        onEdgesChange={onEdgesChange}
         onConnect={onConnect}
         onConnectEnd={onConnectEnd}
         isValidConnection={isValidConnection}

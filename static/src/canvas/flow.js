@@ -31,7 +31,7 @@ export function createFlowMapper(derivers = {}) {
         continue;
       }
       const data = known && known.node === node && shallowEqual(known.derived, derived) ? known.flow.data : { node, view: derived };
-      const flow = { id: node.id, type: node.type, position: { x: node.x, y: node.y }, data, selected, measured };
+      const flow = { id: node.id, type: node.type, position: { x: node.x, y: node.y }, data, selected, measured, ariaLabel: nodeTitle(node) };
       nodeCache.set(node.id, { node, selected, measured, derived, flow });
       nodes.push(flow);
     }
