@@ -554,3 +554,95 @@ async def test_video_outputs_download_poster_stale_inputs_and_honest_labels(
     poster = page.locator(".project-card video.project-poster")
     await expect(poster).to_have_count(1)
     assert (await poster.get_attribute("src") or "").startswith(tab.base_url + "/media/videos/")
+
+
+@pytest.mark.timeout(120)
+async def test_thirty_node_walkthrough_with_a_second_browser_mirroring(
+    tab: CanvasPage, browser: Browser, store: Store
+) -> None:
+    """On a 30-node project: a marquee group is copied into a second project, a delete is undone and redone in both browsers, and the minimap finds a far node."""
+    page = tab.page
+    email = await tab.sign_up()
+    project_id = await tab.create_project("Thirty")
+    ids = []
+    for i in range(30):
+        kind = ("prompt", "image", "video")[i % 3]
+        ids.append(
+            await add_node_by_api(page, project_id, kind, 60 + 340 * (i % 6), 60 + 460 * (i // 6))
+        )
+    for i in range(0, 30, 3):
+        status = await page.evaluate(
+            """async ([p, s, t]) => (await fetch(`/api/projects/${p}/connections`, {method: 'POST',
+                headers: {'Content-Type': 'application/json'},
+                body: JSON.stringify({source_id: s, target_id: t})})).status""",
+            [project_id, ids[i], ids[i + 2]],
+        )
+        assert status == 201
+    await expect(tab.nodes()).to_have_count(30)
+    await expect(page.locator(".edge")).to_have_count(10)
+    other = await login_other(browser, tab.base_url, email)
+    await other.open_project(project_id)
+    await expect(other.nodes()).to_have_count(30)
+
+    # a marquee around the first two columns of the first row, at 100 %
+    first = await tab.flow_node(ids[0]).bounding_box()
+    second = await tab.flow_node(ids[1]).bounding_box()
+    assert first is not None and second is not None
+    await page.keyboard.down("Shift")
+    await page.mouse.move(first["x"] - 10, first["y"] - 10)
+    await page.mouse.down()
+    x1, y1 = (
+        second["x"] + second["width"] + 10,
+        max(first["y"] + first["height"], second["y"] + second["height"]) + 10,
+    )
+    for step in range(1, 9):
+        await page.mouse.move(
+            first["x"] - 10 + (x1 - first["x"] + 10) * step / 8,
+            first["y"] - 10 + (y1 - first["y"] + 10) * step / 8,
+        )
+    await page.mouse.up()
+    await page.keyboard.up("Shift")
+    await expect(page.locator(".react-flow__node.selected")).to_have_count(2)
+    await page.keyboard.press("Control+c")
+
+    # into a second project, at the pointer
+    target = await page.evaluate(
+        """async () => (await (await fetch('/api/projects', {method: 'POST',
+            headers: {'Content-Type': 'application/json'}, body: JSON.stringify({name: 'Copy'})})).json()).id"""
+    )
+    await tab.open_project(str(target))
+    await page.mouse.move(400, 300)
+    await page.keyboard.press("Control+v")
+    await expect(tab.nodes()).to_have_count(2)
+    assert sorted(str(r["type"]) for r in await server_nodes(store, str(target))) == [
+        "image",
+        "prompt",
+    ]
+
+    # back on the big project: delete one, undo, redo, mirrored
+    await tab.open_project(project_id)
+    await expect(tab.nodes()).to_have_count(30)
+    await page.mouse.click(*await center(tab, ids[0]))
+    await page.keyboard.press("Delete")
+    await expect(other.nodes()).to_have_count(29)
+    await expect(other.page.locator(".edge")).to_have_count(9)
+    await page.keyboard.press("Control+z")
+    await expect(other.nodes()).to_have_count(30)
+    await expect(other.page.locator(".edge")).to_have_count(10)
+    await page.keyboard.press("Control+Shift+z")
+    await expect(other.nodes()).to_have_count(29)
+
+    # the minimap finds the last node, far down the canvas
+    rects = page.locator(".react-flow__minimap-node")
+    await expect(rects).to_have_count(29)
+    box = await rects.last.bounding_box()
+    assert box is not None
+    await page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    await page.wait_for_function(
+        """id => {
+            const el = document.querySelector(`.react-flow__node[data-id="${id}"]`).getBoundingClientRect();
+            return el.left > 0 && el.right < innerWidth && el.top > 56 && el.bottom < innerHeight;
+        }""",
+        arg=ids[-1],
+    )
+    other.assert_no_errors()
