@@ -73,3 +73,17 @@ async def seqs_of(db: Database, project_ids: list[UUID]) -> dict[UUID, int]:
         "SELECT id, seq FROM projects WHERE id = ANY(CAST(:ids AS uuid[]))", {"ids": project_ids}
     )
     return {row["id"]: int(row["seq"]) for row in rows}
+
+
+async def latest_media(db: Database, owner_id: UUID) -> dict[UUID, tuple[str, str]]:
+    """Per project of the owner, its newest output: (key, "video"), else (key, "image")."""
+    rows = await db.fetch_all(
+        "SELECT DISTINCT ON (n.project_id) n.project_id, "
+        "COALESCE(n.data->>'video_key', n.data->>'image_key') AS key, "
+        "CASE WHEN n.data ? 'video_key' THEN 'video' ELSE 'image' END AS kind "
+        "FROM nodes n JOIN projects p ON p.id = n.project_id "
+        "WHERE p.owner_id = :o AND (n.data ? 'video_key' OR n.data ? 'image_key') "
+        "ORDER BY n.project_id, (n.data ? 'video_key') DESC, n.updated_at DESC",
+        {"o": owner_id},
+    )
+    return {r["project_id"]: (r["key"], r["kind"]) for r in rows}

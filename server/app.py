@@ -22,6 +22,7 @@ from db.migrate import migrate
 from db.nodes import NodeDataTooLarge
 from server import (
     auth,
+    clipboard,
     connections,
     health,
     jobs,
@@ -93,6 +94,7 @@ def routes() -> list[BaseRoute]:
         Route(
             "/api/connections/{connection_id}", connections.delete_connection, methods=["DELETE"]
         ),
+        Route("/api/projects/{project_id}/paste", clipboard.paste_nodes, methods=["POST"]),
         Route("/api/ai/generate-video", jobs.generate_video, methods=["POST"]),
         Route("/api/ai/jobs/{job_id}", jobs.get_job_status, methods=["GET"]),
         Route("/api/ai/jobs/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),

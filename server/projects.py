@@ -24,17 +24,34 @@ from server.state import app_state
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
+class ProjectCard(Project, frozen=True):
+    """A project as the list shows it: `poster_url` signs its newest video (else image)."""
+
+    poster_url: str | None = None
+    poster_kind: str | None = None
+
+
 class ProjectBody(msgspec.Struct, forbid_unknown_fields=True):
     """Body of create and rename."""
 
     name: Name
 
 
-@api("Your projects", response=list[Project])
+@api("Your projects", response=list[ProjectCard])
 async def list_projects(request: Request) -> Response:
-    """GET /api/projects: the caller's projects."""
+    """GET /api/projects: the caller's projects, each with a poster of its latest output."""
     user = await require_user(request)
-    return json_response(await q.list_projects(app_state(request).store.db, user.id))
+    state = app_state(request)
+    projects = await q.list_projects(state.store.db, user.id)
+    media = await q.latest_media(state.store.db, user.id)
+    presenter = state.presenter
+    cards = []
+    for project in projects:
+        key, kind = media.get(project.id, (None, None))
+        url = await presenter.storage.sign_url(key, presenter.url_ttl_s) if key else None
+        fields = msgspec.structs.asdict(project)
+        cards.append(ProjectCard(**fields, poster_url=url, poster_kind=kind if url else None))
+    return json_response(cards)
 
 
 @api("Create a project", body=ProjectBody, response=Project, status=201, errors=[403])

@@ -164,12 +164,17 @@ class CanvasPage:
             await mouse.move(x0 + (x1 - x0) * step / 12, y0 + (y1 - y0) * step / 12)
         await mouse.up()
 
-    async def connect(self, source_id: str, target_id: str) -> None:
-        """Drag from the source's output handle to the target's input handle."""
+    def port(self, node_id: str, port: str) -> Locator:
+        """An input port's handle of a node (`prompt`, `first_frame`, ...)."""
+        return self.node(node_id).locator(f'.handle-in[data-port="{port}"]')
+
+    async def connect(self, source_id: str, target_id: str, port: str | None = None) -> None:
+        """Drag from the source's output handle to the target's input port that takes it."""
         count = await self.page.locator(".edge").count()
-        await self.drag(
-            self.node(source_id).locator(".handle-out"), self.node(target_id).locator(".handle-in")
-        )
+        if port is None:
+            kind = await self.node(source_id).get_attribute("data-type")
+            port = {"prompt": "prompt", "image": "first_frame", "video": "extend"}[kind or ""]
+        await self.drag(self.node(source_id).locator(".handle-out"), self.port(target_id, port))
         await self.page.wait_for_function(
             f"document.querySelectorAll('.edge').length === {count + 1}"
         )
@@ -177,7 +182,7 @@ class CanvasPage:
     async def click_edge(self, index: int) -> None:
         """Click the middle of the index-th connection's curve with the mouse."""
         xy = (
-            await self.page.locator(".edge .edge-hit")
+            await self.page.locator(".edge .react-flow__edge-interaction")
             .nth(index)
             .evaluate(
                 """path => {
@@ -198,9 +203,13 @@ class CanvasPage:
             title, (box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2 + dy)
         )
 
+    def flow_node(self, node_id: str) -> Locator:
+        """React Flow's wrapper of a node card: it carries the node's place."""
+        return self.page.locator(f'.react-flow__node[data-id="{node_id}"]')
+
     async def node_position(self, node_id: str) -> tuple[float, float]:
-        """Where the card is drawn, in world coordinates (its CSS translate)."""
-        xy = await self.node(node_id).evaluate(
+        """Where the card is drawn, in flow coordinates (its wrapper's CSS translate)."""
+        xy = await self.flow_node(node_id).evaluate(
             "el => { const m = new DOMMatrix(getComputedStyle(el).transform); return [m.e, m.f]; }"
         )
         return float(xy[0]), float(xy[1])
@@ -209,14 +218,17 @@ class CanvasPage:
         """Choose `data` as the image node's file and wait until the node shows it."""
         node = self.node(node_id)
         img = node.locator("img.image-preview")
-        before = await img.get_attribute("src")
+        before = await img.get_attribute("src") if await img.count() else None
         await node.locator('input[type="file"]').set_input_files(
             {"name": name, "mimeType": "image/png", "buffer": data}
         )
         await node.page.wait_for_function(
-            "([img, before]) => img.getAttribute('src') && img.getAttribute('src') !== before"
-            " && img.complete && img.naturalWidth > 0",
-            arg=[await img.element_handle(), before],
+            """([id, before]) => {
+                const img = document.querySelector(`.node[data-node-id="${id}"] img.image-preview`);
+                return img && img.getAttribute('src') && img.getAttribute('src') !== before
+                    && img.complete && img.naturalWidth > 0;
+            }""",
+            arg=[node_id, before],
         )
 
     async def record_progress(self, node_id: str) -> None:
@@ -249,6 +261,19 @@ class CanvasPage:
     def assert_no_errors(self) -> None:
         """Fail if the page threw an uncaught exception."""
         assert not self.errors, f"uncaught page errors: {self.errors}"
+
+
+async def wait_until(page: Page, script: str, arg: object = None, timeout_s: float = 15) -> None:
+    """Poll an async page function (a fetch of the API, say) until it answers true.
+
+    `page.wait_for_function` does not await a promise: an async predicate passes at once.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not await page.evaluate(script, arg):
+        if loop.time() > deadline:
+            raise AssertionError(f"not true within {timeout_s} s: {script.strip()[:120]}")
+        await asyncio.sleep(0.05)
 
 
 def make_png(width: int = 640, height: int = 360) -> bytes:

@@ -207,7 +207,12 @@ def server(services: Services) -> Iterator[ServerThread]:
 
 
 #: test modules that drive a real Chromium, real processes under faults, or the bench
-_BROWSER_MODULES = {"test_canvas_e2e", "test_ws_client_js"}
+_BROWSER_MODULES = {
+    "test_canvas_e2e",
+    "test_editor_e2e",
+    "test_editor_bugs_e2e",
+    "test_ws_client_js",
+}
 _DRILL_MODULES = {"test_drills"}
 _BENCH_MODULES = {"test_bench_smoke"}
 #: modules whose tests start services of their own (`canvasflow dev` with embedded servers)

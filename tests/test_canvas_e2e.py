@@ -20,6 +20,7 @@ from tests.browser_utils import (
     CanvasPage,
     launch_chromium,
     make_png,
+    wait_until,
 )
 from tests.conftest import ServerThread, Services, settings_for
 from tests.worker_utils import WorkerHarness
@@ -104,9 +105,10 @@ async def test_edit_canvas_and_find_it_after_reload(tab: CanvasPage, store: Stor
     image = await tab.add_node("image")
     video = await tab.add_node("video")
     spare = await tab.add_node("prompt")
+    spare_video = await tab.add_node("video")
     await tab.connect(prompt, video)
     await tab.connect(image, video)
-    await tab.connect(spare, video)
+    await tab.connect(spare, spare_video)
     await expect(tab.node(video).locator(".input-value").first).to_have_text(
         "A red fox trotting through snowy pines at dawn"
     )
@@ -119,8 +121,9 @@ async def test_edit_canvas_and_find_it_after_reload(tab: CanvasPage, store: Stor
     )
     await page.keyboard.press("Delete")
     await expect(page.locator(".edge")).to_have_count(2)
-    # then the spare node itself with its delete button
+    # then the spare nodes themselves with their delete buttons (no question asked)
     await tab.node(spare).get_by_role("button", name="Delete prompt node").click()
+    await tab.node(spare_video).get_by_role("button", name="Delete video node").click()
     await expect(tab.nodes()).to_have_count(3)
 
     before = await tab.node_position(video)
@@ -129,11 +132,12 @@ async def test_edit_canvas_and_find_it_after_reload(tab: CanvasPage, store: Stor
     assert moved[0] == pytest.approx(before[0] + 120, abs=1)
     assert moved[1] == pytest.approx(before[1] + 60, abs=1)
     await expect(tab.node(prompt).locator(".save-state")).to_have_text("Saved")
-    await page.wait_for_function(
+    await wait_until(
+        page,
         f"""async () => {{
             const n = await (await fetch('/api/nodes/{video}')).json();
             return Math.abs(n.x - {moved[0]}) < 1 && Math.abs(n.y - {moved[1]}) < 1;
-        }}"""
+        }}""",
     )
 
     await page.reload()
@@ -215,7 +219,7 @@ async def test_keyboard_only_wiring_labels_and_contrast(tab: CanvasPage) -> None
     await page.get_by_role("button", name="Connect from this prompt node").focus()
     await page.keyboard.press("Enter")
     await expect(page.locator(".connect-hint")).to_be_visible()
-    await page.get_by_role("button", name="Connect into this video node").focus()
+    await page.get_by_role("button", name="Connect into Prompt of this video node").focus()
     await page.keyboard.press("Enter")
     await expect(page.locator(".edge")).to_have_count(1)
     await expect(page.get_by_role("button", name="Generate")).to_be_enabled()
@@ -421,7 +425,7 @@ async def test_second_browser_mirrors_every_change(tab: CanvasPage, browser: Bro
     moved = await tab.node_position(video)
     await other.page.wait_for_function(
         """([id, x, y]) => {
-            const el = document.querySelector(`.node[data-node-id="${id}"]`);
+            const el = document.querySelector(`.react-flow__node[data-id="${id}"]`);
             const m = new DOMMatrix(getComputedStyle(el).transform);
             return Math.abs(m.e - x) < 1 && Math.abs(m.f - y) < 1;
         }""",
@@ -443,7 +447,7 @@ async def test_second_browser_mirrors_every_change(tab: CanvasPage, browser: Bro
     # and back: the second browser deletes, the first sees it
     await other.node(image).get_by_role("button", name="Delete image node").click()
     await expect(tab.node(image)).to_have_count(0)
-    await other.page.locator(".edge .edge-hit").first.focus()
+    await other.click_edge(0)
     await other.page.get_by_role("button", name="Delete selected connection").click()
     await expect(tab.page.locator(".edge")).to_have_count(0)
     await tab.screenshot("mirror")

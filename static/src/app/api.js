@@ -72,12 +72,18 @@ export const api = {
   deleteNode: (id) => request("DELETE", `/api/nodes/${id}`),
 
   listConnections: (projectId) => request("GET", `/api/projects/${projectId}/connections`),
-  createConnection: (projectId, sourceId, targetId) =>
+  /** `targetPort` is sent only to a server that keeps ports (ports.js SERVER_TAKES_TARGET_PORT). */
+  createConnection: (projectId, sourceId, targetId, targetPort = null) =>
     request("POST", `/api/projects/${projectId}/connections`, {
       source_id: sourceId,
       target_id: targetId,
+      ...(targetPort ? { target_port: targetPort } : {}),
     }),
   deleteConnection: (id) => request("DELETE", `/api/connections/${id}`),
+
+  /** Nodes (with media keys the user may read) and the connections among them, in one call. */
+  paste: (projectId, nodes, connections) =>
+    request("POST", `/api/projects/${projectId}/paste`, { nodes, connections }),
 
   uploadImage: (projectId, nodeId, file) => {
     const form = new FormData();

@@ -1,7 +1,7 @@
 // The live link between a canvas and the server, through the websocket client
 // (/cf-client.js): it reconnects with backoff, resumes with `since`, fills gaps, and
-// applies snapshot and events to the state the canvas draws.
-import { CanvasflowClient } from "../cf-client.js";
+// hands every applied snapshot and event to the live store.
+import { CanvasflowClient } from "../../cf-client.js";
 
 /** Reconnect attempts in a row after which the indicator says "offline". */
 const OFFLINE_AFTER_ATTEMPTS = 3;
@@ -9,13 +9,19 @@ const OFFLINE_AFTER_ATTEMPTS = 3;
 /**
  * Keep `store` equal to the server's state of `projectId`.
  * `onStatus(state)` gets "connecting", "live", "reconnecting" or "offline";
- * `onEnded(reason)` "deleted", "not_found" or "unauthenticated". Returns `{close}`.
+ * `onEnded(reason)` once: "deleted", "not_found" or "unauthenticated". Returns `{close}`.
  */
 export function openLive(projectId, store, { onStatus, onEnded }) {
   let failures = 0;
   let status = null;
+  let ended = false;
   const show = (next) => {
     if (next !== status) onStatus((status = next));
+  };
+  const end = (reason) => {
+    if (ended) return;
+    ended = true;
+    onEnded(reason);
   };
   const client = new CanvasflowClient({
     onStatus(clientStatus) {
@@ -29,22 +35,23 @@ export function openLive(projectId, store, { onStatus, onEnded }) {
         show(navigator.onLine ? "connecting" : "offline");
       } else if (clientStatus === "unauthenticated") {
         show("offline");
-        onEnded("unauthenticated");
+        end("unauthenticated");
       } else if (clientStatus === "forbidden") {
         show("offline");
       }
     },
   });
   const subscription = client.subscribe(projectId, {
-    onChange(state, reason) {
+    onChange(state, reason, message) {
       if (reason === "ended") {
-        onEnded("deleted");
+        // the subscription ends after project.deleted, or after an error about it
+        end(state.deleted ? "deleted" : "not_found");
         return;
       }
-      store.changed(reason);
+      store.onServer(reason, message);
     },
     onError(error) {
-      if (error.code === "project_not_found") onEnded("not_found");
+      if (error.code === "project_not_found") end("not_found");
     },
   });
   store.attach(subscription.state);
@@ -55,6 +62,7 @@ export function openLive(projectId, store, { onStatus, onEnded }) {
   window.addEventListener("online", online);
   return {
     close() {
+      ended = true;
       window.removeEventListener("offline", offline);
       window.removeEventListener("online", online);
       subscription.unsubscribe();

@@ -1,0 +1,144 @@
+// node --test: the live store's overlay against server events and REST replies.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { applyEvent, applySnapshot, emptyState } from "../../cf-client.js";
+import { LiveStore } from "./store.js";
+
+const P = "p1";
+const node = (id, extra = {}) => ({ id, type: "prompt", x: 0, y: 0, data: { prompt: "" }, ...extra });
+
+/** A store following a fake server state, with helpers to push a snapshot or an event. */
+function setup(nodes = [node("a")], connections = []) {
+  const store = new LiveStore(P);
+  const state = emptyState(P);
+  store.attach(state);
+  const snapshot = { type: "snapshot", project_id: P, seq: 10, nodes, connections, jobs: [] };
+  applySnapshot(state, snapshot);
+  store.onServer("snapshot", snapshot);
+  const event = (kind, data) => {
+    const frame = { type: "event", project_id: P, seq: state.seq + 1, kind, data };
+    applyEvent(state, kind, data);
+    state.seq = frame.seq;
+    store.onServer(kind, frame);
+  };
+  return { store, state, event, view: () => store.getView() };
+}
+
+test("a local edit shows at once, survives its own write, and goes when its event arrives", () => {
+  const { store, event, view } = setup();
+  store.edit("node", "a", { data: { prompt: "typing" } });
+  assert.equal(view().nodes.get("a").data.prompt, "typing");
+  const token = store.send("node", "a", { patch: { data: { prompt: "typed" } } });
+  assert.equal(view().nodes.get("a").data.prompt, "typed");
+  store.settle(token, node("a", { data: { prompt: "typed" } }));
+  assert.equal(view().nodes.get("a").data.prompt, "typed");
+  assert.equal(store.overlay.node.size, 1, "kept until the event");
+  event("node.updated", { node: node("a", { data: { prompt: "typed" } }) });
+  assert.equal(store.overlay.node.size, 0);
+  assert.equal(view().nodes.get("a").data.prompt, "typed");
+});
+
+test("a REST reply that comes after a newer event does not overwrite it", () => {
+  const { store, event, view } = setup();
+  const token = store.send("node", "a", { patch: { x: 5 } });
+  // our change (seq 11) and then someone else's (seq 12) arrive before our reply
+  event("node.updated", { node: node("a", { x: 5 }) });
+  event("node.updated", { node: node("a", { x: 99 }) });
+  store.settle(token, node("a", { x: 5 }));
+  assert.equal(view().nodes.get("a").x, 99);
+  assert.equal(store.overlay.node.size, 0);
+});
+
+test("with version fields, a reply is taken only when its version is greater", () => {
+  const { store, event, view } = setup([node("a", { version: 10 })]);
+  const token = store.send("node", "a", { patch: { x: 5 } });
+  event("node.updated", { node: node("a", { x: 7, version: 12 }) });
+  store.settle(token, node("a", { x: 5, version: 11 }));
+  assert.equal(view().nodes.get("a").x, 7);
+  const later = store.send("node", "a", { patch: { x: 8 } });
+  store.settle(later, node("a", { x: 8, version: 13 }));
+  assert.equal(view().nodes.get("a").x, 8, "the reply is newer than anything heard");
+});
+
+test("a created node shows from its reply until its event, and is not shown twice", () => {
+  const { store, event, view } = setup([]);
+  const token = store.send("node", null);
+  store.settle(token, node("b", { x: 3 }));
+  assert.deepEqual([...view().nodes.keys()], ["b"]);
+  event("node.created", { node: node("b", { x: 3 }) });
+  assert.deepEqual([...view().nodes.keys()], ["b"]);
+  assert.equal(store.overlay.node.size, 0);
+  // the event first, then the reply: nothing stays behind
+  const second = store.send("node", null);
+  event("node.created", { node: node("c") });
+  store.settle(second, node("c"));
+  assert.equal(store.overlay.node.size, 0);
+  event("node.deleted", { node_id: "c", connection_ids: [] });
+  assert.equal(view().nodes.has("c"), false, "a late reply never resurrects a deleted node");
+});
+
+test("a delete hides the node at once and comes back if the write fails", () => {
+  const { store, event, view } = setup([node("a"), node("b")]);
+  const token = store.send("node", "a", { removed: true });
+  assert.equal(view().nodes.has("a"), false);
+  store.fail(token);
+  assert.equal(view().nodes.has("a"), true);
+  const again = store.send("node", "b", { removed: true });
+  store.settle(again, null);
+  assert.equal(view().nodes.has("b"), false, "hidden until the event");
+  event("node.deleted", { node_id: "b", connection_ids: [] });
+  assert.equal(view().nodes.has("b"), false);
+  assert.equal(store.overlay.node.size, 0);
+});
+
+test("an edit still being typed is not cleared by the event of an earlier save", () => {
+  const { store, event, view } = setup();
+  const first = store.send("node", "a", { patch: { data: { prompt: "hel" } } });
+  store.edit("node", "a", { data: { prompt: "hello" } });
+  store.settle(first, node("a", { data: { prompt: "hel" } }));
+  event("node.updated", { node: node("a", { data: { prompt: "hel" } }) });
+  assert.equal(view().nodes.get("a").data.prompt, "hello");
+});
+
+test("someone else deleting a node drops this tab's unsent edits of it", () => {
+  const { store, event, view } = setup([node("a"), node("b")]);
+  store.edit("node", "a", { x: 40 });
+  event("node.deleted", { node_id: "a", connection_ids: [] });
+  assert.equal(view().nodes.has("a"), false);
+  assert.equal(store.overlay.node.size, 0);
+});
+
+test("React Flow's change objects select, measure and move through the store", () => {
+  const { store, view } = setup([node("a"), node("b")]);
+  const moved = store.applyNodeChanges([
+    { type: "select", id: "a", selected: true },
+    { type: "dimensions", id: "a", dimensions: { width: 260, height: 200 } },
+    { type: "position", id: "b", position: { x: 10.04, y: 20 }, dragging: true },
+  ]);
+  assert.deepEqual([...view().selectedNodes], ["a"]);
+  assert.deepEqual(view().measured.get("a"), { width: 260, height: 200 });
+  assert.deepEqual(moved, [{ id: "b", x: 10, y: 20, dragging: true }]);
+  assert.equal(view().nodes.get("b").x, 10);
+  store.applyEdgeChanges([{ type: "select", id: "e", selected: true }]);
+  assert.deepEqual([...view().selectedEdges], ["e"]);
+});
+
+test("a snapshot clears settled writes it already reflects, and prunes the selection", () => {
+  const { store, state, view } = setup([node("a"), node("b")]);
+  const token = store.send("node", "a", { patch: { x: 1 } });
+  store.settle(token, node("a", { x: 1 }));
+  store.select(["a", "b"]);
+  const snapshot = { type: "snapshot", project_id: P, seq: 20, nodes: [node("a", { x: 1 })], connections: [], jobs: [] };
+  applySnapshot(state, snapshot);
+  store.onServer("snapshot", snapshot);
+  assert.equal(store.overlay.node.size, 0);
+  assert.deepEqual([...view().selectedNodes], ["a"]);
+});
+
+test("the view object is stable until something changes", () => {
+  const { store, view } = setup();
+  const first = view();
+  assert.equal(view(), first);
+  store.edit("node", "a", { x: 3 });
+  assert.notEqual(view(), first);
+});

@@ -1,0 +1,177 @@
+// A video node: settings, Generate/Cancel, live progress, and the clip with what it was
+// made from. Everything it shows comes from `data.view` (video-view.js); every action
+// goes through the command API.
+import { memo, useEffect, useRef, useState } from "react";
+import { useCommands } from "../canvas/context.js";
+import { NodeCard } from "./NodeCard.jsx";
+import { ASPECT_RATIOS, DURATIONS, RESOLUTIONS, describeSettings } from "./video-view.js";
+
+const STATUS_LABELS = { idle: "Idle", pending: "Pending", processing: "Processing", completed: "Completed", failed: "Failed", cancelled: "Cancelled" };
+
+function Setting({ id, name, label, value, options, format, onChange }) {
+  return (
+    <div className="setting">
+      <label htmlFor={id}>{label}</label>
+      <select id={id} name={name} className="nodrag" value={String(value)} onChange={(e) => onChange(name, e.target.value)}>
+        {options.map((o) => (
+          <option key={o} value={String(o)}>
+            {format ? format(o) : String(o)}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
+function Clip({ shown, running }) {
+  const [media, setMedia] = useState(null);
+  const ref = useRef(null);
+  const [src, setSrc] = useState(shown.url);
+  const keyRef = useRef(shown.key);
+  // a re-signed URL for the same clip must not reload it
+  useEffect(() => {
+    if (keyRef.current !== shown.key) {
+      keyRef.current = shown.key;
+      setSrc(shown.url);
+      setMedia(null);
+    }
+  }, [shown.key, shown.url]);
+  const label = describeSettings(shown.made) || (media ? `${media.w}×${media.h} · ${Math.round(media.d)} s` : "Loading…");
+  const notice = running
+    ? `Showing the previous video (${label}) while the new one renders.`
+    : shown.settingsDiffer
+      ? `Made with ${label}; the settings have changed since.`
+      : "";
+  return (
+    <>
+      {notice && <p className="clip-notice small">{notice}</p>}
+      {shown.stale && <p className="clip-notice clip-stale small">Inputs changed since this video was made: regenerate to use them.</p>}
+      <video
+        ref={ref}
+        className={`video-preview nodrag${running ? " is-previous" : ""}`}
+        src={src}
+        controls
+        preload="metadata"
+        playsInline
+        aria-label="Generated video"
+        onLoadedMetadata={(e) => setMedia({ w: e.currentTarget.videoWidth, h: e.currentTarget.videoHeight, d: e.currentTarget.duration })}
+        onError={(e) => {
+          // an expired signature: switch to the freshest URL the server sent
+          if (shown.url && e.currentTarget.src !== shown.url) setSrc(shown.url);
+        }}
+      />
+      <div className="video-foot">
+        <a className="open-link small nodrag" href={src} target="_blank" rel="noopener" aria-label="Open in new tab" title="Open in new tab">
+          Open ↗
+        </a>
+        <a className="btn btn-ghost btn-sm nodrag download" href={src} download="canvasflow-video.mp4" aria-label="Download video">
+          Download
+        </a>
+        <span className="video-meta muted small">{label}</span>
+      </div>
+    </>
+  );
+}
+
+function VideoNodeView({ data, selected }) {
+  const { node, view } = data;
+  const commands = useCommands();
+  const [submitting, setSubmitting] = useState(false);
+  const [cancelling, setCancelling] = useState(false);
+  const moveFocus = useRef(null); // "cancel" after Generate, "generate" after Cancel
+  const generateRef = useRef(null);
+  const cancelRef = useRef(null);
+  const sid = (name) => `${name}-${node.id}`;
+
+  // the button pressed goes away: the focus goes to the one that replaces it
+  useEffect(() => {
+    if (moveFocus.current === "cancel" && view.running && cancelRef.current) {
+      cancelRef.current.focus();
+      moveFocus.current = null;
+    } else if (moveFocus.current === "generate" && !view.running && generateRef.current) {
+      generateRef.current.focus();
+      moveFocus.current = null;
+    }
+  }, [view.running]);
+
+  const change = (name, value) => {
+    const to = { [name]: name === "duration" ? Number(value) : value };
+    commands.setData(node.id, to, { label: "Change video settings" }).catch(() => {});
+  };
+
+  async function generate() {
+    setSubmitting(true);
+    moveFocus.current = "cancel";
+    try {
+      await commands.generate(node.id);
+    } catch (err) {
+      moveFocus.current = null;
+      commands.notify?.(err.message, "error");
+    } finally {
+      setSubmitting(false);
+    }
+  }
+
+  async function cancel() {
+    if (!view.jobId) return;
+    setCancelling(true);
+    moveFocus.current = "generate";
+    try {
+      await commands.cancel(view.jobId);
+    } catch (err) {
+      commands.notify?.(err.message, "error");
+    } finally {
+      setCancelling(false);
+    }
+  }
+
+  const { inputs, status, running, settings } = view;
+  const promptValue = inputs.promptNode
+    ? { text: inputs.prompt || "Connected prompt is empty", missing: !inputs.prompt }
+    : { text: "Connect a prompt node", missing: true };
+  const imageValue = inputs.imageNode
+    ? { text: inputs.imageKey ? "Connected image" : "Connected, no image uploaded yet", missing: false }
+    : { text: "Optional: connect an image", missing: true };
+  const badge = (
+    <span className="badge" data-status={status}>
+      {STATUS_LABELS[status] || status}
+    </span>
+  );
+  return (
+    <NodeCard node={node} selected={selected} badge={badge} status={status} inputs={{ prompt: promptValue, first_frame: imageValue }}>
+      {inputs.extraPrompts > 0 && <p className="clip-notice small">More than one prompt is connected: the first is used.</p>}
+      <div className="settings">
+        <Setting id={sid("resolution")} name="resolution" label="Resolution" value={settings.resolution} options={RESOLUTIONS} onChange={change} />
+        <Setting id={sid("duration")} name="duration" label="Duration" value={settings.duration} options={DURATIONS} format={(d) => `${d} s`} onChange={change} />
+        <Setting id={sid("aspect_ratio")} name="aspect_ratio" label="Aspect" value={settings.aspect_ratio} options={ASPECT_RATIOS} onChange={change} />
+      </div>
+      {/* always in the DOM, hidden when idle: a screen reader (and a test) follows one bar */}
+      <div className="status-row" hidden={!running}>
+        <div className="progress" role="progressbar" aria-label="Generation progress" aria-valuemin="0" aria-valuemax="100" aria-valuenow={String(view.pct)} hidden={!running}>
+          <div className="progress-fill" style={{ width: `${running ? Math.max(view.pct, 2) : 0}%` }} />
+        </div>
+        <span className="progress-text small">{running ? (status === "pending" ? "Queued…" : `${view.pct}%`) : ""}</span>
+      </div>
+      {view.errorText && (
+        <p className="node-error" role="alert">
+          Generation failed: {view.errorText}
+        </p>
+      )}
+      <div className="node-actions">
+        {running ? (
+          <button ref={cancelRef} className="btn btn-secondary btn-sm cancel nodrag" type="button" disabled={cancelling} onClick={cancel}>
+            Cancel
+          </button>
+        ) : (
+          <button ref={generateRef} className="btn btn-primary btn-sm generate nodrag" type="button" disabled={submitting || !view.canGenerate} onClick={generate}>
+            {submitting ? "Submitting…" : view.jobId || view.shown ? "Regenerate" : "Generate"}
+          </button>
+        )}
+      </div>
+      {view.hint && <p className="muted small hint">{view.hint}</p>}
+      {view.shown && <Clip shown={view.shown} running={running} />}
+    </NodeCard>
+  );
+}
+
+export const VideoNode = memo(VideoNodeView);
