@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
-from databases import Database
 from redis.asyncio import Redis
 
 from common.keys import project_channel
 from common.metrics import EVENTS_PUBLISHED
+from db.pool import Database
 
 log = logging.getLogger(__name__)
 

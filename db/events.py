@@ -5,12 +5,12 @@ from __future__ import annotations
 from uuid import UUID
 
 import msgspec
-from databases import Database
 
 from db.changes import Event
 from db.connections import Connection, list_connections
 from db.jobs import Job, latest_jobs_for_project
 from db.nodes import Node, list_nodes
+from db.pool import Database
 
 
 class Snapshot(msgspec.Struct, frozen=True):

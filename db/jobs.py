@@ -14,11 +14,11 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from databases import Database
 
 from db import nodes as node_q
 from db.changes import Store, publish_change
 from db.nodes import Node, NodeStatus
+from db.pool import Database
 from db.rows import to_struct, to_structs
 
 _COLUMNS = (

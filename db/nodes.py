@@ -8,8 +8,8 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from databases import Database
 
+from db.pool import Database
 from db.rows import to_struct, to_structs
 
 _COLUMNS = "id, project_id, type, x, y, data, status, error_message, created_at, updated_at"

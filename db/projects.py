@@ -7,8 +7,8 @@ from datetime import datetime
 from uuid import UUID
 
 import msgspec
-from databases import Database
 
+from db.pool import Database
 from db.rows import to_struct, to_structs
 
 _COLUMNS = "id, owner_id, name, seq, created_at, updated_at"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from databases import Database
-
+from db.pool import Database
 from db.rows import to_struct
 from db.users import User
 

@@ -6,8 +6,8 @@ from datetime import datetime
 from uuid import UUID
 
 import msgspec
-from databases import Database
 
+from db.pool import Database
 from db.rows import to_struct
 
 _COLUMNS = "id, project_id, key, mime_type, width, height, size_bytes, created_at"

@@ -7,8 +7,8 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
-from databases import Database
 
+from db.pool import Database
 from db.rows import to_struct
 
 
