@@ -62,12 +62,17 @@ def make_database(
     acquire_timeout_s: float = 5.0,
     close_timeout_s: float = 10.0,
 ) -> Database:
-    """A `Database` (not yet connected) whose jsonb columns are Python objects."""
+    """A `Database` (not yet connected) whose jsonb columns are Python objects.
+
+    `acquire_timeout_s` also bounds giving a connection back (waiting for a
+    cancelled query to stop and rolling back), past which it is closed.
+    """
     return Database(
         asyncpg_dsn(url),
         min_size=min_size,
         max_size=max_size,
         acquire_timeout_s=acquire_timeout_s,
+        release_timeout_s=acquire_timeout_s,
         close_timeout_s=close_timeout_s,
         init=_init_connection,
         reset=_keep_session,

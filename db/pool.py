@@ -38,7 +38,6 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,  # class 08: connection failures
     asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, statement timeout
     asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.InternalClientError,
 )
 
 
