@@ -94,6 +94,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     job_retry_base_s: float = 5.0
     #: worker: serve Prometheus metrics on this port (None: no endpoint)
     worker_metrics_port: int | None = None
+    #: the longest a query waits for a free pooled Postgres connection before it
+    #: fails with 503 `unavailable` (also bounds handing a connection back)
+    db_acquire_timeout_s: float = 5.0
+    #: /healthz answers 503 once no Postgres connection could be had for this long
+    db_unhealthy_after_s: float = 30.0
     log_level: str = "info"
     #: `canvasflow web` / `dev` listen address (HOST, PORT); dev stays on loopback without HOST
     host: str = "0.0.0.0"
@@ -134,6 +139,13 @@ def _float(name: str, default: float) -> float:
 def _list(name: str) -> tuple[str, ...]:
     raw = os.environ.get(name) or ""
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _positive_float(name: str, default: float) -> float:
+    value = _float(name, default)
+    if value <= 0:
+        raise ConfigError(f"{name} must be above 0, got {value:g}")
+    return value
 
 
 def _str(name: str) -> str | None:
@@ -209,6 +221,12 @@ def load_settings() -> Settings:
         job_lease_s=max(1.0, _float("CANVASFLOW_JOB_LEASE_S", d.job_lease_s)),
         job_retry_base_s=max(0.0, _float("CANVASFLOW_JOB_RETRY_BASE_S", d.job_retry_base_s)),
         worker_metrics_port=_optional_int("CANVASFLOW_WORKER_METRICS_PORT"),
+        db_acquire_timeout_s=_positive_float(
+            "CANVASFLOW_DB_ACQUIRE_TIMEOUT_S", d.db_acquire_timeout_s
+        ),
+        db_unhealthy_after_s=_positive_float(
+            "CANVASFLOW_DB_UNHEALTHY_AFTER_S", d.db_unhealthy_after_s
+        ),
         log_level=(_str("CANVASFLOW_LOG_LEVEL") or d.log_level).lower(),
         host=_str("HOST") or d.host,
         dev_host=_str("HOST") or d.dev_host,

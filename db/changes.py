@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from common.keys import project_channel
 from common.metrics import EVENTS_PUBLISHED
 from common.protocol.events import Event, JobProgress, Payload, encode_bus, event_of
-from db.connect import Database
+from db.pool import Database
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from uuid import UUID
 import asyncpg
 
 from common.protocol.entities import Connection
-from db.connect import Database
+from db.pool import Database
 from db.rows import to_struct, to_structs
 
 __all__ = ["Connection"]

@@ -6,10 +6,10 @@ from uuid import UUID
 
 from common.protocol.events import AnyEvent, Event, decode_payload
 from common.protocol.frames import Snapshot
-from db.connect import Database
 from db.connections import list_connections
 from db.jobs import job_view, latest_jobs_for_project
 from db.nodes import list_nodes
+from db.pool import Database
 
 
 async def events_after(

@@ -13,7 +13,7 @@ from uuid import UUID
 import msgspec
 
 from common.protocol.entities import FINAL_STATUSES, LIVE_STATUSES, JobStatus, JobStatusResponse
-from db.connect import Database
+from db.pool import Database
 from db.rows import to_struct, to_structs
 
 __all__ = ["FINAL_STATUSES", "LIVE_STATUSES", "JobStatus"]

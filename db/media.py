@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from databases import Database
+from db.pool import Database
 
 
 def video_key(project_id: UUID, job_id: UUID) -> str:

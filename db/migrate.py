@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from db.connect import Database
+from db.pool import Database
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
 SCHEMA_VERSION = 3
@@ -16,9 +16,8 @@ async def migrate(db: Database) -> int:
     """Bring the schema up to date and return its version."""
     sql = SCHEMA_PATH.read_text()
     async with db.connection() as conn:
-        raw = conn.raw_connection
-        async with raw.transaction():
-            await raw.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_ID})")
-            await raw.execute(sql)
-        version: int = await raw.fetchval("SELECT max(version) FROM schema_version")
+        async with conn.transaction():
+            await conn.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_ID})")
+            await conn.execute(sql)
+        version: int = await conn.fetchval("SELECT max(version) FROM schema_version")
     return version

@@ -8,7 +8,7 @@ from uuid import UUID
 import msgspec
 
 from common.protocol.entities import Node, NodeStatus, NodeType
-from db.connect import Database
+from db.pool import Database
 from db.rows import to_struct, to_structs
 
 __all__ = ["Node", "NodeStatus", "NodeType"]

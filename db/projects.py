@@ -6,7 +6,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from common.protocol.entities import Project
-from db.connect import Database
+from db.pool import Database
 from db.rows import to_struct, to_structs
 
 __all__ = ["Project"]

@@ -1,4 +1,4 @@
-"""Turn `databases` records into msgspec Structs."""
+"""Turn result rows (db/pool.py Row) into msgspec Structs."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from db.connect import Database
+from db.pool import Database
 from db.rows import to_struct
 from db.users import User
 

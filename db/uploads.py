@@ -9,7 +9,7 @@ import asyncpg
 import msgspec
 
 from db.changes import ProjectGone
-from db.connect import Database
+from db.pool import Database
 from db.rows import to_struct
 
 _COLUMNS = "id, project_id, key, mime_type, width, height, size_bytes, created_at"

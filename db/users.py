@@ -8,7 +8,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
-from db.connect import Database
+from db.pool import Database
 from db.rows import to_struct
 
 

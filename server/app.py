@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None, hub_config: HubConfig | None = 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # 1. Postgres: connect, then bring the schema up to date (safe from many processes)
         assert settings.database_url and settings.redis_url
-        db = make_database(settings.database_url)
+        db = make_database(settings.database_url, acquire_timeout_s=settings.db_acquire_timeout_s)
         await db.connect()
         await migrate(db)
         # 2. Redis: one client for publishing, rate limits and readiness

@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from common.errors import CanvasflowError
+from db.pool import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,10 @@ RETRY_AFTER_S = 5
 CLIENT_CLOSED_REQUEST = 499
 
 #: exceptions meaning a dependency is down, restarting or too slow, not that the request
-#: was wrong. HOOK: db/'s `DatabaseUnavailable` (pool starvation, written alongside this in
-#: the cancellation-safe database layer) belongs in this tuple once it lands.
+#: was wrong
 OUTAGES: tuple[type[BaseException], ...] = (
+    # no pooled connection in time, or the server lost mid-query (db/pool.py)
+    DatabaseUnavailable,
     # Postgres: connection lost or refused, shutting down or starting up, out of slots
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,

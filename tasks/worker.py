@@ -40,7 +40,7 @@ async def open_context(settings: Settings, redis: ArqRedis) -> dict[str, Any]:
     """What every job needs: Postgres, the Redis store, storage, the provider, the knobs."""
     if not settings.database_url:
         raise ConfigError("DATABASE_URL must be set for a worker.")
-    db = make_database(settings.database_url)
+    db = make_database(settings.database_url, acquire_timeout_s=settings.db_acquire_timeout_s)
     await db.connect()
     # a worker may start before any web process: bring the schema up to date too
     await migrate(db)

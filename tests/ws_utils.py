@@ -1,6 +1,6 @@
 """Websocket helpers for the hub tests: a real `websockets` client, a strict local model, servers.
 
-`WsClient` decodes every frame with server.protocol (so each test also checks
+`WsClient` decodes every frame with common.protocol (so each test also checks
 the wire shapes). `Model` applies snapshots and events the way a client must:
 an event is applied only when its seq is the model's seq + 1, and anything
 else is recorded as a gap or a duplicate, so a test can assert there were
@@ -44,7 +44,7 @@ M = TypeVar("M")
 
 
 class WsClient:
-    """One websocket connection, its frames decoded with server.protocol."""
+    """One websocket connection, its frames decoded with common.protocol."""
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
