@@ -198,7 +198,7 @@ class DevRun:
                     flush=True,
                 )
             return self._serve()
-        except DevError as exc:
+        except (DevError, embedded.EmbeddedError) as exc:
             print(exc, file=sys.stderr, flush=True)
             return 1
         finally:
