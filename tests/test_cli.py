@@ -239,7 +239,9 @@ def _workers_on(data_dir: Path) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         with contextlib.suppress(psutil.Error):
-            if proc.info["cmdline"][-2:] == ["server.cli", "worker"] and proc.environ().get(
+            # cmdline is None for a process that ended while being listed
+            cmdline = proc.info["cmdline"] or []
+            if cmdline[-2:] == ["server.cli", "worker"] and proc.environ().get(
                 "CANVASFLOW_DATA_DIR"
             ) == str(data_dir):
                 found.append(proc)
