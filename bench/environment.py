@@ -23,7 +23,6 @@ LIBRARIES = (
     "redis",
     "hiredis",
     "asyncpg",
-    "databases",
     "msgspec",
     "httpx",
     "psutil",

@@ -89,7 +89,9 @@ class PidFiles:
         try:
             pid, created = (self.dir / f"{role}.pid").read_text().split()
             proc = psutil.Process(int(pid))
-            if abs(proc.create_time() - float(created)) < 0.5:
+            same = abs(proc.create_time() - float(created)) < 0.5
+            # a killed process nobody has reaped yet is a zombie: it runs no more
+            if same and proc.status() != psutil.STATUS_ZOMBIE:
                 return proc
         except (OSError, ValueError, psutil.Error):
             pass
@@ -198,7 +200,7 @@ class DevRun:
                     flush=True,
                 )
             return self._serve()
-        except DevError as exc:
+        except (DevError, embedded.EmbeddedError) as exc:
             print(exc, file=sys.stderr, flush=True)
             return 1
         finally:
@@ -280,8 +282,9 @@ class DevRun:
         for role, share_s in (("web", 5.0), ("worker", 3.0)):
             child = self.children.pop(role, None)
             if child is not None:
+                # only what this run started: a refused dev must not forget another's processes
                 stop_process(child, left(share_s))
-            self.pids.forget(role)
+                self.pids.forget(role)
         if "Redis" in self.embedded:
             embedded.stop_redis(self.data_dir, left(1.0))
         if "Postgres" in self.embedded:

@@ -69,7 +69,13 @@ def start_postgres(data_dir: Path) -> str:
     setup_log = logs_dir(data_dir) / "pgserver.log"
     _log_pgserver_to(setup_log)
     try:
-        server: Any = pgserver.get_server(cluster, cleanup_mode="stop")  # type: ignore[attr-defined]
+        try:
+            server: Any = pgserver.get_server(cluster, cleanup_mode="stop")  # type: ignore[attr-defined]
+        except subprocess.CalledProcessError:
+            # seen once under heavy load right after a leftover server of the cluster was
+            # stopped: the new postmaster refused the old one's socket lock file; once more
+            time.sleep(1.0)
+            server = pgserver.get_server(cluster, cleanup_mode="stop")  # type: ignore[attr-defined]
     except Exception as exc:
         raise EmbeddedError(
             f"embedded Postgres failed to start in {cluster}: {exc} "
@@ -100,12 +106,15 @@ def stop_postgres(data_dir: Path, timeout_s: float) -> int | None:
     proc = postgres_process(data_dir)
     if proc is None:
         return None
+    family = [proc]
+    with contextlib.suppress(psutil.Error):
+        family += proc.children()
     # SIGINT is Postgres's "fast" shutdown: sessions end, the cluster stops cleanly
     for sig, wait_s in ((signal.SIGINT, timeout_s), (signal.SIGQUIT, 1.0), (signal.SIGKILL, 1.0)):
         with contextlib.suppress(psutil.Error):
             proc.send_signal(sig)
-        gone, _ = psutil.wait_procs([proc], timeout=wait_s)
-        if gone:
+        _, alive = psutil.wait_procs(family, timeout=wait_s)
+        if not alive:
             break
     return int(proc.pid)
 

@@ -43,11 +43,31 @@ def production_worker(settings: Settings, retries: int | None = None) -> Worker:
 
 @contextlib.asynccontextmanager
 async def running(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
-    """Run `worker` in the background; stop it and its jobs and close its clients afterwards."""
+    """Run `worker` in the background; stop it and its jobs and close its clients afterwards.
+
+    The loop is stopped between two passes: a cancel inside a pass can land in
+    redis-py's pipeline clean-up and leave a connection that warns when collected.
+    """
+    between_passes = asyncio.Event()
+    stopping = False
+    one_pass = worker._poll_iteration
+
+    async def poll_iteration() -> None:
+        if stopping:
+            between_passes.set()
+            return
+        await one_pass()
+
+    worker._poll_iteration = poll_iteration  # type: ignore[method-assign]
     task = asyncio.create_task(worker.async_run())
     try:
         yield task
     finally:
+        stopping = True
+        if not task.done() and worker.ctx.get("redis") is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    await between_passes.wait()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

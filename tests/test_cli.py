@@ -239,7 +239,9 @@ def _workers_on(data_dir: Path) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         with contextlib.suppress(psutil.Error):
-            if proc.info["cmdline"][-2:] == ["server.cli", "worker"] and proc.environ().get(
+            # cmdline is None for a process that ended while being listed
+            cmdline = proc.info["cmdline"] or []
+            if cmdline[-2:] == ["server.cli", "worker"] and proc.environ().get(
                 "CANVASFLOW_DATA_DIR"
             ) == str(data_dir):
                 found.append(proc)
@@ -321,7 +323,7 @@ def test_dev_after_sigkill_stops_what_it_left_and_runs_one_worker(tmp_path: Path
 
 @pytest.mark.timeout(120)
 def test_a_second_dev_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
-    """While dev runs, another dev on its data directory refuses, saying how, and starts no worker."""
+    """While dev runs, another dev on its data directory refuses, saying how, and touches nothing of it."""
     data = tmp_path / "data"
     first = DevProcess(data, free_port())
     try:
@@ -333,7 +335,19 @@ def test_a_second_dev_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
         assert f"(pid {first.proc.pid})" in second.output and "CANVASFLOW_DATA_DIR" in second.output
         assert len(_workers_on(data)) == 1
         assert httpx.get(f"{first.base}/readyz", timeout=5).status_code == 200
-        first.stop()
+        # the refused dev kept the first one's records: after a SIGKILL of the first, the
+        # next dev still finds and stops its web process and worker
+        left = first.processes()
+        first.proc.kill()
+        first.proc.wait()
+        third = DevProcess(data, free_port())
+        try:
+            third.ready()
+            assert _alive(left) == [], _alive(left)
+            assert len(_workers_on(data)) == 1
+            third.stop()
+        finally:
+            third.kill()
     finally:
         first.kill()
 
