@@ -1,6 +1,7 @@
 """Who may try a password now: log-in and sign-up limits that slow attackers, not owners.
 
-Three limits, counted over a 15-minute window from the first failure:
+Counted over a 15-minute window from the first hit (docs/deploy.md, "Log-in
+limits", says the same for operators):
 
 1. **account and address**: `login_attempts_per_15min` (10) failures into one
    account from one client address refuse that address for that account
@@ -8,11 +9,12 @@ Three limits, counted over a 15-minute window from the first failure:
    elsewhere is not.
 2. **address**: `login_address_attempts_per_15min` (100) failures from one
    address across accounts refuse it (credential stuffing from one host).
-3. **account slow-down**: past `login_attempts_per_15min` failures from
-   anywhere, each further failure makes the account wait before its next
-   attempt: 1 s, 2 s, 4 s… up to `login_max_delay_s` (60 s). An attacker
-   with many addresses gets about one guess a minute; nobody is locked out
-   for 15 minutes.
+3. **account slow-down**: past `login_attempts_per_15min` attempts from
+   anywhere, the account takes one attempt at a time, and each makes the
+   next wait 1 s, 2 s, 4 s… up to `login_max_delay_s` (60 s). Attempts are
+   counted before the password check (and given back when it succeeds), so
+   parallel guesses queue too. An attacker with many addresses gets about
+   one guess a minute; nobody is locked out for 15 minutes.
 
 A browser that once logged into the account holds a device token (the
 `cf_device` cookie, HMAC-signed, 180 days): limits 2 and 3 do not apply to it,
