@@ -13,6 +13,7 @@ access token (workload identity, Cloud Run, GCE), which needs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import threading
 from pathlib import Path
@@ -96,6 +97,11 @@ class GcsStorage:
         except gexc.NotFound as exc:
             raise StorageError(f"no object at {key!r}: {exc.message}") from None
         return data
+
+    async def delete(self, key: str) -> None:
+        """Delete the object at `key`; one already gone is fine."""
+        with contextlib.suppress(gexc.NotFound):
+            await _call(self._blob(key).delete)
 
     def _signing_args(self) -> dict[str, Any]:
         """Nothing when the credentials can sign themselves, else the IAM signBlob pair."""

@@ -80,6 +80,10 @@ class LocalStorage:
         except FileNotFoundError:
             raise StorageError(f"no object at {key!r}") from None
 
+    async def delete(self, key: str) -> None:
+        """Remove the file of `key`, if there is one."""
+        await asyncio.to_thread(self.path_for(key).unlink, missing_ok=True)
+
     def signature(self, key: str, expires_at: int) -> str:
         """The hex HMAC-SHA256 of key and expiry."""
         msg = f"{key}\n{expires_at}".encode()

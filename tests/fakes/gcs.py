@@ -94,6 +94,7 @@ class FakeGcs:
                 Route("/token", self.token, methods=["POST"]),
                 Route("/upload/storage/v1/b/{bucket}/o", self.upload, methods=["POST", "PUT"]),
                 Route("/download/storage/v1/b/{bucket}/o/{name:path}", self.download),
+                Route("/storage/v1/b/{bucket}/o/{name:path}", self.delete, methods=["DELETE"]),
                 Route("/storage/v1/b/{bucket}", self.bucket),
                 Route("/{bucket}/{name:path}", self.signed_get),
             ]
@@ -253,6 +254,19 @@ class FakeGcs:
         if stored is None:
             return JSONResponse({"error": {"code": 404, "message": "No such object"}}, 404)
         return self._media(stored)
+
+    async def delete(self, request: Request) -> Response:
+        """Delete an object (the JSON API's objects.delete): 204, or 404 when there is none."""
+        self._record(request, 0)
+        if not self._authorized(request):
+            return JSONResponse({"error": {"code": 401, "message": "no valid token"}}, 401)
+        with self.lock:
+            gone = self.objects.pop(
+                (request.path_params["bucket"], request.path_params["name"]), None
+            )
+        if gone is None:
+            return JSONResponse({"error": {"code": 404, "message": "No such object"}}, 404)
+        return Response(status_code=204)
 
     def _media(self, stored: StoredObject) -> Response:
         crc = _b64(google_crc32c.value(stored.data).to_bytes(4, "big"))
