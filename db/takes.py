@@ -121,3 +121,12 @@ async def snapshot_takes(db: Database, project_id: UUID, per_node: int) -> list[
         {"p": project_id, "per": per_node},
     )
     return to_structs(Take, rows)
+
+
+async def get_project_take_by_key(db: Database, project_id: UUID, key: str) -> Take | None:
+    """The take of `project_id` stored at `key`, or None."""
+    row = await db.fetch_one(
+        f"SELECT {_COLUMNS} FROM takes WHERE project_id = :p AND media_key = :k LIMIT 1",
+        {"p": project_id, "k": key},
+    )
+    return None if row is None else to_struct(Take, row)

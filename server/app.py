@@ -23,12 +23,15 @@ from server import (
     auth,
     connections,
     health,
+    images,
     jobs,
     media,
+    node_types,
     nodes,
     observe,
     openapi,
     projects,
+    takes,
     uploads,
 )
 from server.errors import EXCEPTION_HANDLERS, error_response
@@ -36,7 +39,7 @@ from server.present import Presenter
 from server.realtime import Hub, HubConfig
 from server.realtime.endpoint import websocket_endpoint
 from server.state import AppState
-from tasks.providers.auto import make_provider
+from tasks.providers.auto import make_image_provider, make_provider
 from tasks.queue import open_queue
 from tasks.storage.auto import make_storage
 
@@ -82,6 +85,11 @@ def routes() -> list[BaseRoute]:
             "/api/connections/{connection_id}", connections.delete_connection, methods=["DELETE"]
         ),
         Route("/api/ai/generate-video", jobs.generate_video, methods=["POST"]),
+        Route("/api/ai/generate-image", images.generate_image, methods=["POST"]),
+        Route("/api/node-types", node_types.list_node_types, methods=["GET"]),
+        Route("/api/nodes/{node_id}/takes", takes.list_takes, methods=["GET"]),
+        Route("/api/nodes/{node_id}/active-take", takes.set_active_take, methods=["PUT"]),
+        Route("/api/takes/{take_id}", takes.delete_take, methods=["DELETE"]),
         Route("/api/ai/jobs/{job_id}", jobs.get_job_status, methods=["GET"]),
         Route("/api/ai/jobs/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),
         Route("/api/ai/nodes/{node_id}/jobs/latest", jobs.latest_job, methods=["GET"]),
@@ -127,6 +135,7 @@ def create_app(settings: Settings | None = None, hub_config: HubConfig | None = 
             queue=open_queue(settings.redis_url, settings.namespace),
             # the provider only checks requests here; workers generate
             provider=make_provider(settings),
+            image_provider=make_image_provider(settings),
             hub=hub,
         )
         await hub.start()

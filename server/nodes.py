@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 import msgspec
@@ -12,6 +13,7 @@ from common.protocol.events import NodeCreated, NodeDeleted, NodeUpdated
 from db import nodes as q
 from db.changes import publish_change
 from db.nodes import Node, NodeType
+from db.takes import media_keys_of_node
 from server.access import owned_node, owned_project
 from server.auth import require_user
 from server.bodies import decode_body, path_uuid
@@ -21,6 +23,8 @@ from server.openapi import api
 from server.responses import json_response
 from server.state import app_state
 from server.uploads import project_image
+
+log = logging.getLogger(__name__)
 
 Coordinate = Annotated[float, msgspec.Meta(ge=-1e7, le=1e7)]
 #: data keys only the server writes: they name stored media
@@ -134,17 +138,26 @@ async def update_node(request: Request) -> Response:
     return json_response(await state.presenter.node(change.data.node))
 
 
-@api("Delete a node with its connections and jobs", status=204, errors=[403])
+@api("Delete a node with its connections, jobs and takes", status=204, errors=[403])
 async def delete_node(request: Request) -> Response:
-    """DELETE /api/nodes/{node_id}: the node, its connections and its jobs."""
+    """DELETE /api/nodes/{node_id}: the node, its connections, its jobs and its takes' media."""
     user = await require_user(request)
     node_id = path_uuid(request, "node_id")
-    store = app_state(request).store
+    state = app_state(request)
+    store = state.store
     node = await owned_node(store, user, node_id)
+    media: list[str] = []
 
     async def apply(seq: int) -> NodeDeleted:
+        media.extend(await media_keys_of_node(store.db, node_id))
         connection_ids = await q.delete_node(store.db, node_id)
         return NodeDeleted(node_id=node_id, connection_ids=connection_ids)
 
     await publish_change(store, node.project_id, apply)
+    # after the commit: nothing a user generated outlives its node in storage
+    for key in media:
+        try:
+            await state.storage.delete(key)
+        except Exception as exc:
+            log.warning("node %s: its media %s stays in storage: %s", node_id, key, exc)
     return Response(status_code=204)

@@ -12,6 +12,7 @@ from common.config import Settings
 from db.changes import Store
 from server.present import Presenter
 from tasks.providers.base import VideoProvider
+from tasks.providers.images import ImageProvider
 from tasks.storage.base import Storage
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ class AppState:
     queue: ArqRedis
     #: checks requests at submit; workers generate
     provider: VideoProvider
+    #: checks image requests at submit; workers generate
+    image_provider: ImageProvider
     hub: Hub
 
 
