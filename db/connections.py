@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from uuid import UUID
 
 import asyncpg
@@ -78,11 +77,6 @@ async def inputs_of(db: Database, target_id: UUID) -> list[tuple[str, UUID]]:
         {"t": target_id},
     )
     return [(r["target_port"], r["source_id"]) for r in rows]
-
-
-async def links_per_port(db: Database, target_id: UUID) -> dict[str, int]:
-    """How many links each input port of `target_id` holds."""
-    return dict(Counter(port for port, _ in await inputs_of(db, target_id)))
 
 
 async def reaches(db: Database, start_id: UUID, goal_id: UUID) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated
 from uuid import UUID
 
@@ -79,7 +80,10 @@ async def create_connection(request: Request) -> Response:
                 raise ApiError(422, f"invalid_{end}", f"{end}_id must name a node of this project.")
             ends.append(node)
         source, target = ends
-        links = await q.links_per_port(store.db, target.id)
+        inputs = await q.inputs_of(store.db, target.id)
+        if any(source_id == source.id for _, source_id in inputs):
+            raise q.DuplicateConnection()
+        links = dict(Counter(port for port, _ in inputs))
         port = body.target_port
         if port is None:
             chosen = default_port(source.type, target.type, links)

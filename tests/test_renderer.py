@@ -111,14 +111,16 @@ def test_undecodable_image_is_invalid_request(tmp_path: Path) -> None:
 
 
 def test_check_refuses_what_it_cannot_make() -> None:
-    """check() refuses audio (the local renderer is silent) and out-of-range values."""
+    """check() refuses out-of-range values (audio it makes: a tone)."""
     renderer = LocalRenderer()
     ok = VideoRequest(prompt="x", resolution="720p", duration_s=4, aspect_ratio="16:9")
     renderer.check(ok)
-    for bad in (
+    renderer.check(
         VideoRequest(
             prompt="x", resolution="720p", duration_s=4, aspect_ratio="16:9", generate_audio=True
-        ),
+        )
+    )
+    for bad in (
         VideoRequest(prompt="x", resolution="4k", duration_s=4, aspect_ratio="16:9"),
         VideoRequest(prompt="x", resolution="720p", duration_s=5, aspect_ratio="16:9"),
         VideoRequest(prompt="x", resolution="720p", duration_s=4, aspect_ratio="1:1"),
@@ -148,9 +150,12 @@ async def test_operation_reports_progress_and_downloads(tmp_path: Path) -> None:
     elapsed = time.perf_counter() - started
     assert progress == sorted(progress) and 0 < progress[-1] < 1
     assert loop_lag < 0.5
-    dest = tmp_path / "out.mp4"
-    await renderer.download(operation, dest)
-    assert probe(dest)[3] == 8 * 24
+    out = tmp_path / "out"
+    out.mkdir()
+    [video] = await renderer.download(operation, out)
+    assert video.path == out / "video-0.mp4" and video.duration_s == 8
+    assert video.seed is not None  # a seed was picked, and is reported
+    assert probe(video.path)[3] == 8 * 24
     print(f"render 8 s 720p: {elapsed:.2f} s")
     # downloaded operations are forgotten, like a provider's expired ones
     with pytest.raises(OperationLost):
@@ -163,7 +168,7 @@ async def test_unknown_operation_is_lost(tmp_path: Path) -> None:
     with pytest.raises(OperationLost):
         await renderer.poll("local-unknown")
     with pytest.raises(OperationLost):
-        await renderer.download("local-unknown", tmp_path / "x.mp4")
+        await renderer.download("local-unknown", tmp_path)
 
 
 async def test_cancel_stops_the_render(tmp_path: Path) -> None:
