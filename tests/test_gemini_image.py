@@ -107,5 +107,5 @@ def test_limits_are_checked_and_unknown_models_refused() -> None:
     with pytest.raises(Unsupported) as caught:
         provider.check(ImageRequest(prompt="x", aspect_ratio="16:9", image_size="4K"))
     assert caught.value.code == "unsupported_image_size"
-    with pytest.raises(ConfigError, match="gemini-2.5-flash-image"):
+    with pytest.raises(ConfigError, match=r"gemini-2\.5-flash-image"):
         GeminiImageProvider.from_settings(Settings(gemini_api_key="k", image_model="imagen-9"))

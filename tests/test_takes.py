@@ -68,7 +68,7 @@ async def test_four_variants_are_four_takes_one_active(
     server: ServerThread,
     store: Store,
 ) -> None:
-    """number_of_videos 4 makes one job with four different MP4 takes (seeds 11–14), the first active, everywhere."""
+    """number_of_videos 4 makes one job with four different MP4 takes (seeds 11 to 14), the first active, everywhere."""
     pid = await make_project(client, alice)
     video = (await make_node(client, alice, pid, "video"))["id"]
     job = await generate(client, alice, video, services, number_of_videos=4, seed=11)
