@@ -193,7 +193,8 @@ async def test_paging_choosing_and_deleting_takes(
         {"p": uuid.UUID(pid)},
     )
     shown = [protocol.decode_payload("take.deleted", r["data"]) for r in deleted]
-    assert [str(getattr(d.node, "active_take_id", "")) for d in shown] == [
+    assert all(isinstance(d, protocol.TakeDeleted) for d in shown)
+    assert [str(d.node.active_take_id) for d in shown if isinstance(d, protocol.TakeDeleted)] == [
         newest["id"],
         newest["id"],
         "None",
