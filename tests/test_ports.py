@@ -230,3 +230,16 @@ async def test_bad_image_submits_change_nothing(
     assert_error(r, 422, "not_an_image_gen_node")
     rows = await store.db.fetch_all("SELECT * FROM jobs")
     assert rows == [] and before["jobs"] == []
+
+
+def test_docs_list_the_same_ports() -> None:
+    """docs/protocol.md's port table names every node type and each of its ports, in order."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+    section = doc[doc.index("### Node types and ports") :]
+    section = section[: section.index("\n### ", 5)]
+    rows = re.findall(r"^\| `([a-z_]+)` \| [^|]+ \| ([^|]+) \|$", section, re.M)
+    documented = {t: re.findall(r"`([a-z_]+)` \(", ports) for t, ports in rows}
+    assert documented == {t.value: [p.name for p in spec.inputs] for t, spec in NODE_TYPES.items()}
