@@ -26,7 +26,7 @@ from tests.ws_utils import WsClient
 
 def clip_facts(data: bytes) -> tuple[float, int, Image.Image]:
     """Duration (s), frame count and first frame of an MP4, decoded with PyAV."""
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         assert container.duration is not None
         frames = list(container.decode(video=0))
         first: Image.Image = frames[0].to_image()  # type: ignore[no-untyped-call]
