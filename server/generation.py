@@ -108,11 +108,19 @@ class PortInputs(msgspec.Struct, kw_only=True):
     prompt: str | None = None
     prompt_origin: dict[str, Any] = {}
     media: dict[str, list[Media]] = {}
+    #: ports whose source has nothing yet: refused only when the body does not name the input
+    missing: dict[str, ApiError] = {}
+
+    def port(self, name: str) -> list[Media]:
+        """The media of port `name`; 422 `input_missing` if a source of it has none."""
+        if name in self.missing:
+            raise self.missing[name]
+        return self.media.get(name) or []
 
 
 async def port_inputs(state: AppState, node: Node) -> PortInputs:
     """Read every link into `node`: the prompt's text and each media port's media, in link order."""
-    found = PortInputs(media={})
+    found = PortInputs(media={}, missing={})
     for port, source_id in await conn_q.inputs_of(state.store.db, node.id):
         source = await node_q.get_node(state.store.db, source_id)
         if source is None:
@@ -120,15 +128,21 @@ async def port_inputs(state: AppState, node: Node) -> PortInputs:
         if source.type == NodeType.PROMPT:
             text = source.data.get("prompt")
             if not isinstance(text, str) or not text.strip():
-                raise _missing(port, source, "text")
+                found.missing[port] = _missing(port, source, "text")
+                continue
             found.prompt, found.prompt_origin = text, {"node_id": str(source.id)}
-        else:
+            continue
+        try:
             found.media.setdefault(port, []).append(await _media_of(state, port, source))
+        except ApiError as exc:
+            found.missing.setdefault(port, exc)
     return found
 
 
 def prompt_from(body_prompt: str | None, inputs: PortInputs) -> str:
     """The body's prompt, else the prompt port's; 422 when there is neither."""
+    if body_prompt is None and "prompt" in inputs.missing:
+        raise inputs.missing["prompt"]
     prompt = body_prompt if body_prompt is not None else inputs.prompt
     if prompt is None:
         raise ApiError(

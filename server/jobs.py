@@ -108,7 +108,7 @@ async def _video_params(
     async def one(field: str, port: str, reference: str | None, kind: str) -> Media | None:
         if reference is not None:
             return await project_media(state, pid, reference, field, kind)
-        found = ports.media.get(port) or []
+        found = ports.port(port)
         return found[0] if found else None
 
     first = await one("image_url", "first_frame", body.image_url, "image")
@@ -120,7 +120,7 @@ async def _video_params(
             for r in body.reference_urls
         ]
     else:
-        refs = ports.media.get("references") or []
+        refs = ports.port("references")
     if first is not None:
         params.update(image_key=first.key, image_mime_type=first.mime_type)
         inputs["first_frame"] = first.origin

@@ -243,3 +243,22 @@ def test_docs_list_the_same_ports() -> None:
     rows = re.findall(r"^\| `([a-z_]+)` \| [^|]+ \| ([^|]+) \|$", section, re.M)
     documented = {t: re.findall(r"`([a-z_]+)` \(", ports) for t, ports in rows}
     assert documented == {t.value: [p.name for p in spec.inputs] for t, spec in NODE_TYPES.items()}
+
+
+async def test_an_input_the_body_names_wins_over_its_port(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    """A body prompt (or image) is used even when the port's source has nothing yet; the empty port is not read."""
+    pid = await make_project(client, alice)
+    video = (await make_node(client, alice, pid, "video"))["id"]
+    empty_prompt = (await make_node(client, alice, pid, "prompt"))["id"]
+    empty_image = (await make_node(client, alice, pid, "image"))["id"]
+    for source in (empty_prompt, empty_image):
+        assert (await link(client, alice, pid, source, video, None)).status_code == 201
+    upload = (await upload_image(client, alice, pid, image_bytes())).json()
+    r = await client.post(
+        "/api/ai/generate-video",
+        json=video_body(video, image_url=upload["key"]),
+        headers=alice.headers,
+    )
+    assert r.status_code == 202, r.text
