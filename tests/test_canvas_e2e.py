@@ -103,7 +103,8 @@ async def test_edit_canvas_and_find_it_after_reload(tab: CanvasPage, store: Stor
     await page.get_by_label("Prompt text").fill("A red fox trotting through snowy pines at dawn")
     image = await tab.add_node("image")
     video = await tab.add_node("video")
-    spare = await tab.add_node("prompt")
+    # a second image: its link goes to the video's last_frame port (a second prompt is refused)
+    spare = await tab.add_node("image")
     await tab.connect(prompt, video)
     await tab.connect(image, video)
     await tab.connect(spare, video)
@@ -111,7 +112,7 @@ async def test_edit_canvas_and_find_it_after_reload(tab: CanvasPage, store: Stor
         "A red fox trotting through snowy pines at dawn"
     )
 
-    # delete the spare prompt's connection: click the curve, press Delete
+    # delete the spare image's connection: click the curve, press Delete
     await tab.click_edge(2)
     await expect(page.locator(".edge.selected")).to_have_count(1)
     assert await page.locator(".edge.selected").get_attribute("data-connection-id") == (
@@ -120,7 +121,7 @@ async def test_edit_canvas_and_find_it_after_reload(tab: CanvasPage, store: Stor
     await page.keyboard.press("Delete")
     await expect(page.locator(".edge")).to_have_count(2)
     # then the spare node itself with its delete button
-    await tab.node(spare).get_by_role("button", name="Delete prompt node").click()
+    await tab.node(spare).get_by_role("button", name="Delete image node").click()
     await expect(tab.nodes()).to_have_count(3)
 
     before = await tab.node_position(video)
@@ -524,7 +525,7 @@ async def test_failed_job_shows_its_error_and_regenerates(
     await video.get_by_role("button", name="Generate").click()
     await expect(video.locator(".badge")).to_have_text("Failed", timeout=RENDER_WAIT_MS)
     error = video.get_by_role("alert")
-    await expect(error).to_contain_text("Generation failed: the input image could not be read")
+    await expect(error).to_contain_text("Generation failed: an input could not be read")
     await expect(video.get_by_role("button", name="Regenerate")).to_be_enabled()
     await tab.screenshot("failed")
 
@@ -537,4 +538,4 @@ async def test_failed_job_shows_its_error_and_regenerates(
     await wait_for_video(tab, ids["video"])
     jobs = await job_rows(store, project_id)
     assert [j["status"] for j in jobs] == ["failed", "completed"]
-    assert "the input image could not be read" in str(jobs[0]["error"])
+    assert "an input could not be read" in str(jobs[0]["error"])
