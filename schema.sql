@@ -1,4 +1,4 @@
--- canvasflow schema, version 3.
+-- canvasflow schema, version 5.
 -- Applied idempotently at start by db/migrate.py under an advisory lock, so
 -- any number of processes may start at once. A later change adds a block
 -- guarded by the version in schema_version and bumps it.
@@ -158,6 +158,75 @@ BEGIN
         ALTER TABLE connections ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0;
         DELETE FROM events;
         INSERT INTO schema_version (version) VALUES (3);
+    END IF;
+END
+$$;
+
+-- Version 5: takes, typed input ports, image-generation nodes.
+-- Every output of a job is a take of its node; a node shows its active take.
+-- Connections end at a named input port of their target (common/protocol/ports.py).
+-- should match NodeType in common/protocol/entities.py. IF NOT EXISTS makes it
+-- idempotent without a guard; the new value is not used in this transaction (Postgres
+-- allows that only after commit)
+ALTER TYPE node_type ADD VALUE IF NOT EXISTS 'image_gen';
+
+CREATE TABLE IF NOT EXISTS takes (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    project_id uuid NOT NULL,
+    node_id uuid NOT NULL,
+    -- the job that made it; a migrated take may have none
+    job_id uuid REFERENCES jobs (id) ON DELETE SET NULL,
+    -- its place among its job's outputs
+    idx integer NOT NULL DEFAULT 0,
+    media_key text NOT NULL,
+    mime_type text NOT NULL,
+    params jsonb NOT NULL DEFAULT '{}',
+    seed bigint,
+    -- who pressed Generate (the job's submitter, recorded at submit)
+    created_by uuid REFERENCES users (id) ON DELETE SET NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    -- the seq of the change that created it: newest first is version DESC, idx
+    version bigint NOT NULL DEFAULT 0,
+    FOREIGN KEY (project_id, node_id) REFERENCES nodes (project_id, id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS takes_node_idx ON takes (node_id, version DESC, idx);
+CREATE INDEX IF NOT EXISTS takes_project_idx ON takes (project_id);
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 5) THEN
+        ALTER TABLE nodes ADD COLUMN IF NOT EXISTS active_take_id uuid
+            REFERENCES takes (id) ON DELETE SET NULL;
+        ALTER TABLE connections ADD COLUMN IF NOT EXISTS target_port text;
+        -- existing links get the port they always meant: the prompt, the first frame,
+        -- the clip to extend; a link that fits no port never fed anything and goes
+        UPDATE connections c SET target_port = CASE s.type
+                WHEN 'prompt' THEN 'prompt' WHEN 'image' THEN 'first_frame'
+                WHEN 'video' THEN 'extend' END
+            FROM nodes s, nodes t
+            WHERE s.id = c.source_id AND t.id = c.target_id AND t.type = 'video';
+        DELETE FROM connections WHERE target_port IS NULL;
+        ALTER TABLE connections ALTER COLUMN target_port SET NOT NULL;
+        -- a completed video node keeps its video as its one take, made by its latest
+        -- job that stored that key
+        INSERT INTO takes (project_id, node_id, job_id, idx, media_key, mime_type, params,
+                           seed, created_at, version)
+        SELECT n.project_id, n.id, j.id, 0, n.data->>'video_key', 'video/mp4',
+               COALESCE(j.params, '{}'::jsonb)
+                   || jsonb_build_object('duration', (j.result->>'duration')::int),
+               (j.params->>'seed')::bigint, COALESCE(j.updated_at, n.updated_at), n.version
+        FROM nodes n
+        LEFT JOIN LATERAL (
+            SELECT * FROM jobs WHERE node_id = n.id AND status = 'completed'
+                AND result->>'video_key' = n.data->>'video_key'
+            ORDER BY created_at DESC LIMIT 1
+        ) j ON true
+        WHERE n.type = 'video' AND n.data ? 'video_key';
+        UPDATE nodes n SET active_take_id = t.id FROM takes t
+            WHERE t.node_id = n.id AND n.active_take_id IS NULL;
+        -- nodes and connections gained fields: clients resuming from before resync
+        DELETE FROM events;
+        INSERT INTO schema_version (version) VALUES (5);
     END IF;
 END
 $$;

@@ -28,7 +28,7 @@ from PIL import Image
 
 from bench.services import Meter, Services, WebProc, WorkerProc, fresh_services
 from common.config import Settings
-from server.images import DECODE_BYTES_PER_PIXEL
+from server.decoding import DECODE_BYTES_PER_PIXEL
 
 MIB = 1 << 20
 SIDE = 6320  # 6320 x 6320 = 39.9 Mpx, under the default 40 Mpx limit

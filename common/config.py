@@ -83,6 +83,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     veo_base_url: str | None = None
     #: first wait between two polls of a Veo operation; grows 1.5x per poll up to 60 s
     veo_poll_interval_s: float = 10.0
+    #: Gemini image model of image_gen nodes (same credentials as Veo)
+    image_model: str = "gemini-2.5-flash-image"
+    #: another address for the Gemini image API (a proxy, or the tests' fake)
+    image_base_url: str | None = None
     gcs_bucket: str | None = None
     #: service account that signs GCS URLs through IAM when the credentials hold no key
     gcs_signer_email: str | None = None
@@ -215,6 +219,8 @@ def load_settings() -> Settings:
         veo_model=_str("CANVASFLOW_VEO_MODEL") or d.veo_model,
         veo_base_url=_str("CANVASFLOW_VEO_BASE_URL"),
         veo_poll_interval_s=_float("CANVASFLOW_VEO_POLL_INTERVAL_S", d.veo_poll_interval_s),
+        image_model=_str("CANVASFLOW_IMAGE_MODEL") or d.image_model,
+        image_base_url=_str("CANVASFLOW_IMAGE_BASE_URL"),
         gcs_bucket=_str("GCS_BUCKET"),
         gcs_signer_email=_str("CANVASFLOW_GCS_SIGNER_EMAIL"),
         gcs_emulator_host=_str("STORAGE_EMULATOR_HOST"),

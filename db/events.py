@@ -5,11 +5,12 @@ from __future__ import annotations
 from uuid import UUID
 
 from common.protocol.events import AnyEvent, Event, decode_payload
-from common.protocol.frames import Snapshot
+from common.protocol.frames import SNAPSHOT_TAKES, Snapshot
 from db.connections import list_connections
 from db.jobs import job_view, latest_jobs_for_project
 from db.nodes import list_nodes
 from db.pool import Database
+from db.takes import snapshot_takes
 
 
 async def events_after(
@@ -45,7 +46,7 @@ async def oldest_logged_seq(db: Database, project_id: UUID) -> int | None:
 
 
 async def read_snapshot(db: Database, project_id: UUID) -> Snapshot | None:
-    """Nodes, connections and latest jobs, consistent with the seq they reflect."""
+    """Nodes, connections, latest jobs and recent takes, consistent with the seq they reflect."""
     # REPEATABLE READ: every SELECT below sees the same committed state
     async with db.transaction(isolation="repeatable_read", readonly=True):
         seq = await db.fetch_val("SELECT seq FROM projects WHERE id = :id", {"id": project_id})
@@ -54,12 +55,14 @@ async def read_snapshot(db: Database, project_id: UUID) -> Snapshot | None:
         nodes = await list_nodes(db, project_id)
         connections = await list_connections(db, project_id)
         jobs = await latest_jobs_for_project(db, project_id)
+        takes = await snapshot_takes(db, project_id, SNAPSHOT_TAKES)
     return Snapshot(
         project_id=project_id,
         seq=int(seq),
         nodes=nodes,
         connections=connections,
         jobs=[job_view(j) for j in jobs],
+        takes=takes,
     )
 
 

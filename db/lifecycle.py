@@ -34,6 +34,7 @@ from common.protocol.events import (
 from db import nodes as node_q
 from db.changes import Store, publish_change
 from db.jobs import GuardFailed, Job, NodeBusy, insert_job, job_view, live_job_for_node, update_job
+from db.takes import NewTake, Take, insert_takes
 
 #: the longest wait between two tries of a job
 MAX_BACKOFF_S = 120.0
@@ -124,9 +125,13 @@ async def move(
     error: str | None = None,
     progress: float | None = None,
     node_data: dict[str, Any] | None = None,
+    outputs: list[NewTake] | None = None,
+    media_field: str = "",
 ) -> tuple[Job, Node]:
     """Make `transition` happen to `job` and its node, as one change.
 
+    `outputs` (COMPLETE only) become takes of the node in the same change; the
+    first one turns active, its key written to the node's `media_field`.
     `attempt` guards a worker's move: the job must still be on that attempt.
     Raises GuardFailed, having changed and published nothing, when the job is
     not in the transition's source statuses (or not on `attempt`).
@@ -149,7 +154,21 @@ async def move(
         )
         if updated is None:
             raise GuardFailed(f"job {job.id} cannot {transition.name} from where it is")
-        if transition.node_status is not None or node_data is not None:
+        takes: list[Take] = []
+        if outputs:
+            takes = await insert_takes(
+                store.db,
+                job.project_id,
+                job.node_id,
+                job.id,
+                author_of(job),
+                outputs,
+                version=seq,
+            )
+        if transition.node_status is not None or node_data is not None or takes:
+            data = dict(node_data or {})
+            if takes:
+                data[media_field] = takes[0].media_key
             node = await node_q.update_node(
                 store.db,
                 job.node_id,
@@ -157,13 +176,17 @@ async def move(
                 status=transition.node_status,
                 error_message=error if transition is FAIL else None,
                 clear_error=transition is not FAIL and transition.node_status is not None,
-                data_patch=node_data,
+                data_patch=data or None,
+                set_active_take=bool(takes),
+                active_take_id=takes[0].id if takes else None,
             )
         else:
             node = await node_q.get_node(store.db, job.node_id)
         moved = updated
         if node is None:
             raise GuardFailed(f"the node of job {job.id} is gone")
+        if transition is COMPLETE:
+            return JobCompleted(job=job_view(updated), node=node, takes=takes)
         return transition.event(job=job_view(updated), node=node)
 
     change = await publish_change(store, job.project_id, apply)
@@ -179,12 +202,31 @@ async def start_job(store: Store, job: Job, *, take_over: bool = False) -> Job:
     return started
 
 
+def author_of(job: Job) -> UUID | None:
+    """Who submitted the job (recorded in its params at submit), when known."""
+    author = job.params.get("author_id")
+    return UUID(author) if isinstance(author, str) else None
+
+
 async def complete_job(
-    store: Store, job: Job, *, attempt: int, result: dict[str, Any], node_data: dict[str, Any]
+    store: Store,
+    job: Job,
+    *,
+    attempt: int,
+    result: dict[str, Any],
+    outputs: list[NewTake],
+    media_field: str,
 ) -> Job:
-    """The run on `attempt` stored its result: job completed, node shows it."""
+    """The run on `attempt` stored its outputs: job completed, each a take, the first active."""
     done, _ = await move(
-        store, job, COMPLETE, attempt=attempt, result=result, progress=1.0, node_data=node_data
+        store,
+        job,
+        COMPLETE,
+        attempt=attempt,
+        result=result,
+        progress=1.0,
+        outputs=outputs,
+        media_field=media_field,
     )
     return done
 

@@ -28,7 +28,12 @@ async def project_media(db: Database, project_id: UUID) -> list[str]:
     await db.execute("SELECT 1 FROM projects WHERE id = :p FOR UPDATE", {"p": project_id})
     uploads = await db.fetch_all("SELECT key FROM uploads WHERE project_id = :p", {"p": project_id})
     jobs = await db.fetch_all("SELECT id FROM jobs WHERE project_id = :p", {"p": project_id})
-    return [str(r["key"]) for r in uploads] + [video_key(project_id, r["id"]) for r in jobs]
+    takes = await db.fetch_all(
+        "SELECT media_key FROM takes WHERE project_id = :p", {"p": project_id}
+    )
+    keys = [str(r["key"]) for r in uploads] + [video_key(project_id, r["id"]) for r in jobs]
+    # every output a job kept (its variants, images made by image_gen nodes)
+    return sorted({*keys, *(str(r["media_key"]) for r in takes)})
 
 
 @dataclass(frozen=True)
@@ -49,12 +54,13 @@ async def node_media(db: Database, node_id: UUID) -> NodeMedia | None:
     if row is None:
         return None
     jobs = await db.fetch_all("SELECT id FROM jobs WHERE node_id = :n", {"n": node_id})
+    takes = await db.fetch_all("SELECT media_key FROM takes WHERE node_id = :n", {"n": node_id})
     project_id: UUID = row["project_id"]
-    return NodeMedia(
-        project_id=project_id,
-        video_keys=[video_key(project_id, r["id"]) for r in jobs],
-        image_key=row["image_key"],
-    )
+    outputs = {video_key(project_id, r["id"]) for r in jobs}
+    outputs.update(str(r["media_key"]) for r in takes)
+    # an image node's upload is released apart (another node may share it); a take is the node's own
+    image_key = row["image_key"] if row["image_key"] not in outputs else None
+    return NodeMedia(project_id=project_id, video_keys=sorted(outputs), image_key=image_key)
 
 
 async def release_upload(db: Database, project_id: UUID, key: str) -> bool:

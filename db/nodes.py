@@ -41,7 +41,8 @@ async def count_nodes(db: Database, project_id: UUID) -> int:
 
 
 _COLUMNS = (
-    "id, project_id, type, x, y, data, status, error_message, created_at, updated_at, version"
+    "id, project_id, type, x, y, data, status, error_message, created_at, updated_at, version, "
+    "active_take_id"
 )
 
 
@@ -102,15 +103,21 @@ async def update_node(
     error_message: str | None = None,
     clear_error: bool = False,
     max_data_bytes: int | None = None,
+    set_active_take: bool = False,
+    active_take_id: UUID | None = None,
+    data_remove: tuple[str, ...] = (),
 ) -> Node | None:
-    """Move a node, merge keys into its data, or set its status; call inside a change.
+    """Move a node, merge keys into (or drop `data_remove` from) its data, set its status.
 
-    With `max_data_bytes` a merge that leaves the data larger raises NodeDataTooLarge.
+    With `set_active_take` the node's active take becomes `active_take_id`
+    (None: no take). With `max_data_bytes` a merge that leaves the data larger
+    raises NodeDataTooLarge. Call inside a change.
     """
     row = await db.fetch_one(
         "UPDATE nodes SET "
         "x = COALESCE(:x, x), y = COALESCE(:y, y), "
-        "data = data || COALESCE(CAST(:d AS jsonb), '{}'::jsonb), "
+        "data = (data - CAST(:drop AS text[])) || COALESCE(CAST(:d AS jsonb), '{}'::jsonb), "
+        "active_take_id = CASE WHEN :set_take THEN CAST(:take AS uuid) ELSE active_take_id END, "
         "status = COALESCE(CAST(:s AS node_status), status), "
         "error_message = CASE WHEN :clear THEN NULL ELSE COALESCE(:e, error_message) END, "
         f"version = :v, updated_at = now() WHERE id = :id RETURNING {_COLUMNS}",
@@ -123,6 +130,9 @@ async def update_node(
             "s": None if status is None else status.value,
             "e": error_message,
             "clear": clear_error,
+            "drop": list(data_remove),
+            "set_take": set_active_take,
+            "take": active_take_id,
         },
     )
     return None if row is None else _check_size(to_struct(Node, row), max_data_bytes)

@@ -25,22 +25,25 @@ from server import (
     clipboard,
     connections,
     health,
+    images,
     jobs,
     media,
+    node_types,
     nodes,
     observe,
     openapi,
     projects,
+    takes,
     uploads,
 )
+from server.decoding import DecodeBudget
 from server.errors import EXCEPTION_HANDLERS, error_response
-from server.images import DecodeBudget
 from server.login_guard import make_login_guard
 from server.present import Presenter
 from server.realtime import Hub, HubConfig
 from server.realtime.endpoint import websocket_endpoint
 from server.state import AppState
-from tasks.providers.auto import make_provider
+from tasks.providers.auto import make_image_provider, make_provider
 from tasks.queue import open_queue
 from tasks.storage.auto import make_storage
 
@@ -96,6 +99,11 @@ def routes() -> list[BaseRoute]:
         ),
         Route("/api/projects/{project_id}/paste", clipboard.paste_nodes, methods=["POST"]),
         Route("/api/ai/generate-video", jobs.generate_video, methods=["POST"]),
+        Route("/api/ai/generate-image", images.generate_image, methods=["POST"]),
+        Route("/api/node-types", node_types.list_node_types, methods=["GET"]),
+        Route("/api/nodes/{node_id}/takes", takes.list_takes, methods=["GET"]),
+        Route("/api/nodes/{node_id}/active-take", takes.set_active_take, methods=["PUT"]),
+        Route("/api/takes/{take_id}", takes.delete_take, methods=["DELETE"]),
         Route("/api/ai/jobs/{job_id}", jobs.get_job_status, methods=["GET"]),
         Route("/api/ai/jobs/{job_id}/cancel", jobs.cancel_job, methods=["POST"]),
         Route("/api/ai/nodes/{node_id}/jobs/latest", jobs.latest_job, methods=["GET"]),
@@ -145,9 +153,10 @@ def create_app(settings: Settings | None = None, hub_config: HubConfig | None = 
             queue=open_queue(settings.redis_url, settings.namespace),
             # the provider only checks requests here; workers generate
             provider=make_provider(settings),
+            image_provider=make_image_provider(settings),
             hub=hub,
             login_guard=make_login_guard(settings, redis),
-            # one max-size image decoded at a time, or several smaller ones (server/images.py)
+            # one max-size image decoded at a time, or several smaller ones (server/decoding.py)
             decode_budget=DecodeBudget(settings.max_upload_pixels),
         )
         await hub.start()

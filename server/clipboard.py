@@ -29,6 +29,7 @@ from db.nodes import Node, NodeStatus, NodeType
 from db.projects import get_owned_project
 from db.uploads import QuotaExceeded, get_project_upload, insert_upload
 from db.users import User
+from db.wiring import InvalidLink, WrongEnd, insert_checked
 from server.access import owned_project
 from server.auth import require_user
 from server.bodies import decode_body, path_uuid
@@ -62,6 +63,8 @@ class PasteConnection(msgspec.Struct, forbid_unknown_fields=True):
     source: Ref
     target: Ref
     ref: Ref | None = None
+    #: the target's input port; without one the first port that fits (common/protocol/ports.py)
+    target_port: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
 class PasteBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -256,15 +259,22 @@ async def paste_nodes(request: Request) -> Response:
         seen.add((source, target))
 
         async def apply_link(
-            seq: int, source: UUID = source, target: UUID = target
+            seq: int,
+            source: UUID = source,
+            target: UUID = target,
+            target_port: str | None = link.target_port,
         ) -> ConnectionCreated:
-            made = await conn_q.insert_connection(store.db, project_id, source, target, version=seq)
+            made = await insert_checked(
+                store.db, project_id, source, target, target_port, version=seq
+            )
             return ConnectionCreated(connection=made)
 
         try:
             link_change = await publish_change(store, project_id, apply_link)
-        except (conn_q.DuplicateConnection, conn_q.MissingEndpoint):
-            continue  # already there, or an end deleted meanwhile: nothing to add
+        except (conn_q.DuplicateConnection, conn_q.MissingEndpoint, InvalidLink, WrongEnd):
+            # already there, an end deleted meanwhile, or a port the rules refuse here (it
+            # is full in this project): the nodes are pasted, the link is left out
+            continue
         made_links.append(link_change.data.connection)
         if link.ref is not None:
             ids[link.ref] = link_change.data.connection.id

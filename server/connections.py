@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
@@ -9,10 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from common.protocol.events import ConnectionCreated, ConnectionDeleted
+from common.protocol.ports import LinkError
 from db import connections as q
 from db.changes import publish_change
 from db.connections import Connection
-from db.nodes import get_node
+from db.wiring import InvalidLink, WrongEnd, insert_checked
 from server.access import owned_connection, owned_project
 from server.auth import require_user
 from server.bodies import decode_body, path_uuid
@@ -23,10 +25,21 @@ from server.state import app_state
 
 
 class ConnectionCreate(msgspec.Struct, forbid_unknown_fields=True):
-    """Body of POST /api/projects/{project_id}/connections."""
+    """Body of POST /api/projects/{project_id}/connections.
+
+    Without `target_port` the link goes into the target's first port that
+    fits the source and has room (a prompt into `prompt`, an image into
+    `first_frame`, then `last_frame`, then `references`).
+    """
 
     source_id: UUID
     target_id: UUID
+    target_port: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+def invalid(error: LinkError) -> ApiError:
+    """The 422 of a refused link: code `invalid_connection`, the rule broken as `reason`."""
+    return ApiError(422, "invalid_connection", error.message, reason=error.reason.value)
 
 
 @api("Connections of a project", response=list[Connection])
@@ -38,24 +51,24 @@ async def list_connections(request: Request) -> Response:
     return json_response(await q.list_connections(store.db, project.id))
 
 
-@api("Connect two nodes", body=ConnectionCreate, response=Connection, status=201, errors=[403, 409])
+@api(
+    "Connect a node's output to an input port of another",
+    body=ConnectionCreate,
+    response=Connection,
+    status=201,
+    errors=[403, 409],
+)
 async def create_connection(request: Request) -> Response:
-    """POST /api/projects/{project_id}/connections: wire source into target."""
+    """POST /api/projects/{project_id}/connections: wire source into a port of target."""
     user = await require_user(request)
     project_id = path_uuid(request, "project_id")
     body = await decode_body(request, ConnectionCreate)
     store = app_state(request).store
     await owned_project(store, user, project_id)
-    if body.source_id == body.target_id:
-        raise ApiError(422, "self_loop", "A node cannot be connected to itself.")
-    for end, node_id in (("source", body.source_id), ("target", body.target_id)):
-        node = await get_node(store.db, node_id)
-        if node is None or node.project_id != project_id:
-            raise ApiError(422, f"invalid_{end}", f"{end}_id must name a node of this project.")
 
     async def apply(seq: int) -> ConnectionCreated:
-        connection = await q.insert_connection(
-            store.db, project_id, body.source_id, body.target_id, version=seq
+        connection = await insert_checked(
+            store.db, project_id, body.source_id, body.target_id, body.target_port, version=seq
         )
         return ConnectionCreated(connection=connection)
 
@@ -68,6 +81,12 @@ async def create_connection(request: Request) -> Response:
     except q.MissingEndpoint:
         raise ApiError(
             422, "invalid_endpoint", "source_id and target_id must name nodes of this project."
+        ) from None
+    except InvalidLink as exc:
+        raise invalid(exc.error) from None
+    except WrongEnd as exc:
+        raise ApiError(
+            422, f"invalid_{exc.end}", f"{exc.end}_id must name a node of this project."
         ) from None
     return json_response(change.data.connection, 201)
 

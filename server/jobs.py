@@ -1,7 +1,7 @@
 """Generation jobs: submit (generate-video), read one, the latest of a node, cancel.
 
 Submitting writes the job row first (one change with the node going to
-processing), then enqueues the job id with arq. If Redis is down the job is
+processing), then enqueues the job id with arq (server/generation.py). If Redis is down the job is
 still answered 202: it is safe in Postgres, and the sweeper enqueues it once
 Redis is back.
 """
@@ -13,57 +13,136 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from common.protocol.entities import JobStatusResponse
+from common.protocol.ports import MAX_REFERENCES
 from db.changes import Store
 from db.jobs import (
     FINAL_STATUSES,
     GuardFailed,
     Job,
-    NodeBusy,
     get_job,
     job_view,
     latest_job_for_node,
 )
 from db.lifecycle import cancel_job as cancel
-from db.lifecycle import submit_job
-from db.nodes import NodeType
+from db.nodes import Node, NodeType
 from db.projects import get_owned_project
 from db.users import User
 from server.access import owned_node
 from server.auth import require_user
 from server.bodies import decode_body, has_visible_text, path_uuid
 from server.errors import ApiError, not_found
+from server.generation import (
+    Media,
+    port_inputs,
+    project_media,
+    prompt_from,
+    refusal,
+    submit_and_enqueue,
+)
 from server.inputs import MAX_PROMPT_CHARS
 from server.openapi import api
 from server.responses import json_response
-from server.state import app_state
-from server.uploads import project_image
+from server.state import AppState, app_state
 from tasks.providers.base import InvalidRequest
-from tasks.queue import abort_job, enqueue_job
+from tasks.queue import abort_job
 from tasks.video import JOB_TYPE, video_request
 
 log = logging.getLogger(__name__)
 
 Prompt = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PROMPT_CHARS)]
+Reference = Annotated[str, msgspec.Meta(max_length=2048)]
 
 
 class GenerateVideoRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """Body of POST /api/ai/generate-video."""
+    """Body of POST /api/ai/generate-video; inputs not named come from the node's ports."""
 
     node_id: UUID
-    prompt: Prompt
     resolution: Literal["720p", "1080p"]
     duration: Literal[4, 6, 8]
     aspect_ratio: Literal["16:9", "9:16"]
-    #: an image this project uploaded: its key, or the media URL the upload returned
-    image_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
+    #: else the prompt port's text
+    prompt: Prompt | None = None
+    #: the first frame: media of this project (an upload or an image take), key or URL
+    image_url: Reference | None = None
+    last_frame_url: Reference | None = None
+    reference_urls: Annotated[list[Reference], msgspec.Meta(max_length=MAX_REFERENCES)] | None = (
+        None
+    )
+    #: a video take of this project to continue
+    extend_url: Reference | None = None
     negative_prompt: Annotated[str, msgspec.Meta(max_length=MAX_PROMPT_CHARS)] | None = None
     seed: Annotated[int, msgspec.Meta(ge=0, le=4_294_967_295)] | None = None
     generate_audio: bool = False
+    number_of_videos: Annotated[int, msgspec.Meta(ge=1, le=4)] = 1
+    enhance_prompt: bool | None = None
+    person_generation: Literal["dont_allow", "allow_adult"] | None = None
+
+
+async def _video_params(
+    state: AppState, node: Node, user: User, body: GenerateVideoRequest
+) -> dict[str, Any]:
+    """The job's params: the body's choices and each input, from the body or the ports."""
+    ports = await port_inputs(state, node)
+    inputs: dict[str, Any] = {}
+    if body.prompt is None and ports.prompt is not None:
+        inputs["prompt"] = ports.prompt_origin
+    params: dict[str, Any] = {
+        "prompt": prompt_from(body.prompt, ports),
+        "resolution": body.resolution,
+        "duration": body.duration,
+        "aspect_ratio": body.aspect_ratio,
+        "negative_prompt": body.negative_prompt,
+        "seed": body.seed,
+        "generate_audio": body.generate_audio,
+        "number_of_videos": body.number_of_videos,
+        "enhance_prompt": body.enhance_prompt,
+        "person_generation": body.person_generation,
+        "author_id": str(user.id),
+    }
+    pid = node.project_id
+
+    async def one(field: str, port: str, reference: str | None, kind: str) -> Media | None:
+        if reference is not None:
+            return await project_media(state, pid, reference, field, kind)
+        found = ports.port(port)
+        return found[0] if found else None
+
+    first = await one("image_url", "first_frame", body.image_url, "image")
+    last = await one("last_frame_url", "last_frame", body.last_frame_url, "image")
+    extend = await one("extend_url", "extend", body.extend_url, "video")
+    if body.reference_urls is not None:
+        refs = [
+            await project_media(state, pid, r, "reference_urls", "image")
+            for r in body.reference_urls
+        ]
+    else:
+        refs = ports.port("references")
+    if first is not None:
+        params.update(image_key=first.key, image_mime_type=first.mime_type)
+        inputs["first_frame"] = first.origin
+    if last is not None:
+        params.update(last_frame_key=last.key, last_frame_mime_type=last.mime_type)
+        inputs["last_frame"] = last.origin
+    if refs:
+        params["reference_keys"] = [m.key for m in refs]
+        params["reference_mime_types"] = [m.mime_type for m in refs]
+        inputs["references"] = [m.origin for m in refs]
+    if extend is not None:
+        duration = extend.params.get("duration")
+        if not isinstance(duration, int):
+            raise ApiError(422, "invalid_extend_url", "The clip to extend has no known length.")
+        params.update(
+            extend_key=extend.key,
+            extend_resolution=extend.params.get("resolution", "720p"),
+            extend_duration=duration,
+        )
+        inputs["extend"] = extend.origin
+    params["inputs"] = inputs
+    return params
 
 
 async def _present(request: Request, job: Job) -> JobStatusResponse:
@@ -89,55 +168,20 @@ async def generate_video(request: Request) -> Response:
     """POST /api/ai/generate-video: save the job, enqueue its id, answer 202 with the job."""
     user = await require_user(request)
     body = await decode_body(request, GenerateVideoRequest)
-    if not has_visible_text(body.prompt):
+    if body.prompt is not None and not has_visible_text(body.prompt):
         raise ApiError(422, "invalid_prompt", "prompt must contain a visible character.")
     state = app_state(request)
-    store, settings = state.store, state.settings
-    node = await owned_node(store, user, body.node_id)
+    node = await owned_node(state.store, user, body.node_id)
     if node.type != NodeType.VIDEO:
         message = f"node_id names a {node.type} node; videos are generated into video nodes."
         raise ApiError(422, "not_a_video_node", message)
-    params: dict[str, Any] = {
-        "prompt": body.prompt,
-        "resolution": body.resolution,
-        "duration": body.duration,
-        "aspect_ratio": body.aspect_ratio,
-        "negative_prompt": body.negative_prompt,
-        "seed": body.seed,
-        "generate_audio": body.generate_audio,
-    }
-    if body.image_url is not None:
-        # only a key of this project's uploads is kept: the worker reads storage, never a URL
-        upload = await project_image(store, settings, node.project_id, body.image_url, "image_url")
-        params["image_key"] = upload.key
-        params["image_mime_type"] = upload.mime_type
-    provider = state.provider
-    # the image's bytes stay in storage until the worker runs; its type is enough to check
-    to_check = msgspec.structs.replace(
-        video_request(params), image_mime_type=params.get("image_mime_type")
-    )
+    params = await _video_params(state, node, user, body)
+    # the inputs' bytes stay in storage until the worker runs; their types are enough to check
     try:
-        provider.check(to_check)
+        state.provider.check(video_request(params))
     except InvalidRequest as exc:
-        # capability refusals carry their own code (unsupported_duration, …)
-        raise ApiError(422, getattr(exc, "code", "unsupported_request"), str(exc)) from None
-
-    try:
-        job, _ = await submit_job(store, node, JOB_TYPE, params, settings.job_timeout_s)
-    except NodeBusy as busy:
-        raise ApiError(
-            409,
-            "job_in_progress",
-            "This node is already generating; cancel that job or wait for it.",
-            job_id=str(busy.job_id),
-        ) from None
-    except GuardFailed:
-        raise not_found("node") from None
-    try:
-        await enqueue_job(state.queue, settings.namespace, job.type, job.id)
-    except (RedisError, OSError, TimeoutError) as exc:
-        # the row is durable; the sweeper enqueues pending jobs the queue does not hold
-        log.warning("enqueue of job %s failed, the sweeper will retry: %s", job.id, exc)
+        raise refusal(exc) from None
+    job = await submit_and_enqueue(state, node, JOB_TYPE, params)
     return json_response(await _present(request, job), 202)
 
 

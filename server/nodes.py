@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 import msgspec
@@ -23,6 +24,8 @@ from server.purge import purge_node_media
 from server.responses import json_response
 from server.state import app_state
 from server.uploads import project_image
+
+log = logging.getLogger(__name__)
 
 Coordinate = Annotated[float, msgspec.Meta(ge=-1e7, le=1e7)]
 #: data keys only the server writes: they name stored media
@@ -161,14 +164,14 @@ async def update_node(request: Request) -> Response:
     return json_response(await state.presenter.node(change.data.node))
 
 
-@api("Delete a node with its connections and jobs", status=204, errors=[403])
+@api("Delete a node with its connections, jobs and takes", status=204, errors=[403])
 async def delete_node(request: Request) -> Response:
-    """DELETE /api/nodes/{node_id}: the node, its connections and its jobs."""
+    """DELETE /api/nodes/{node_id}: the node, its connections, its jobs and its takes' media."""
     user = await require_user(request)
     node_id = path_uuid(request, "node_id")
-    store = app_state(request).store
+    state = app_state(request)
+    store = state.store
     node = await owned_node(store, user, node_id)
-
     owned: list[NodeMedia | None] = []
 
     async def apply(seq: int) -> NodeDeleted:
@@ -177,5 +180,5 @@ async def delete_node(request: Request) -> Response:
         return NodeDeleted(node_id=node_id, connection_ids=connection_ids)
 
     await publish_change(store, node.project_id, apply)
-    await purge_node_media(store, app_state(request).storage, owned[-1])
+    await purge_node_media(store, state.storage, owned[-1])
     return Response(status_code=204)

@@ -1,6 +1,6 @@
 """Rows as clients see them: media keys turned into freshly signed URLs.
 
-Only keys are stored; every time a node, job or event leaves the server its
+Only keys are stored; every time a node, job, take or event leaves the server its
 URLs are signed anew here, so a URL a client holds is never older than the
 message that carried it. Everything else about the shapes is
 common/protocol: this module only fills in `*_url` beside each `*_key`.
@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from common.protocol.entities import JobStatusResponse, Node
+from common.protocol.entities import JobStatusResponse, Node, Take
 from common.protocol.events import AnyEvent, Payload
 from common.protocol.frames import Snapshot
 from tasks.storage.base import Storage
@@ -48,8 +48,13 @@ class Presenter:
             return job
         return msgspec.structs.replace(job, result=await self._sign_keys(job.result))
 
+    async def take(self, take: Take) -> Take:
+        """The take with its `media_url` signed now."""
+        url = await self.storage.sign_url(take.media_key, self.url_ttl_s)
+        return msgspec.structs.replace(take, media_url=url)
+
     async def payload(self, data: P) -> P:
-        """An event's data with every node and job in it presented."""
+        """An event's data with every node, job and take in it presented."""
         changes: dict[str, Any] = {}
         for name in data.__struct_fields__:
             value = getattr(data, name)
@@ -57,6 +62,8 @@ class Presenter:
                 changes[name] = await self.node(value)
             elif isinstance(value, JobStatusResponse):
                 changes[name] = await self.job(value)
+            elif isinstance(value, list) and value and isinstance(value[0], Take):
+                changes[name] = [await self.take(t) for t in value]
         return msgspec.structs.replace(data, **changes) if changes else data
 
     async def event(self, event: AnyEvent) -> AnyEvent:
@@ -66,9 +73,10 @@ class Presenter:
         return msgspec.structs.replace(event, data=await self.payload(event.data))
 
     async def snapshot(self, snapshot: Snapshot) -> Snapshot:
-        """The snapshot with every node and job presented."""
+        """The snapshot with every node, job and take presented."""
         return msgspec.structs.replace(
             snapshot,
             nodes=[await self.node(n) for n in snapshot.nodes],
             jobs=[await self.job(j) for j in snapshot.jobs],
+            takes=[await self.take(t) for t in snapshot.takes],
         )

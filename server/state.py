@@ -12,10 +12,11 @@ from common.config import Settings
 from db.changes import Store
 from server.present import Presenter
 from tasks.providers.base import VideoProvider
+from tasks.providers.images import ImageProvider
 from tasks.storage.base import Storage
 
 if TYPE_CHECKING:
-    from server.images import DecodeBudget
+    from server.decoding import DecodeBudget
     from server.login_guard import LoginGuard
     from server.realtime.hub import Hub
 
@@ -32,10 +33,12 @@ class AppState:
     queue: ArqRedis
     #: checks requests at submit; workers generate
     provider: VideoProvider
+    #: checks image requests at submit; workers generate
+    image_provider: ImageProvider
     hub: Hub
     #: the log-in limiter (Redis, with an in-process fallback while Redis is down)
     login_guard: LoginGuard
-    #: the pixels being decoded at once, across uploads (server/images.py)
+    #: the pixels being decoded at once, across uploads (server/decoding.py)
     decode_budget: DecodeBudget
 
 

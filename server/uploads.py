@@ -1,7 +1,7 @@
 """Image uploads, and the one check that an image reference names this project's upload.
 
 An image is recognised by its content (Pillow), never by its name or declared
-type, fully decoded, trimmed or downscaled (server/images.py), counted against
+type, fully decoded, trimmed or downscaled (server/decoding.py), counted against
 its owner's storage quota, and stored at `images/{project_id}/{id}.{ext}`.
 Jobs and image nodes only ever hold such keys: a URL a user typed is never
 fetched (no SSRF).

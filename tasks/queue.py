@@ -21,7 +21,7 @@ from common.keys import queue_name
 log = logging.getLogger(__name__)
 
 #: job type (jobs.type) → the arq function that runs it; the REST handler shares its name
-FUNCTIONS = {"video": "generate_video"}
+FUNCTIONS = {"video": "generate_video", "image": "generate_image"}
 #: an enqueue that takes longer than this is treated as failed (the sweeper retries it)
 ENQUEUE_TIMEOUT_S = 3.0
 

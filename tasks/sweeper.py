@@ -46,7 +46,7 @@ from db.lifecycle import fail_job
 from db.nodes import NodeStatus
 from db.sessions import delete_expired_sessions
 from tasks.queue import abort_job, enqueue_job
-from tasks.video import timeout_message
+from tasks.runs import timeout_message
 
 log = logging.getLogger(__name__)
 

@@ -1,27 +1,18 @@
-"""generate_video: the arq job that turns a pending video job into a stored MP4.
+"""generate_video: the arq job that turns a pending video job into stored MP4s, one take each.
 
 The only argument is the job id; everything else is read from Postgres, so
 any worker can run any job, and the queue can never disagree with the row.
+Claim, lease, deadline and retries are tasks/runs.py's; this module only
+generates:
 
-Life cycle of one run:
-1. claim: pending → processing (db.lifecycle START, event `job.started`),
-   bumping `attempts`. A job already processing is taken over only when arq
-   says this is a retry (`job_try > 1`: the previous run died, was stopped or
-   asked for a retry); otherwise it is a duplicate delivery and runs nothing.
-2. lease: while the run lives it keeps arq's in-progress key for the job
-   alive for `lease_s` at a time. That key is what stops a second worker from
-   starting the job, and because it lapses within `lease_s` of a worker dying,
-   another worker takes the job over quickly instead of after arq's full
-   timeout.
-3. generate: submit to the provider and save the operation name at once; a
-   run that finds one saved polls it instead of paying for a new generation.
-   Progress ticks are ephemeral (`job.progress`, about once a second).
-4. finish: store `videos/{project_id}/{job_id}.mp4`, then complete job and
-   node in one change (COMPLETE, `job.completed`). Failures become FAIL.
-
-Every write of a run is guarded by status `processing` AND its own attempt
-number: a run that was cancelled or taken over can no longer change anything,
-so it stops without overwriting.
+1. read the inputs the job names (first/last frame, references, the clip to
+   extend) from storage by key;
+2. submit to the provider and save the operation name at once; a run that
+   finds one saved polls it instead of paying for a new generation. Progress
+   ticks are ephemeral (`job.progress`, about once a second);
+3. store each video at `videos/{project_id}/{job_id}.mp4` (the first) and
+   `…/{job_id}-{i}.mp4`, then complete job and node in one change (COMPLETE,
+   `job.completed`): every video a take, the first one active.
 """
 
 from __future__ import annotations
@@ -31,30 +22,24 @@ import contextlib
 import logging
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
-from arq.constants import in_progress_key_prefix
-from arq.worker import Retry
-from redis.exceptions import RedisError
-
-from common import logs
-from common.config import Settings
-from db.changes import Store, publish_progress
-from db.jobs import FINAL_STATUSES, GuardFailed, Job, JobStatus, get_job, update_job
-from db.lifecycle import complete_job, fail_job, retry_delay_s, start_job
+from db.changes import publish_progress
+from db.jobs import GuardFailed, Job
+from db.lifecycle import complete_job
+from db.takes import NewTake
 from tasks.providers.base import (
-    InvalidRequest,
     OperationLost,
     ProviderError,
-    SafetyBlocked,
-    TransientProviderError,
+    VideoOutput,
     VideoProvider,
     VideoRequest,
+    output_duration_s,
 )
-from tasks.storage.base import Storage, StorageError
+from tasks.runs import Run, Stop, run_job, timeout_message
+
+__all__ = ["JOB_TYPE", "generate_video", "timeout_message", "video_request"]
 
 log = logging.getLogger(__name__)
 
@@ -64,110 +49,75 @@ JOB_TYPE = "video"
 PROGRESS_INTERVAL_S = 1.0
 #: how often one run may resubmit after the provider lost its operation
 MAX_RESUBMITS = 2
+#: the request's choices a take keeps (with its inputs, seed and actual length)
+_TAKE_PARAMS = (
+    "prompt",
+    "resolution",
+    "aspect_ratio",
+    "negative_prompt",
+    "generate_audio",
+    "enhance_prompt",
+    "person_generation",
+    "number_of_videos",
+    "inputs",
+)
 
 
-def video_request(params: dict[str, Any], image: bytes | None = None) -> VideoRequest:
-    """The provider request of a job's stored params (without the image bytes at submit)."""
+def video_request(params: dict[str, Any], media: dict[str, bytes] | None = None) -> VideoRequest:
+    """The provider request of a job's stored params; `media` holds input bytes by key.
+
+    Without `media` (at submit) the inputs are described by their types only.
+    """
+    media = media or {}
+
+    def data(key: str | None) -> bytes | None:
+        return media.get(key) if key else None
+
+    refs = list(params.get("reference_keys") or [])
     return VideoRequest(
         prompt=params["prompt"],
         resolution=params["resolution"],
         duration_s=int(params["duration"]),
         aspect_ratio=params["aspect_ratio"],
         negative_prompt=params.get("negative_prompt"),
-        image=image,
-        image_mime_type=params.get("image_mime_type") if image is not None else None,
+        image=data(params.get("image_key")),
+        image_mime_type=params.get("image_mime_type") if params.get("image_key") else None,
         seed=params.get("seed"),
         generate_audio=bool(params.get("generate_audio", False)),
+        number_of_videos=int(params.get("number_of_videos") or 1),
+        enhance_prompt=params.get("enhance_prompt"),
+        person_generation=params.get("person_generation"),
+        last_frame=data(params.get("last_frame_key")),
+        last_frame_mime_type=params.get("last_frame_mime_type"),
+        reference_images=tuple(media[k] for k in refs if k in media),
+        reference_mime_types=tuple(params.get("reference_mime_types") or []),
+        extend_video=data(params.get("extend_key")),
+        extend_resolution=params.get("extend_resolution"),
+        extend_duration_s=params.get("extend_duration"),
     )
 
 
-def timeout_message(job: Job) -> str:
-    """`timed out after N s`, N being the job's whole allowance from submit to deadline."""
-    allowed = 0 if job.deadline is None else (job.deadline - job.created_at).total_seconds()
-    return f"timed out after {round(allowed)} s"
+def input_keys(params: dict[str, Any]) -> list[str]:
+    """Every storage key a job reads: its images and the clip it extends."""
+    keys = [params.get("image_key"), params.get("last_frame_key"), params.get("extend_key")]
+    keys += list(params.get("reference_keys") or [])
+    return [k for k in keys if k]
 
 
-# -- the worker side --
+def video_key(job: Job, index: int) -> str:
+    """Where output `index` of a job is stored (the first keeps the one-video name)."""
+    suffix = "" if index == 0 else f"-{index}"
+    return f"videos/{job.project_id}/{job.id}{suffix}.mp4"
 
 
-class _Stop(Exception):
-    """This run lost the job (cancelled, or taken over): stop without writing."""
-
-
-def _describe(exc: ProviderError) -> str:
-    """A message for the job's `error` that says what happened in words."""
-    detail = str(exc) or type(exc).__name__
-    if isinstance(exc, SafetyBlocked):
-        return f"blocked by the provider's safety filters: {detail}"
-    if isinstance(exc, InvalidRequest):
-        return f"the provider refused the request: {detail}"
-    return f"generation failed: {detail}"
-
-
-class _Run:
-    """One attempt at one job, holding what every step needs."""
+class VideoRun(Run):
+    """One attempt at one video job."""
 
     def __init__(self, ctx: dict[str, Any], job: Job) -> None:
-        self.ctx = ctx
-        self.job = job
-        self.attempt = job.attempts
-        self.store: Store = ctx["store"]
-        self.settings: Settings = ctx["settings"]
+        super().__init__(ctx, job)
         self.provider: VideoProvider = ctx["provider"]
-        self.storage: Storage = ctx["storage"]
-        self.lease_s: float = ctx["lease_s"]
         #: the provider operation this run is waiting for
         self.operation: str | None = job.provider_operation
-
-    @property
-    def max_tries(self) -> int:
-        return max(1, self.settings.job_max_tries)
-
-    async def run(self) -> str:
-        """Generate under the job's deadline; map every outcome onto the job row."""
-        remaining_s: float | None = None
-        if self.job.deadline is not None:
-            remaining_s = (self.job.deadline - datetime.now(UTC)).total_seconds()
-            if remaining_s <= 0:
-                await self.fail(timeout_message(self.job))
-                return "timed out"
-        deadline = asyncio.timeout(remaining_s)
-        try:
-            async with deadline:
-                await self.with_lease(self.generate())
-        except asyncio.CancelledError:
-            # arq aborted the job (a user cancelled it) or the worker is stopping: the row is
-            # not ours to touch. Only a cancelled job's render is dropped; a stopping worker's
-            # operation is resumed by whoever takes the job over.
-            with contextlib.suppress(Exception):
-                current = await asyncio.wait_for(get_job(self.store.db, self.job.id), 2)
-                if current is not None and current.status == JobStatus.CANCELLED:
-                    await self.discard()
-            raise
-        except TimeoutError as exc:
-            if deadline.expired():
-                await self.discard()
-                await self.fail(timeout_message(self.job))
-                return "timed out"
-            # a timeout of our own (storage, database): the operation stays for the next try
-            return await self.retry_or_fail(f"timed out: {exc}" if str(exc) else "timed out")
-        except _Stop as stop:
-            await self.discard()
-            log.info("job %s: run %d stopped: %s", self.job.id, self.attempt, stop)
-            return f"stopped: {stop}"
-        except TransientProviderError as exc:
-            return await self.retry_or_fail(str(exc) or type(exc).__name__)
-        except ProviderError as exc:
-            await self.fail(_describe(exc))
-            return "failed"
-        except StorageError as exc:
-            await self.fail(f"the input image could not be read: {exc}")
-            return "failed"
-        except Exception as exc:
-            # a bug or an outage of ours (storage, database): worth another try, then give up
-            log.exception("job %s: attempt %d crashed", self.job.id, self.attempt)
-            return await self.retry_or_fail(f"internal error: {type(exc).__name__}: {exc}")
-        return "completed"
 
     async def discard(self) -> None:
         """Let the provider drop the operation of a run that stops, if it can (local renders)."""
@@ -175,91 +125,6 @@ class _Run:
         if self.operation is not None and cancel is not None:
             with contextlib.suppress(Exception):
                 await cancel(self.operation)
-
-    async def retry_or_fail(self, reason: str) -> str:
-        """Retry with exponential backoff while tries remain, else fail the job with `reason`."""
-        if self.attempt < self.max_tries:
-            defer_s = retry_delay_s(self.settings.job_retry_base_s, self.attempt)
-            log.warning(
-                "job %s: attempt %d of %d failed (%s); retrying in %.1f s",
-                self.job.id,
-                self.attempt,
-                self.max_tries,
-                reason,
-                defer_s,
-            )
-            # the job stays processing; the next arq try takes it over (job_try > 1)
-            raise Retry(defer=defer_s)
-        await self.fail(f"generation failed: {reason} (gave up after {self.attempt} attempts)")
-        return "failed"
-
-    async def fail(self, message: str) -> None:
-        """Fail the job if this run still owns it."""
-        if await fail_job(self.store, self.job, message, attempt=self.attempt):
-            log.warning("job %s failed: %s", self.job.id, message)
-
-    async def with_lease(self, work: Any) -> None:
-        """Run `work` while keeping the lease; stop it (raising _Stop) if the lease is lost."""
-        work_task = asyncio.ensure_future(work)
-        lease_task = asyncio.create_task(self.keep_lease())
-        try:
-            done, _ = await asyncio.wait(
-                {work_task, lease_task}, return_when=asyncio.FIRST_COMPLETED
-            )
-        except asyncio.CancelledError:
-            # arq aborted the job, or the worker is shutting down: stop both and tell arq
-            work_task.cancel()
-            lease_task.cancel()
-            await asyncio.gather(work_task, lease_task, return_exceptions=True)
-            raise
-        if work_task in done:
-            lease_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lease_task
-            work_task.result()
-            return
-        # the lease ended first: another worker owns the job now, or it was cancelled
-        work_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await work_task
-        lease_task.result()
-        raise _Stop("lost the job's lease")
-
-    async def keep_lease(self) -> None:
-        """Keep arq's in-progress key alive `lease_s` ahead; return when the job is lost."""
-        redis = self.store.redis
-        key = in_progress_key_prefix + str(self.job.id)
-        lease_ms = int(self.lease_s * 1000)
-        while True:
-            try:
-                if not await redis.pexpire(key, lease_ms):
-                    # the key lapsed (a long stall, or Redis lost it): still ours?
-                    current = await get_job(self.store.db, self.job.id)
-                    if (
-                        current is None
-                        or current.status != JobStatus.PROCESSING
-                        or current.attempts != self.attempt
-                    ):
-                        return
-                    # NX: if another worker started the job meanwhile, it keeps it
-                    if not await redis.set(key, b"1", px=lease_ms, nx=True):
-                        return
-            except (RedisError, OSError) as exc:
-                # Redis blips must not kill a render: the Postgres guards still protect writes
-                log.warning("job %s: lease refresh failed: %s", self.job.id, exc)
-            await asyncio.sleep(self.lease_s / 3)
-
-    async def save(self, **fields: Any) -> None:
-        """A plain guarded write of this run (operation name, progress); _Stop if not ours."""
-        updated = await update_job(
-            self.store.db,
-            self.job.id,
-            expect=(JobStatus.PROCESSING,),
-            expect_attempts=self.attempt,
-            **fields,
-        )
-        if updated is None:
-            raise _Stop("the job was cancelled or taken over")
 
     async def submit(self, request: VideoRequest) -> str:
         """Start a generation and save its operation name before anything else happens."""
@@ -269,24 +134,20 @@ class _Run:
         return operation
 
     async def generate(self) -> None:
-        """Submit (or resume), poll with progress, download, store, complete."""
+        """Read the inputs, submit (or resume), poll with progress, download, store, complete."""
         params = self.job.params
-        image = None
-        if params.get("image_key"):
-            image = await self.storage.get_bytes(params["image_key"])
-        request = video_request(params, image)
+        media = {key: await self.storage.get_bytes(key) for key in input_keys(params)}
+        request = video_request(params, media)
         if self.operation is not None:
             log.info("job %s: resuming operation %s", self.job.id, self.operation)
-        key = f"videos/{self.job.project_id}/{self.job.id}.mp4"
         resubmits = 0
         with tempfile.TemporaryDirectory(prefix="cf-job-") as tmp:
-            dest = Path(tmp) / "video.mp4"
             while True:
                 try:
                     if self.operation is None:
                         self.operation = await self.submit(request)
                     await self.wait_done(self.operation)
-                    await self.provider.download(self.operation, dest)
+                    outputs = await self.provider.download(self.operation, Path(tmp))
                     break
                 except OperationLost as exc:
                     # the provider forgot it (e.g. the local renderer of a dead worker)
@@ -295,8 +156,17 @@ class _Run:
                         raise ProviderError(f"the provider keeps losing it: {exc}") from exc
                     log.info("job %s: %s; submitting again", self.job.id, exc)
                     self.operation = None
-            await self.storage.put_file(key, dest, "video/mp4")
-        await self.complete(key, request)
+            if not outputs:
+                raise ProviderError("the provider finished without a video")
+            keys = []
+            for i, out in enumerate(outputs):
+                keys.append(video_key(self.job, i))
+                await self.storage.put_file(keys[-1], out.path, "video/mp4")
+        try:
+            await self.complete(keys, outputs, request)
+        except Stop:
+            await self.drop_stored(keys)
+            raise
 
     async def wait_done(self, operation: str) -> None:
         """Poll until done, publishing progress at most once per PROGRESS_INTERVAL_S."""
@@ -317,12 +187,27 @@ class _Run:
                 last_tick, last_progress = now, progress
             await asyncio.sleep(interval_s)
 
-    async def complete(self, key: str, request: VideoRequest) -> None:
-        """Job completed with its result and node completed with the video, in one change."""
+    async def complete(
+        self, keys: list[str], outputs: list[VideoOutput], request: VideoRequest
+    ) -> None:
+        """Job completed with its result, each video a take, node showing the first: one change."""
+        params = self.job.params
+        kept = {name: params[name] for name in _TAKE_PARAMS if params.get(name) is not None}
+        takes = []
+        for i, (key, out) in enumerate(zip(keys, outputs, strict=True)):
+            seed = out.seed if out.seed is not None else request.seed
+            duration = out.duration_s or output_duration_s(request)
+            take_params = {**kept, "duration": duration, "seed": seed}
+            takes.append(
+                NewTake(
+                    index=i, media_key=key, mime_type="video/mp4", params=take_params, seed=seed
+                )
+            )
         result = {
-            "video_key": key,
+            "video_key": keys[0],
+            "video_keys": keys,
             "mime_type": "video/mp4",
-            "duration": request.duration_s,
+            "duration": takes[0].params["duration"],
             "resolution": request.resolution,
             "aspect_ratio": request.aspect_ratio,
         }
@@ -332,63 +217,13 @@ class _Run:
                 self.job,
                 attempt=self.attempt,
                 result=result,
-                node_data={"video_key": key},
+                outputs=takes,
+                media_field="video_key",
             )
         except GuardFailed:
-            raise _Stop("the job was cancelled or taken over before it completed") from None
-
-
-async def claim(ctx: dict[str, Any], job_id: UUID) -> Job | None:
-    """Move the job to processing for this run (change `job.started`), or None to run nothing."""
-    store: Store = ctx["store"]
-    settings: Settings = ctx["settings"]
-    job = await get_job(store.db, job_id)
-    if job is None:
-        log.info("job %s: gone (its node or project was deleted)", job_id)
-        return None
-    if job.status in FINAL_STATUSES:
-        log.info("job %s: already %s; duplicate delivery runs nothing", job_id, job.status)
-        return None
-    job_try = int(ctx.get("job_try") or 1)
-    take_over = job.status != JobStatus.PENDING
-    if take_over:
-        if job_try <= 1:
-            # a first delivery of a job another run is processing: not ours to touch
-            log.info("job %s: already processing; duplicate delivery runs nothing", job_id)
-            return None
-        if job.attempts >= max(1, settings.job_max_tries):
-            await fail_job(
-                store,
-                job,
-                f"gave up after {job.attempts} attempts: the worker running it stopped",
-                attempt=job.attempts,
-            )
-            return None
-        log.info("job %s: taking over after attempt %d (arq try %d)", job_id, job.attempts, job_try)
-    try:
-        return await start_job(store, job, take_over=take_over)
-    except GuardFailed:
-        log.info("job %s: changed under us (cancelled or claimed); running nothing", job_id)
-        return None
+            raise Stop("the job was cancelled or taken over before it completed") from None
 
 
 async def generate_video(ctx: dict[str, Any], job_id: str) -> str:
-    """arq job: generate the video of job `job_id`; returns what happened, for arq's log."""
-    token = logs.job_id.set(job_id)
-    try:
-        try:
-            job = await claim(ctx, UUID(job_id))
-        except Exception as exc:
-            # Postgres unreachable (a restart): raised on, arq would drop the job and leave
-            # the row to the sweeper's next pass; a retry claims it once Postgres is back
-            job_try = int(ctx.get("job_try") or 1)
-            settings: Settings = ctx["settings"]
-            defer_s = retry_delay_s(settings.job_retry_base_s, job_try)
-            log.warning("job %s: cannot claim it (%r); retrying in %.1f s", job_id, exc, defer_s)
-            raise Retry(defer=defer_s) from exc
-        if job is None:
-            return "nothing to do"
-        logs.project_id.set(str(job.project_id))
-        return await _Run(ctx, job).run()
-    finally:
-        logs.job_id.reset(token)
+    """arq job: generate the videos of job `job_id`; returns what happened, for arq's log."""
+    return await run_job(ctx, job_id, VideoRun)

@@ -1,8 +1,8 @@
 """The worker process: `canvasflow worker` (the Procfile's `worker:` line) runs WorkerSettings.
 
 Only settings, startup, shutdown and crons live here; the jobs are in
-tasks/video.py, the sweeper in tasks/sweeper.py, and the arq Worker that
-outlives Redis faults in tasks/worker_loop.py. (`arq tasks.worker.WorkerSettings`
+tasks/video.py and tasks/image.py, the sweeper in tasks/sweeper.py, and the arq Worker
+that outlives Redis faults in tasks/worker_loop.py. (`arq tasks.worker.WorkerSettings`
 runs the same settings on arq's own Worker, which a dropped connection can end.)
 """
 
@@ -24,11 +24,14 @@ from common.keys import queue_name
 from db.changes import Store
 from db.connect import make_database
 from db.migrate import migrate
-from tasks.providers.auto import make_provider
+from tasks.image import JOB_TYPE as IMAGE_JOB
+from tasks.image import generate_image
+from tasks.providers.auto import make_image_provider, make_provider
 from tasks.queue import FUNCTIONS
 from tasks.storage.auto import make_storage
 from tasks.sweeper import sweep_cron
-from tasks.video import JOB_TYPE, generate_video
+from tasks.video import JOB_TYPE as VIDEO_JOB
+from tasks.video import generate_video
 
 #: arq's own timeout sits this far above the job timeout: the job's deadline fires first
 _TIMEOUT_MARGIN_S = 60
@@ -51,6 +54,7 @@ async def open_context(settings: Settings, redis: ArqRedis) -> dict[str, Any]:
         "store": Store(db=db, redis=redis, namespace=settings.namespace),
         "storage": make_storage(settings),
         "provider": make_provider(settings),
+        "image_provider": make_image_provider(settings),
         "lease_s": settings.job_lease_s,
         "retry_base_s": settings.job_retry_base_s,
     }
@@ -58,9 +62,10 @@ async def open_context(settings: Settings, redis: ArqRedis) -> dict[str, Any]:
 
 async def close_context(ctx: dict[str, Any]) -> None:
     """Stop local renders and close Postgres (arq closes its Redis itself)."""
-    close = getattr(ctx.get("provider"), "aclose", None)
-    if close is not None:
-        await close()
+    for name in ("provider", "image_provider"):
+        close = getattr(ctx.get(name), "aclose", None)
+        if close is not None:
+            await close()
     store: Store | None = ctx.get("store")
     if store is not None:
         await store.db.disconnect()
@@ -105,12 +110,13 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     return {
         "functions": [
             func(
-                generate_video,
-                name=FUNCTIONS[JOB_TYPE],
+                job,
+                name=FUNCTIONS[job_type],
                 timeout=settings.job_timeout_s + _TIMEOUT_MARGIN_S,
                 # our own attempt count (job_max_tries) decides; arq's is only a backstop
                 max_tries=2 * settings.job_max_tries + 2,
             )
+            for job_type, job in ((VIDEO_JOB, generate_video), (IMAGE_JOB, generate_image))
         ],
         "cron_jobs": [
             # named per namespace: arq's cron job ids are global to the Redis server

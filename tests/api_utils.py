@@ -9,7 +9,17 @@ import httpx
 from db.changes import Store
 from tests.conftest import Account
 
-TABLES = ("users", "sessions", "projects", "nodes", "connections", "jobs", "events", "uploads")
+TABLES = (
+    "users",
+    "sessions",
+    "projects",
+    "nodes",
+    "connections",
+    "jobs",
+    "events",
+    "uploads",
+    "takes",
+)
 
 
 async def dump(store: Store) -> dict[str, list[dict[str, Any]]]:

@@ -34,7 +34,7 @@ from server.serving import uvicorn_options
 from server.state import AppState
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = "users, sessions, projects, nodes, connections, jobs, events, uploads"
+TABLES = "users, sessions, projects, nodes, connections, jobs, events, uploads, takes"
 
 
 def free_port() -> int:

@@ -14,10 +14,10 @@ import httpx
 import pytest
 from PIL import Image
 
-import server.images
+import server.decoding
 from common.config import MAX_STORED_IMAGE_PIXELS
 from db.changes import Store
-from server.images import DecodeBudget
+from server.decoding import DecodeBudget
 from tests.api_utils import assert_error, dump, make_node, make_project
 from tests.conftest import Account, ServerThread, Services, free_port, settings_for
 from tests.worker_utils import image_bytes, upload_image
@@ -158,9 +158,9 @@ async def test_the_decode_budget_lets_one_max_size_image_decode_at_a_time(
 ) -> None:
     """With a budget of one image's pixels, parallel decodes run one after another."""
     running, most = 0, 0
-    real = server.images.prepare_image
+    real = server.decoding.prepare_image
 
-    def counting(*args: Any) -> server.images.PreparedImage:
+    def counting(*args: Any) -> server.decoding.PreparedImage:
         nonlocal running, most
         running += 1
         most = max(most, running)
@@ -169,7 +169,7 @@ async def test_the_decode_budget_lets_one_max_size_image_decode_at_a_time(
         finally:
             running -= 1
 
-    monkeypatch.setattr(server.images, "prepare_image", counting)
+    monkeypatch.setattr(server.decoding, "prepare_image", counting)
     data = image_bytes("PNG", (1000, 1000))
     budget = DecodeBudget(1_000_000)
     prepared = await asyncio.gather(*(budget.prepare(data, 40_000_000) for _ in range(6)))

@@ -113,7 +113,7 @@ async def test_edit_canvas_and_find_it_after_reload(tab: CanvasPage, store: Stor
         "A red fox trotting through snowy pines at dawn"
     )
 
-    # delete the spare prompt's connection: click the curve, press Delete
+    # delete the spare image's connection: click the curve, press Delete
     await tab.click_edge(2)
     await expect(page.locator(".edge.selected")).to_have_count(1)
     assert await page.locator(".edge.selected").get_attribute("data-connection-id") == (
@@ -528,7 +528,7 @@ async def test_failed_job_shows_its_error_and_regenerates(
     await video.get_by_role("button", name="Generate").click()
     await expect(video.locator(".badge")).to_have_text("Failed", timeout=RENDER_WAIT_MS)
     error = video.get_by_role("alert")
-    await expect(error).to_contain_text("Generation failed: the input image could not be read")
+    await expect(error).to_contain_text("Generation failed: an input could not be read")
     await expect(video.get_by_role("button", name="Regenerate")).to_be_enabled()
     await tab.screenshot("failed")
 
@@ -541,4 +541,4 @@ async def test_failed_job_shows_its_error_and_regenerates(
     await wait_for_video(tab, ids["video"])
     jobs = await job_rows(store, project_id)
     assert [j["status"] for j in jobs] == ["failed", "completed"]
-    assert "the input image could not be read" in str(jobs[0]["error"])
+    assert "an input could not be read" in str(jobs[0]["error"])

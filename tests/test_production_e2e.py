@@ -304,6 +304,7 @@ async def test_capability_refusals_are_422_before_any_job(
         (veo2, {"duration": 4}, "unsupported_duration"),
         (veo2, {"duration": 8, "generate_audio": True}, "unsupported_audio"),
         (veo31, {"image_url": webp["key"]}, "unsupported_image_type"),
+        (veo31, {"resolution": "1080p", "duration": 4}, "resolution_needs_8s"),
     ]
     for client, changes, code in cases:
         r = await client.post(
@@ -313,10 +314,12 @@ async def test_capability_refusals_are_422_before_any_job(
         assert r.json()["error"]["code"] == code, r.text
     assert await store.db.fetch_val("SELECT count(*) FROM jobs") == 0
     assert veo.requests == []
-    # what the local renderer refuses, Veo 3.1 accepts
+    # what Veo 3.1 makes: 1080p at 8 s, with audio, four variants
     r = await veo31.post(
         "/api/ai/generate-video",
-        json=video_body(node["id"], generate_audio=True, resolution="1080p"),
+        json=video_body(
+            node["id"], generate_audio=True, resolution="1080p", duration=8, number_of_videos=4
+        ),
         headers=who.headers,
     )
     assert r.status_code == 202, r.text

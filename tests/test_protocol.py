@@ -81,6 +81,7 @@ def test_bad_client_frames_are_classified(text: str, code: ErrorCode, in_message
                 "nodes": [],
                 "connections": [],
                 "jobs": [],
+                "takes": [],
             },
         ),
         (

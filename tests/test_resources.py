@@ -261,7 +261,7 @@ def _bad_requests(c: Canvas) -> list[tuple[str, str, dict[str, Any], int, str]]:
             f"/api/projects/{pid}/connections",
             {"json": {"source_id": prompt, "target_id": prompt}},
             422,
-            "self_loop",
+            "invalid_connection",
         ),
         (
             "POST",

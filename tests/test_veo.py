@@ -70,11 +70,14 @@ def request(**changes: Any) -> VideoRequest:
 
 
 async def run_to_end(provider: VeoProvider, operation: str, dest: Path) -> int:
-    """Poll until done, then download; returns the number of polls."""
+    """Poll until done, then download the first video to `dest`; returns the number of polls."""
     polls = 1
     while not (await provider.poll(operation)).done:
         polls += 1
-    await provider.download(operation, dest)
+    folder = dest.parent / f"{dest.name}.d"
+    folder.mkdir()
+    outputs = await provider.download(operation, folder)
+    outputs[0].path.rename(dest)
     return polls
 
 
@@ -121,7 +124,7 @@ async def test_text_to_video_request_body(
     provider = provider_for(veo_server)
     req = request(
         resolution="1080p",
-        duration_s=6,
+        duration_s=8,
         aspect_ratio="9:16",
         negative_prompt="text, watermark",
         seed=42,
@@ -139,7 +142,7 @@ async def test_text_to_video_request_body(
         "instances": [{"prompt": "a paper boat sails down a rainy street"}],
         "parameters": {
             "sampleCount": 1,
-            "durationSeconds": 6,
+            "durationSeconds": 8,
             "seed": 42,
             "aspectRatio": "9:16",
             "resolution": "1080p",
@@ -248,7 +251,7 @@ async def test_poll_retries_5xx_in_place(
     fake.script.poll_statuses = [503]
     with pytest.raises(TransientProviderError, match="503"):
         await provider.poll(operation)
-    await provider.download(operation, tmp_path / "v.mp4")
+    await provider.download(operation, tmp_path)
     # the finished operation was kept: download fetched nothing more
     assert len(fake.polls()) == 4
     await provider.aclose()
@@ -265,8 +268,8 @@ async def test_resume_in_a_new_provider(
     await first.aclose()
     second = provider_for(veo_server)
     assert (await second.poll(operation)).done
-    await second.download(operation, tmp_path / "v.mp4")
-    assert (tmp_path / "v.mp4").read_bytes() == VIDEO
+    [video] = await second.download(operation, tmp_path)
+    assert video.path.read_bytes() == VIDEO
     assert fake.generations_started == 1
     await second.aclose()
 
@@ -313,3 +316,200 @@ def test_capability_refusals(model: str, changes: dict[str, Any], code: str) -> 
     with pytest.raises(Unsupported) as caught:
         check_request(model, request(**changes))
     assert caught.value.code == code
+
+
+async def test_variants_seed_and_knobs_request_body(
+    fake: FakeVeo, veo_server: tuple[FakeVeo, str], tmp_path: Path
+) -> None:
+    """number_of_videos, seed, enhance_prompt, generate_audio and person_generation land in the body; 4 videos come back."""
+    provider = provider_for(veo_server)
+    req = request(
+        number_of_videos=4,
+        seed=7,
+        enhance_prompt=False,
+        generate_audio=True,
+        person_generation="allow_adult",
+    )
+    operation = await provider.submit(req)
+    while not (await provider.poll(operation)).done:
+        pass
+    outputs = await provider.download(operation, tmp_path)
+    assert [o.path.name for o in outputs] == [f"video-{i}.mp4" for i in range(4)]
+    assert len({o.path.read_bytes() for o in outputs}) == 4
+    assert fake.submits()[0].body == {
+        "instances": [{"prompt": "a paper boat sails down a rainy street"}],
+        "parameters": {
+            "sampleCount": 4,
+            "durationSeconds": 4,
+            "seed": 7,
+            "aspectRatio": "16:9",
+            "resolution": "720p",
+            "personGeneration": "allow_adult",
+            "enhancePrompt": False,
+            "generateAudio": True,
+        },
+    }
+    await provider.aclose()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+async def test_first_and_last_frame_request_body(
+    fake: FakeVeo, veo_server: tuple[FakeVeo, str]
+) -> None:
+    """Interpolation sends the first frame as `image` and the last as `lastFrame` of the instance."""
+    provider = provider_for(veo_server)
+    first, last = b"\x89PNG first", b"\xff\xd8 last"
+    await provider.submit(
+        request(
+            duration_s=8,
+            image=first,
+            image_mime_type="image/png",
+            last_frame=last,
+            last_frame_mime_type="image/jpeg",
+        )
+    )
+    assert fake.submits()[0].body["instances"] == [
+        {
+            "prompt": "a paper boat sails down a rainy street",
+            "image": {"bytesBase64Encoded": _b64(first), "mimeType": "image/png"},
+            "lastFrame": {"bytesBase64Encoded": _b64(last), "mimeType": "image/jpeg"},
+        }
+    ]
+    await provider.aclose()
+
+
+async def test_reference_images_request_body(
+    fake: FakeVeo, veo_server: tuple[FakeVeo, str]
+) -> None:
+    """Reference images go as `referenceImages` of the instance, each an ASSET with its image inline."""
+    provider = provider_for(veo_server)
+    refs = (b"\x89PNG one", b"\x89PNG two")
+    await provider.submit(
+        request(duration_s=8, reference_images=refs, reference_mime_types=("image/png",) * 2)
+    )
+    body = fake.submits()[0].body
+    assert body["instances"] == [
+        {
+            "prompt": "a paper boat sails down a rainy street",
+            "referenceImages": [
+                {
+                    "image": {"bytesBase64Encoded": _b64(r), "mimeType": "image/png"},
+                    "referenceType": "ASSET",
+                }
+                for r in refs
+            ],
+        }
+    ]
+    assert body["parameters"]["durationSeconds"] == 8
+    await provider.aclose()
+
+
+async def test_extension_request_body(fake: FakeVeo, veo_server: tuple[FakeVeo, str]) -> None:
+    """An extension sends the source clip as the instance's `video`, inline, and no image."""
+    provider = provider_for(veo_server)
+    clip = VIDEO + b"source"
+    await provider.submit(
+        request(duration_s=8, extend_video=clip, extend_resolution="720p", extend_duration_s=4)
+    )
+    assert fake.submits()[0].body == {
+        "instances": [
+            {
+                "prompt": "a paper boat sails down a rainy street",
+                "video": {"bytesBase64Encoded": _b64(clip), "mimeType": "video/mp4"},
+            }
+        ],
+        "parameters": {
+            "sampleCount": 1,
+            "durationSeconds": 8,
+            "aspectRatio": "16:9",
+            "resolution": "720p",
+            "generateAudio": False,
+        },
+    }
+    await provider.aclose()
+
+
+_PNG = {"image_mime_type": "image/png"}
+_EXT = {"extend_resolution": "720p", "extend_duration_s": 8}
+
+
+@pytest.mark.parametrize(
+    ("model", "changes", "code"),
+    [
+        ("veo-3.1-generate-001", {"number_of_videos": 5}, "unsupported_number_of_videos"),
+        (
+            "veo-3.1-generate-001",
+            {"person_generation": "allow_all"},
+            "unsupported_person_generation",
+        ),
+        (
+            "veo-3.1-generate-001",
+            {"duration_s": 8, "last_frame_mime_type": "image/png"},
+            "last_frame_needs_first_frame",
+        ),
+        (
+            "veo-3.1-generate-001",
+            {**_PNG, "last_frame_mime_type": "image/png"},
+            "interpolation_needs_8s",
+        ),
+        (
+            "veo-3.1-generate-001",
+            {"duration_s": 8, "aspect_ratio": "9:16", "reference_mime_types": ("image/png",)},
+            "references_need_16_9",
+        ),
+        ("veo-3.1-generate-001", {"reference_mime_types": ("image/png",)}, "references_need_8s"),
+        (
+            "veo-3.1-generate-001",
+            {"duration_s": 8, "reference_mime_types": ("image/png",) * 4},
+            "too_many_references",
+        ),
+        ("veo-3.1-generate-001", {"resolution": "1080p", "duration_s": 6}, "resolution_needs_8s"),
+        ("veo-3.1-generate-001", {**_EXT, **_PNG, "duration_s": 8}, "extend_with_images"),
+        (
+            "veo-3.1-generate-001",
+            {**_EXT, "extend_resolution": "1080p", "duration_s": 8},
+            "extend_source_1080p",
+        ),
+        (
+            "veo-3.1-generate-001",
+            {**_EXT, "resolution": "1080p", "duration_s": 8},
+            "extension_720p_only",
+        ),
+        ("veo-3.1-generate-001", _EXT, "extension_needs_8s"),
+        ("veo-3.1-lite-generate-001", {**_EXT, "duration_s": 8}, "unsupported_extension"),
+        (
+            "veo-3.1-lite-generate-001",
+            {"duration_s": 8, "reference_mime_types": ("image/png",)},
+            "unsupported_references",
+        ),
+        (
+            "veo-2.0-generate-001",
+            {**_PNG, "duration_s": 8, "last_frame_mime_type": "image/png"},
+            "unsupported_last_frame",
+        ),
+        (
+            "veo-3.1-generate-001",
+            {"duration_s": 8, "reference_mime_types": ("image/gif",)},
+            "unsupported_image_type",
+        ),
+    ],
+)
+def test_impossible_combinations_are_refused_with_their_code(
+    model: str, changes: dict[str, Any], code: str
+) -> None:
+    """Each combination the model cannot make is refused with its own code, and a valid neighbour passes."""
+    with pytest.raises(Unsupported) as caught:
+        check_request(model, request(**changes))
+    assert caught.value.code == code, caught.value
+
+
+def test_every_mode_that_fits_passes() -> None:
+    """The modes as the model can make them (8 s, 720p, 16:9 for references) pass the check."""
+    model = "veo-3.1-generate-001"
+    check_request(model, request(**_PNG, duration_s=8, last_frame_mime_type="image/png"))
+    check_request(model, request(duration_s=8, reference_mime_types=("image/png",) * 3))
+    check_request(model, request(**_EXT, duration_s=8))
+    check_request(model, request(resolution="1080p", duration_s=8, number_of_videos=4))

@@ -21,6 +21,7 @@ from tasks.providers.base import (
     ProviderError,
     QuotaExceeded,
     SafetyBlocked,
+    VideoOutput,
     VideoRequest,
 )
 from tasks.providers.local import LocalRenderer
@@ -61,9 +62,9 @@ class ScriptedProvider:
         """The local render's state."""
         return await self.renderer.poll(operation)
 
-    async def download(self, operation: str, dest: Path) -> None:
-        """The local render's file."""
-        await self.renderer.download(operation, dest)
+    async def download(self, operation: str, dest_dir: Path) -> list[VideoOutput]:
+        """The local render's files."""
+        return await self.renderer.download(operation, dest_dir)
 
 
 async def kinds_of(store: Store, project_id: str) -> list[str]:

@@ -276,13 +276,17 @@ async def remove_node(
 
 
 async def connect_nodes(
-    store: Store, project_id: UUID, source: UUID | str, target: UUID | str
+    store: Store,
+    project_id: UUID,
+    source: UUID | str,
+    target: UUID | str,
+    target_port: str = "prompt",
 ) -> Event[protocol.ConnectionCreated]:
-    """A connection.created change."""
+    """A connection.created change (written directly: the port rules are the route's)."""
 
     async def apply(seq: int) -> protocol.ConnectionCreated:
         conn = await connection_q.insert_connection(
-            store.db, project_id, UUID(str(source)), UUID(str(target)), version=seq
+            store.db, project_id, UUID(str(source)), UUID(str(target)), target_port, version=seq
         )
         return protocol.ConnectionCreated(connection=conn)
 

@@ -5,7 +5,8 @@
 - `events`: one struct per event kind (`KINDS`), the `Event` envelope and the
   `JobProgress` tick, as the Redis bus and the websocket carry them;
 - `frames`: the websocket frames in both directions, close and error codes;
-- `mirror`: the sans-I/O client state machine every client shares.
+- `mirror`: the sans-I/O client state machine every client shares;
+- `ports`: each node type's input ports and the rules of a link.
 
 `from common import protocol` gives all of them under one name.
 """
@@ -20,6 +21,7 @@ from common.protocol.entities import (
     NodeStatus,
     NodeType,
     Project,
+    Take,
 )
 from common.protocol.events import (
     KINDS,
@@ -35,6 +37,7 @@ from common.protocol.events import (
     JobFailed,
     JobProgress,
     JobStarted,
+    NodeActiveTakeChanged,
     NodeCreated,
     NodeDeleted,
     NodeUpdated,
@@ -43,6 +46,7 @@ from common.protocol.events import (
     ProjectDeleted,
     ProjectUpdated,
     RawEvent,
+    TakeDeleted,
     decode_bus,
     decode_payload,
     encode_bus,
@@ -94,6 +98,7 @@ __all__ = [
     "JobStatus",
     "JobStatusResponse",
     "Node",
+    "NodeActiveTakeChanged",
     "NodeCreated",
     "NodeDeleted",
     "NodeStatus",
@@ -112,6 +117,8 @@ __all__ = [
     "Snapshot",
     "Subscribe",
     "Subscribed",
+    "Take",
+    "TakeDeleted",
     "Unsubscribe",
     "Unsubscribed",
     "decode_bus",

@@ -26,6 +26,8 @@ class NodeType(enum.StrEnum):
     IMAGE = "image"
     #: a generated video
     VIDEO = "video"
+    #: a generated image (its active take feeds video nodes' image ports)
+    IMAGE_GEN = "image_gen"
 
 
 class NodeStatus(enum.StrEnum):
@@ -85,10 +87,12 @@ class Node(msgspec.Struct, frozen=True):
     updated_at: datetime
     #: the seq of the change that last wrote this node
     version: int = 0
+    #: the take the node shows and downstream nodes consume; None when it has none
+    active_take_id: UUID | None = None
 
 
 class Connection(msgspec.Struct, frozen=True):
-    """An edge from `source_id` to `target_id`."""
+    """An edge from `source_id`'s output into the input port `target_port` of `target_id`."""
 
     id: UUID
     project_id: UUID
@@ -97,6 +101,36 @@ class Connection(msgspec.Struct, frozen=True):
     created_at: datetime
     #: the seq of the change that created it
     version: int = 0
+    #: the target's input port (common/protocol/ports.py); "" only in data logged before ports
+    target_port: str = ""
+
+
+class Take(msgspec.Struct, frozen=True):
+    """One output of a job, kept on its node: a video or an image with how it was made.
+
+    `media_url` is filled in by the presenter only (signed whenever the take is
+    sent); the stored shape holds the key.
+    """
+
+    id: UUID
+    project_id: UUID
+    node_id: UUID
+    #: the job that made it (None for takes migrated without one, or whose job went)
+    job_id: UUID | None
+    #: its place among the outputs of its job (0-based)
+    index: int
+    media_key: str
+    mime_type: str
+    #: the request it was made with (prompt, resolution, duration, inputs, …)
+    params: dict[str, Any]
+    #: the seed that made it, when known
+    seed: int | None
+    #: the user who pressed Generate (None for migrated takes)
+    created_by: UUID | None
+    created_at: datetime
+    #: the seq of the change that created it; takes sort newest first by it
+    version: int = 0
+    media_url: str | None = None
 
 
 class JobStatusResponse(msgspec.Struct, frozen=True):

@@ -24,7 +24,7 @@ from uuid import UUID
 
 import msgspec
 
-from common.protocol.entities import Connection, JobStatusResponse, Node, Project
+from common.protocol.entities import Connection, JobStatusResponse, Node, Project, Take
 
 
 class Payload(msgspec.Struct, frozen=True):
@@ -103,9 +103,11 @@ class JobStarted(JobChange, frozen=True):
 
 
 class JobCompleted(JobChange, frozen=True):
-    """The result is stored; the node shows it."""
+    """The result is stored: every output is a new take, the first one active on the node."""
 
     kind: ClassVar[str] = "job.completed"
+    #: the job's outputs, in index order (empty only in events logged before takes)
+    takes: list[Take] = []
 
 
 class JobFailed(JobChange, frozen=True):
@@ -118,6 +120,23 @@ class JobCancelled(JobChange, frozen=True):
     """A user stopped the job; the node is idle."""
 
     kind: ClassVar[str] = "job.cancelled"
+
+
+class NodeActiveTakeChanged(Payload, frozen=True):
+    """A user chose which take a node shows (and its downstream nodes consume)."""
+
+    kind: ClassVar[str] = "node.active_take_changed"
+    #: the node as it is now: `active_take_id` is `take_id`, its media key the take's
+    node: Node
+    take_id: UUID
+
+
+class TakeDeleted(Payload, frozen=True):
+    """A take and its media are gone; `node` as it is now (another take active, or none)."""
+
+    kind: ClassVar[str] = "take.deleted"
+    take_id: UUID
+    node: Node
 
 
 EventData: TypeAlias = (
@@ -133,6 +152,8 @@ EventData: TypeAlias = (
     | JobCompleted
     | JobFailed
     | JobCancelled
+    | NodeActiveTakeChanged
+    | TakeDeleted
 )
 
 #: kind → the struct its `data` decodes into (the union above, by tag)
@@ -151,6 +172,8 @@ KINDS: dict[str, type[Payload]] = {
         JobCompleted,
         JobFailed,
         JobCancelled,
+        NodeActiveTakeChanged,
+        TakeDeleted,
     )
 }
 

@@ -44,7 +44,7 @@ from uuid import UUID
 import msgspec
 
 from common.errors import CanvasflowError
-from common.protocol.entities import Connection, JobStatusResponse, Node
+from common.protocol.entities import Connection, JobStatusResponse, Node, Take
 from common.protocol.events import AnyEvent, JobProgress, RawEvent, typed
 
 #: the most a client frame may weigh, in bytes of UTF-8 (uvicorn's ws_max_size too)
@@ -99,6 +99,10 @@ class ErrorCode(enum.StrEnum):
     UNAVAILABLE = "unavailable"
 
 
+#: most recent takes of each node a snapshot carries (older ones: GET /api/nodes/{id}/takes)
+SNAPSHOT_TAKES = 8
+
+
 # -- client → server --------------------------------------------------------
 
 
@@ -149,7 +153,9 @@ class Snapshot(msgspec.Struct, tag="snapshot", tag_field="type", frozen=True):
 
     `nodes` and `connections` have the shapes of the REST API (nodes with
     freshly signed `*_url`s beside their `*_key`s); `jobs` holds the latest job
-    of each node. Events that follow have seq > `seq`.
+    of each node; `takes` each node's most recent takes (at most
+    SNAPSHOT_TAKES a node, newest first) and its active take wherever that is
+    older. Events that follow have seq > `seq`.
     """
 
     project_id: UUID
@@ -157,6 +163,7 @@ class Snapshot(msgspec.Struct, tag="snapshot", tag_field="type", frozen=True):
     nodes: list[Node]
     connections: list[Connection]
     jobs: list[JobStatusResponse]
+    takes: list[Take] = []
 
 
 class Subscribed(msgspec.Struct, tag="subscribed", tag_field="type", frozen=True):

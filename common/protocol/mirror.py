@@ -32,7 +32,7 @@ from uuid import UUID
 import msgspec
 
 from common.protocol import events as ev
-from common.protocol.entities import LIVE_STATUSES, Connection, JobStatusResponse, Node
+from common.protocol.entities import LIVE_STATUSES, Connection, JobStatusResponse, Node, Take
 from common.protocol.frames import (
     ClientMessage,
     CloseCode,
@@ -78,6 +78,8 @@ class ProjectState:
     nodes: dict[UUID, Node] = field(default_factory=dict)
     connections: dict[UUID, Connection] = field(default_factory=dict)
     jobs: dict[UUID, JobStatusResponse] = field(default_factory=dict)
+    #: the takes the client has seen (the snapshot's, then each job's outputs)
+    takes: dict[UUID, Take] = field(default_factory=dict)
     deleted: bool = False
     #: the server said no more frames come (unsubscribed, deleted, or an error)
     ended: bool = False
@@ -99,6 +101,7 @@ class ProjectState:
         self.nodes = {n.id: n for n in snap.nodes}
         self.connections = {c.id: c for c in snap.connections}
         self.jobs = {j.job_id: j for j in snap.jobs}
+        self.takes = {t.id: t for t in snap.takes}
         self.snapshots += 1
 
     def apply_event(self, data: ev.Payload | ev.Opaque) -> None:
@@ -110,12 +113,20 @@ class ProjectState:
             for cid in data.connection_ids:
                 self.connections.pop(cid, None)
             self.jobs = {k: j for k, j in self.jobs.items() if j.node_id != data.node_id}
+            self.takes = {k: t for k, t in self.takes.items() if t.node_id != data.node_id}
         elif isinstance(data, ev.ConnectionCreated):
             self.connections[data.connection.id] = data.connection
         elif isinstance(data, ev.ConnectionDeleted):
             self.connections.pop(data.connection_id, None)
         elif isinstance(data, ev.JobChange):
             self.jobs[data.job.job_id] = data.job
+            self.nodes[data.node.id] = data.node
+            if isinstance(data, ev.JobCompleted):
+                self.takes.update((t.id, t) for t in data.takes)
+        elif isinstance(data, ev.NodeActiveTakeChanged):
+            self.nodes[data.node.id] = data.node
+        elif isinstance(data, ev.TakeDeleted):
+            self.takes.pop(data.take_id, None)
             self.nodes[data.node.id] = data.node
         elif isinstance(data, ev.ProjectDeleted):
             self.deleted = True

@@ -1,4 +1,4 @@
-"""Pick the video provider from the settings, like uvicorn's `auto.py`."""
+"""Pick the video and image providers from the settings, like uvicorn's `auto.py`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from pathlib import Path
 
 from common.config import Settings
 from tasks.providers.base import VideoProvider
+from tasks.providers.images import ImageProvider
 from tasks.providers.local import LocalRenderer
+from tasks.providers.local_image import LocalImageRenderer
 
 log = logging.getLogger(__name__)
 
@@ -30,4 +32,16 @@ def make_provider(settings: Settings) -> VideoProvider:
         log.warning("Veo is configured but %s is missing: rendering locally", _VEO_MODULE)
     work_dir = Path(settings.data_dir) / "renders"
     work_dir.mkdir(parents=True, exist_ok=True)
-    return LocalRenderer(work_dir=work_dir)
+    return LocalRenderer(work_dir=work_dir, model=settings.veo_model)
+
+
+_GEMINI_IMAGE_MODULE = "tasks.providers.gemini_image"
+
+
+def make_image_provider(settings: Settings) -> ImageProvider:
+    """Gemini's image model when Google credentials are set (as for Veo), else a local one."""
+    if settings.gemini_api_key or settings.veo_project:
+        gemini = importlib.import_module(_GEMINI_IMAGE_MODULE)
+        provider: ImageProvider = gemini.GeminiImageProvider.from_settings(settings)
+        return provider
+    return LocalImageRenderer(model=settings.image_model)

@@ -8,8 +8,14 @@ express mode). The calls it makes:
 
 - submit: `POST …/publishers/google/models/{model}:predictLongRunning`
 - poll: `POST …/{model}:fetchPredictOperation` with the operation name
-- download: the finished operation carries the MP4 itself (base64), because
-  no output bucket is named; the SDK decodes it.
+- download: the finished operation carries the MP4s themselves (base64),
+  because no output bucket is named; the SDK decodes them.
+
+Every choice of a request maps onto the SDK's own fields: `number_of_videos`,
+`seed`, `enhance_prompt`, `generate_audio` (to models with audio only),
+`person_generation`, `last_frame` and `reference_images` (ASSET) on
+GenerateVideosConfig; the first frame (`image`) or the clip to extend
+(`video`) on GenerateVideosSource.
 
 The operation name returned by `submit` is all a later run needs: a worker
 that takes over a job polls the same operation, possibly in another process.
@@ -34,9 +40,11 @@ from tasks.providers.base import (
     QuotaExceeded,
     SafetyBlocked,
     TransientProviderError,
+    VideoOutput,
     VideoRequest,
 )
 from tasks.providers.capabilities import capabilities_of, check_request
+from tasks.providers.genai_client import make_client
 
 log = logging.getLogger(__name__)
 
@@ -112,22 +120,7 @@ class VeoProvider:
             capabilities_of(settings.veo_model)
         except KeyError as exc:
             raise ConfigError(f"CANVASFLOW_VEO_MODEL: {exc.args[0]}") from None
-        http_options = None
-        if settings.veo_base_url:
-            http_options = types.HttpOptions(base_url=settings.veo_base_url)
-        if settings.veo_project:
-            client = genai.Client(
-                vertexai=True,
-                project=settings.veo_project,
-                location=settings.veo_location,
-                http_options=http_options,
-            )
-        elif settings.gemini_api_key:
-            client = genai.Client(
-                vertexai=True, api_key=settings.gemini_api_key, http_options=http_options
-            )
-        else:
-            raise ConfigError("Veo needs CANVASFLOW_VEO_PROJECT or GEMINI_API_KEY.")
+        client = make_client(settings, settings.veo_base_url)
         return cls(client, settings.veo_model, settings.veo_poll_interval_s)
 
     def check(self, request: VideoRequest) -> None:
@@ -135,10 +128,24 @@ class VeoProvider:
         check_request(self.model, request)
 
     def config_for(self, request: VideoRequest) -> types.GenerateVideosConfig:
-        """The GenerateVideosConfig of a request: one video, every choice the user made."""
+        """The GenerateVideosConfig of a request: every choice the user made, nothing else."""
         caps = capabilities_of(self.model)
+        last_frame = None
+        if request.last_frame is not None:
+            last_frame = types.Image(
+                image_bytes=request.last_frame, mime_type=request.last_frame_mime_type
+            )
+        references = [
+            types.VideoGenerationReferenceImage(
+                image=types.Image(image_bytes=data, mime_type=mime_type),
+                reference_type=types.VideoGenerationReferenceType.ASSET,
+            )
+            for data, mime_type in zip(
+                request.reference_images, request.reference_mime_types, strict=True
+            )
+        ]
         return types.GenerateVideosConfig(
-            number_of_videos=1,
+            number_of_videos=request.number_of_videos,
             duration_seconds=request.duration_s,
             aspect_ratio=request.aspect_ratio,
             resolution=request.resolution,
@@ -146,18 +153,28 @@ class VeoProvider:
             seed=request.seed,
             # silent models refuse the field itself, so it is sent only where it means something
             generate_audio=request.generate_audio if caps.audio else None,
+            enhance_prompt=request.enhance_prompt,
+            person_generation=request.person_generation,
+            last_frame=last_frame,
+            reference_images=references or None,
         )
+
+    def source_for(self, request: VideoRequest) -> types.GenerateVideosSource:
+        """The prompt, and the first frame or the clip to extend (the SDK takes one of them)."""
+        image = None
+        if request.image is not None:
+            image = types.Image(image_bytes=request.image, mime_type=request.image_mime_type)
+        video = None
+        if request.extend_video is not None:
+            video = types.Video(video_bytes=request.extend_video, mime_type="video/mp4")
+        return types.GenerateVideosSource(prompt=request.prompt, image=image, video=video)
 
     async def submit(self, request: VideoRequest) -> str:
         """Start a generation; returns the operation name to save on the job."""
         self.check(request)
-        image = None
-        if request.image is not None:
-            image = types.Image(image_bytes=request.image, mime_type=request.image_mime_type)
-        source = types.GenerateVideosSource(prompt=request.prompt, image=image)
         try:
             operation = await self.client.aio.models.generate_videos(
-                model=self.model, source=source, config=self.config_for(request)
+                model=self.model, source=self.source_for(request), config=self.config_for(request)
             )
         except errors.APIError as exc:
             raise map_api_error(exc, "submit") from exc
@@ -195,12 +212,12 @@ class VeoProvider:
         if not op.done:
             return PollResult(done=False, progress=None)
         self._polls.pop(operation, None)
-        self.video_of(op)
+        self.videos_of(op)
         self._done[operation] = op
         return PollResult(done=True, progress=1.0)
 
-    def video_of(self, op: types.GenerateVideosOperation) -> bytes:
-        """The MP4 bytes of a finished operation; raises why there are none."""
+    def videos_of(self, op: types.GenerateVideosOperation) -> list[bytes]:
+        """The MP4 bytes of each video of a finished operation; raises why there are none."""
         if op.error:
             raise _operation_error(op.error)
         result = op.response or op.result
@@ -208,23 +225,32 @@ class VeoProvider:
         if result is not None and result.rai_media_filtered_count and not videos:
             reasons = "; ".join(result.rai_media_filtered_reasons or []) or "no reason given"
             raise SafetyBlocked(reasons)
-        if not videos or videos[0].video is None:
+        found = [v.video for v in videos if v.video is not None]
+        if not found:
             raise ProviderError("Veo finished without a video")
-        video = videos[0].video
-        if not video.video_bytes:
-            where = video.uri or "nowhere"
-            raise ProviderError(f"Veo stored the video at {where} instead of returning it")
-        return video.video_bytes
+        for video in found:
+            if not video.video_bytes:
+                where = video.uri or "nowhere"
+                raise ProviderError(f"Veo stored the video at {where} instead of returning it")
+        return [video.video_bytes for video in found if video.video_bytes]
 
-    async def download(self, operation: str, dest: Path) -> None:
-        """Write the finished operation's MP4 to `dest`."""
+    async def download(self, operation: str, dest_dir: Path) -> list[VideoOutput]:
+        """Write the finished operation's MP4s into `dest_dir`, in the order Veo gave them.
+
+        Veo reports neither seed nor length per video: the job knows both from
+        its request (an operation may be resumed by another worker).
+        """
         op = self._done.pop(operation, None)
         if op is None:
             op = await self.fetch(operation)
             if not op.done:
                 raise ProviderError(f"operation {operation} is not done yet")
-        data = self.video_of(op)
-        await asyncio.to_thread(dest.write_bytes, data)
+        outputs = []
+        for i, data in enumerate(self.videos_of(op)):
+            dest = dest_dir / f"video-{i}.mp4"
+            await asyncio.to_thread(dest.write_bytes, data)
+            outputs.append(VideoOutput(path=dest))
+        return outputs
 
     async def aclose(self) -> None:
         """Close the SDK's HTTP connections (worker shutdown)."""

@@ -22,8 +22,8 @@ class Storage(Protocol):
     async def get_bytes(self, key: str) -> bytes:
         """The object at `key`; raises StorageError when it is missing."""
 
+    async def delete(self, key: str) -> None:
+        """Remove the object at `key`; a key with no object is not an error."""
+
     async def sign_url(self, key: str, ttl_s: int) -> str:
         """A URL that fetches `key` until `ttl_s` seconds from now."""
-
-    async def delete(self, key: str) -> None:
-        """Remove the object at `key`; one that is already gone is no error."""

@@ -97,8 +97,8 @@ class FakeGcs:
                 Route("/token", self.token, methods=["POST"]),
                 Route("/upload/storage/v1/b/{bucket}/o", self.upload, methods=["POST", "PUT"]),
                 Route("/download/storage/v1/b/{bucket}/o/{name:path}", self.download),
-                Route("/storage/v1/b/{bucket}", self.bucket),
                 Route("/storage/v1/b/{bucket}/o/{name:path}", self.delete, methods=["DELETE"]),
+                Route("/storage/v1/b/{bucket}", self.bucket),
                 Route("/{bucket}/{name:path}", self.signed_get),
             ]
         )

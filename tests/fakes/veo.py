@@ -4,7 +4,8 @@
   starts a generation (or answers a scripted HTTP error) and returns its operation;
 - `POST /v1beta1/{model resource}:fetchPredictOperation` `{"operationName": …}` reports it:
   running for `polls_until_done` fetches, then done with the scripted outcome
-  (the video inline as base64, a safety block, an operation error) or never done.
+  (the videos inline as base64 — as many as the request's `sampleCount`, each
+  different — a safety block, an operation error) or never done.
 
 Every request is recorded (path, headers, JSON body) so tests assert exactly
 what the SDK sent.
@@ -80,6 +81,8 @@ class FakeVeo:
             self.requests: list[Recorded] = []
             #: operation name → fetches so far
             self.operations: dict[str, int] = {}
+            #: operation name → videos it makes (the submit's sampleCount)
+            self.samples: dict[str, int] = {}
             #: OAuth access tokens accepted besides the API key (project mode)
             self.bearer_tokens: set[str] = set()
 
@@ -108,12 +111,12 @@ class FakeVeo:
             return _error(401, "API key not valid")
         path = request.url.path
         if request.method == "POST" and path.endswith(":predictLongRunning"):
-            return self.start(path)
+            return self.start(path, body or {})
         if request.method == "POST" and path.endswith(":fetchPredictOperation"):
             return self.fetch(body or {})
         return _error(404, f"no route {request.method} {path}")
 
-    def start(self, path: str) -> JSONResponse:
+    def start(self, path: str, body: dict[str, Any]) -> JSONResponse:
         """A new operation, unless a submit error is scripted."""
         with self.lock:
             if self.script.submit_statuses:
@@ -124,6 +127,7 @@ class FakeVeo:
                 f"/operations/{uuid.uuid4()}"
             )
             self.operations[name] = 0
+            self.samples[name] = int((body.get("parameters") or {}).get("sampleCount") or 1)
         return JSONResponse({"name": name})
 
     def fetch(self, body: dict[str, Any]) -> JSONResponse:
@@ -153,12 +157,20 @@ class FakeVeo:
                 "@type": "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse",
                 "videos": [
                     {
-                        "bytesBase64Encoded": base64.b64encode(script.video).decode(),
+                        "bytesBase64Encoded": base64.b64encode(
+                            video_bytes(script.video, i)
+                        ).decode(),
                         "mimeType": "video/mp4",
                     }
+                    for i in range(self.samples.get(name, 1))
                 ],
             }
         return JSONResponse(done)
+
+
+def video_bytes(first: bytes, index: int) -> bytes:
+    """Video `index` of an operation: the script's own bytes first, then distinct variants."""
+    return first if index == 0 else first + bytes([index]) * 16
 
 
 def _error(status: int, message: str) -> JSONResponse:
