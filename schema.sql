@@ -162,6 +162,72 @@ BEGIN
 END
 $$;
 
+-- Version 4: teams. A project has members with a role (one owner; the owner_id
+-- of every existing project becomes its owner member), invitation links (only
+-- a SHA-256 of the token is stored), and jobs remember who started them.
+DO $$ BEGIN
+    -- should match Role in common/protocol/entities.py
+    CREATE TYPE member_role AS ENUM ('owner', 'editor', 'viewer');
+EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 4) THEN
+        CREATE TABLE IF NOT EXISTS project_members (
+            project_id uuid NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+            user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            role member_role NOT NULL,
+            added_at timestamptz NOT NULL DEFAULT now(),
+            -- the seq of the change that added the member: a resume from before it
+            -- gets a snapshot, never a replay of events they were not there for
+            added_seq bigint NOT NULL DEFAULT 0,
+            PRIMARY KEY (project_id, user_id)
+        );
+        -- "my projects", shared ones included
+        CREATE INDEX IF NOT EXISTS project_members_user_idx ON project_members (user_id);
+        -- one owner per project, whatever races
+        CREATE UNIQUE INDEX IF NOT EXISTS project_members_one_owner
+            ON project_members (project_id) WHERE role = 'owner';
+        INSERT INTO project_members (project_id, user_id, role, added_at)
+            SELECT id, owner_id, 'owner', created_at FROM projects
+            ON CONFLICT DO NOTHING;
+
+        -- every new project has its owner as a member, however it is inserted
+        CREATE OR REPLACE FUNCTION projects_owner_member() RETURNS trigger
+        LANGUAGE plpgsql AS $fn$
+        BEGIN
+            INSERT INTO project_members (project_id, user_id, role, added_at)
+                VALUES (NEW.id, NEW.owner_id, 'owner', NEW.created_at)
+                ON CONFLICT DO NOTHING;
+            RETURN NEW;
+        END
+        $fn$;
+        CREATE TRIGGER projects_owner_member AFTER INSERT ON projects
+            FOR EACH ROW EXECUTE FUNCTION projects_owner_member();
+
+        CREATE TABLE IF NOT EXISTS project_invites (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            project_id uuid NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+            -- sha256 of the token; the token itself is only ever in the link
+            token_hash bytea NOT NULL UNIQUE,
+            role member_role NOT NULL CHECK (role <> 'owner'),
+            created_by uuid REFERENCES users (id) ON DELETE SET NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            expires_at timestamptz NOT NULL,
+            accepted_by uuid REFERENCES users (id) ON DELETE SET NULL,
+            accepted_at timestamptz,
+            revoked_at timestamptz
+        );
+        CREATE INDEX IF NOT EXISTS project_invites_project_idx
+            ON project_invites (project_id, created_at);
+
+        ALTER TABLE jobs ADD COLUMN IF NOT EXISTS created_by uuid
+            REFERENCES users (id) ON DELETE SET NULL;
+        INSERT INTO schema_version (version) VALUES (4);
+    END IF;
+END
+$$;
+
 -- Version 5: takes, typed input ports, image-generation nodes.
 -- Every output of a job is a take of its node; a node shows its active take.
 -- Connections end at a named input port of their target (common/protocol/ports.py).

@@ -8,6 +8,7 @@ from common.protocol.events import AnyEvent, Event, decode_payload
 from common.protocol.frames import SNAPSHOT_TAKES, Snapshot
 from db.connections import list_connections
 from db.jobs import job_view, latest_jobs_for_project
+from db.members import list_members
 from db.nodes import list_nodes
 from db.pool import Database
 from db.takes import snapshot_takes
@@ -46,7 +47,7 @@ async def oldest_logged_seq(db: Database, project_id: UUID) -> int | None:
 
 
 async def read_snapshot(db: Database, project_id: UUID) -> Snapshot | None:
-    """Nodes, connections, latest jobs and recent takes, consistent with the seq they reflect."""
+    """Nodes, connections, latest jobs, recent takes and members, as of the seq they reflect."""
     # REPEATABLE READ: every SELECT below sees the same committed state
     async with db.transaction(isolation="repeatable_read", readonly=True):
         seq = await db.fetch_val("SELECT seq FROM projects WHERE id = :id", {"id": project_id})
@@ -56,6 +57,7 @@ async def read_snapshot(db: Database, project_id: UUID) -> Snapshot | None:
         connections = await list_connections(db, project_id)
         jobs = await latest_jobs_for_project(db, project_id)
         takes = await snapshot_takes(db, project_id, SNAPSHOT_TAKES)
+        members = await list_members(db, project_id)
     return Snapshot(
         project_id=project_id,
         seq=int(seq),
@@ -63,6 +65,7 @@ async def read_snapshot(db: Database, project_id: UUID) -> Snapshot | None:
         connections=connections,
         jobs=[job_view(j) for j in jobs],
         takes=takes,
+        members=members,
     )
 
 

@@ -12,7 +12,13 @@ from uuid import UUID
 
 import msgspec
 
-from common.protocol.entities import FINAL_STATUSES, LIVE_STATUSES, JobStatus, JobStatusResponse
+from common.protocol.entities import (
+    FINAL_STATUSES,
+    LIVE_STATUSES,
+    Actor,
+    JobStatus,
+    JobStatusResponse,
+)
 from db.pool import Database
 from db.rows import to_struct, to_structs
 
@@ -20,7 +26,9 @@ __all__ = ["FINAL_STATUSES", "LIVE_STATUSES", "JobStatus"]
 
 _COLUMNS = (
     "id, project_id, node_id, type, status, params, result, error, progress, "
-    "provider_operation, attempts, deadline, created_at, updated_at"
+    "provider_operation, attempts, deadline, created_at, updated_at, created_by, "
+    # correlated, so every SELECT and RETURNING below names the author the same way
+    "(SELECT u.email FROM users u WHERE u.id = jobs.created_by) AS created_by_email"
 )
 
 
@@ -41,6 +49,9 @@ class Job(msgspec.Struct, frozen=True):
     deadline: datetime | None
     created_at: datetime
     updated_at: datetime
+    #: who submitted it (None for jobs from before teams, or a deleted account)
+    created_by: UUID | None = None
+    created_by_email: str | None = None
 
 
 def job_view(job: Job) -> JobStatusResponse:
@@ -56,6 +67,9 @@ def job_view(job: Job) -> JobStatusResponse:
         error=job.error,
         created_at=job.created_at,
         updated_at=job.updated_at,
+        created_by=None
+        if job.created_by is None or job.created_by_email is None
+        else Actor(user_id=job.created_by, email=job.created_by_email),
     )
 
 
@@ -112,15 +126,24 @@ async def insert_job(
     type: str,
     params: dict[str, Any],
     timeout_s: int,
+    created_by: UUID | None = None,
 ) -> Job | None:
     """Insert a pending job; None when the node has a live job already. Call inside a change."""
     row = await db.fetch_one(
-        "INSERT INTO jobs (project_id, node_id, type, params, deadline) "
-        "VALUES (:p, :n, :t, CAST(:params AS jsonb), now() + make_interval(secs => :timeout)) "
+        "INSERT INTO jobs (project_id, node_id, type, params, deadline, created_by) "
+        "VALUES (:p, :n, :t, CAST(:params AS jsonb), now() + make_interval(secs => :timeout), "
+        ":by) "
         # jobs_one_live_per_node: at most one pending or processing job a node
         "ON CONFLICT (node_id) WHERE status IN ('pending', 'processing') DO NOTHING "
         f"RETURNING {_COLUMNS}",
-        {"p": project_id, "n": node_id, "t": type, "params": params, "timeout": timeout_s},
+        {
+            "p": project_id,
+            "n": node_id,
+            "t": type,
+            "params": params,
+            "timeout": timeout_s,
+            "by": created_by,
+        },
     )
     return None if row is None else to_struct(Job, row)
 

@@ -16,6 +16,7 @@ this module; `TRANSITIONS` is the table docs/protocol.md describes.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -82,10 +83,18 @@ def _count(job: Job) -> None:
 
 
 async def submit_job(
-    store: Store, node: Node, type: str, params: dict[str, Any], timeout_s: int
+    store: Store,
+    node: Node,
+    type: str,
+    params: dict[str, Any],
+    timeout_s: int,
+    created_by: UUID | None = None,
+    guard: Callable[[], Awaitable[object]] | None = None,
 ) -> tuple[Job, Node]:
     """Insert a pending job for `node` and set the node processing (event `job.created`).
 
+    `created_by` is the user who pressed Generate (JobStatusResponse.created_by);
+    `guard` runs first inside the change (the caller's access re-check).
     Raises NodeBusy with the live job's id while the node has one, GuardFailed
     when the node is gone.
     """
@@ -94,9 +103,13 @@ async def submit_job(
 
     async def apply(seq: int) -> JobCreated:
         nonlocal created
+        if guard is not None:
+            await guard()
         # ON CONFLICT rather than a savepoint around a unique violation: two round
         # trips fewer on every submit
-        job = await insert_job(store.db, node.project_id, node.id, type, params, timeout_s)
+        job = await insert_job(
+            store.db, node.project_id, node.id, type, params, timeout_s, created_by
+        )
         if job is None:
             live = await live_job_for_node(store.db, node.id)
             raise NodeBusy(live.id if live is not None else UUID(int=0))
@@ -127,9 +140,11 @@ async def move(
     node_data: dict[str, Any] | None = None,
     outputs: list[NewTake] | None = None,
     media_field: str = "",
+    guard: Callable[[], Awaitable[object]] | None = None,
 ) -> tuple[Job, Node]:
     """Make `transition` happen to `job` and its node, as one change.
 
+    `guard`, when given, runs first inside the change (a user's access re-check).
     `outputs` (COMPLETE only) become takes of the node in the same change; the
     first one turns active, its key written to the node's `media_field`.
     `attempt` guards a worker's move: the job must still be on that attempt.
@@ -141,6 +156,8 @@ async def move(
 
     async def apply(seq: int) -> JobChange:
         nonlocal moved
+        if guard is not None:
+            await guard()
         updated = await update_job(
             store.db,
             job.id,
@@ -244,7 +261,9 @@ async def fail_job(store: Store, job: Job, message: str, *, attempt: int | None 
     return True
 
 
-async def cancel_job(store: Store, job: Job) -> Job:
+async def cancel_job(
+    store: Store, job: Job, guard: Callable[[], Awaitable[object]] | None = None
+) -> Job:
     """A user stopped the job: cancelled, node idle. GuardFailed if it had finished."""
-    cancelled, _ = await move(store, job, CANCEL, error="cancelled by the user")
+    cancelled, _ = await move(store, job, CANCEL, error="cancelled by the user", guard=guard)
     return cancelled

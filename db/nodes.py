@@ -7,7 +7,8 @@ from uuid import UUID
 
 import msgspec
 
-from common.protocol.entities import Node, NodeStatus, NodeType
+from common.protocol.entities import Node, NodeStatus, NodeType, Role
+from db.members import Standing
 from db.pool import Database
 from db.rows import to_struct, to_structs
 
@@ -61,14 +62,23 @@ async def get_node(db: Database, node_id: UUID) -> Node | None:
     return None if row is None else to_struct(Node, row)
 
 
-async def get_node_for_owner(db: Database, node_id: UUID, owner_id: UUID) -> Node | None:
-    """The node if `owner_id` owns its project, else None."""
+async def get_node_and_standing(
+    db: Database, node_id: UUID, user_id: UUID
+) -> tuple[Node, Standing | None] | None:
+    """The node and the user's membership of its project (None for a stranger), in one query."""
     row = await db.fetch_one(
-        f"SELECT {', '.join('n.' + c.strip() for c in _COLUMNS.split(','))} "
-        "FROM nodes n JOIN projects p ON p.id = n.project_id WHERE n.id = :id AND p.owner_id = :o",
-        {"id": node_id, "o": owner_id},
+        f"SELECT {', '.join('n.' + c.strip() for c in _COLUMNS.split(','))}, "
+        "m.role AS m_role, m.added_seq AS m_added_seq FROM nodes n "
+        "LEFT JOIN project_members m ON m.project_id = n.project_id AND m.user_id = :u "
+        "WHERE n.id = :id",
+        {"id": node_id, "u": user_id},
     )
-    return None if row is None else to_struct(Node, row)
+    if row is None:
+        return None
+    mapping = dict(row._mapping)
+    role, added_seq = mapping.pop("m_role"), mapping.pop("m_added_seq")
+    node = msgspec.convert(mapping, Node)
+    return node, None if role is None else Standing(Role(role), int(added_seq))
 
 
 async def insert_node(

@@ -46,3 +46,12 @@ async def get_user_with_hash(db: Database, email: str) -> tuple[User, str] | Non
     if row is None:
         return None
     return to_struct(User, row), str(row["password_hash"])
+
+
+async def get_user_by_email(db: Database, email: str) -> User | None:
+    """The user with this email (any case), or None."""
+    row = await db.fetch_one(
+        "SELECT id, email, created_at FROM users WHERE lower(email) = lower(:email)",
+        {"email": email},
+    )
+    return None if row is None else to_struct(User, row)

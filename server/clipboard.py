@@ -26,11 +26,10 @@ from db import nodes as node_q
 from db.changes import Store, publish_change
 from db.connections import Connection
 from db.nodes import Node, NodeStatus, NodeType
-from db.projects import get_owned_project
 from db.uploads import QuotaExceeded, get_project_upload, insert_upload
 from db.users import User
 from db.wiring import InvalidLink, WrongEnd, insert_checked
-from server.access import owned_project
+from server.access import Action, Decision, authorize, check, project_for
 from server.auth import require_user
 from server.bodies import decode_body, path_uuid
 from server.errors import ApiError
@@ -109,7 +108,9 @@ async def _media_key(
         source_project = UUID(parts[1])
     except ValueError:
         raise refused from None
-    if await get_owned_project(store.db, source_project, user.id) is None:
+    # the source may be any project the caller can read (a copy made where they edit)
+    decision, _ = await check(store, user.id, source_project, Action.READ)
+    if decision is not Decision.ALLOWED:
         raise refused
     if prefix == "images":
         upload = await get_project_upload(store.db, source_project, key)
@@ -170,7 +171,7 @@ async def paste_nodes(request: Request) -> Response:
     body = await decode_body(request, PasteBody)
     state = app_state(request)
     store, storage, limits = state.store, state.storage, state.settings
-    await owned_project(store, user, project_id)
+    await project_for(store, user, project_id, Action.EDIT)
 
     # 1. check everything before changing anything
     refs = [n.ref for n in body.nodes]
@@ -221,6 +222,8 @@ async def paste_nodes(request: Request) -> Response:
             data: dict[str, Any] = data,
             has_video: bool = has_video,
         ) -> NodeCreated:
+            # again under the project's lock: a removal that committed meanwhile wins
+            await authorize(store, user.id, project_id, Action.EDIT)
             # the same limits as one node at a time, counted under the project's lock
             if await node_q.count_nodes(store.db, project_id) >= limits.max_nodes_per_project:
                 raise ApiError(
@@ -264,6 +267,7 @@ async def paste_nodes(request: Request) -> Response:
             target: UUID = target,
             target_port: str | None = link.target_port,
         ) -> ConnectionCreated:
+            await authorize(store, user.id, project_id, Action.EDIT)
             made = await insert_checked(
                 store.db, project_id, source, target, target_port, version=seq
             )

@@ -15,7 +15,7 @@ from db import connections as q
 from db.changes import publish_change
 from db.connections import Connection
 from db.wiring import InvalidLink, WrongEnd, insert_checked
-from server.access import owned_connection, owned_project
+from server.access import Action, authorize, connection_for, project_for
 from server.auth import require_user
 from server.bodies import decode_body, path_uuid
 from server.errors import ApiError
@@ -47,7 +47,7 @@ async def list_connections(request: Request) -> Response:
     """GET /api/projects/{project_id}/connections."""
     user = await require_user(request)
     store = app_state(request).store
-    project = await owned_project(store, user, path_uuid(request, "project_id"))
+    project, _ = await project_for(store, user, path_uuid(request, "project_id"), Action.READ)
     return json_response(await q.list_connections(store.db, project.id))
 
 
@@ -62,11 +62,13 @@ async def create_connection(request: Request) -> Response:
     """POST /api/projects/{project_id}/connections: wire source into a port of target."""
     user = await require_user(request)
     project_id = path_uuid(request, "project_id")
-    body = await decode_body(request, ConnectionCreate)
     store = app_state(request).store
-    await owned_project(store, user, project_id)
+    await project_for(store, user, project_id, Action.EDIT)
+    body = await decode_body(request, ConnectionCreate)
 
     async def apply(seq: int) -> ConnectionCreated:
+        # again under the project's lock: a removal that committed meanwhile wins
+        await authorize(store, user.id, project_id, Action.EDIT)
         connection = await insert_checked(
             store.db, project_id, body.source_id, body.target_id, body.target_port, version=seq
         )
@@ -96,9 +98,10 @@ async def delete_connection(request: Request) -> Response:
     """DELETE /api/connections/{connection_id}."""
     user = await require_user(request)
     store = app_state(request).store
-    connection = await owned_connection(store, user, path_uuid(request, "connection_id"))
+    connection = await connection_for(store, user, path_uuid(request, "connection_id"), Action.EDIT)
 
     async def apply(seq: int) -> ConnectionDeleted:
+        await authorize(store, user.id, connection.project_id, Action.EDIT, "connection")
         await q.delete_connection(store.db, connection.id)
         return ConnectionDeleted(connection_id=connection.id)
 

@@ -23,6 +23,8 @@ from db import takes as take_q
 from db.jobs import GuardFailed, Job, NodeBusy
 from db.lifecycle import submit_job
 from db.uploads import get_project_upload
+from db.users import User
+from server.access import Action, authorize
 from server.errors import ApiError, not_found
 from server.state import AppState
 from server.uploads import key_from_reference
@@ -154,12 +156,24 @@ def prompt_from(body_prompt: str | None, inputs: PortInputs) -> str:
 
 
 async def submit_and_enqueue(
-    state: AppState, node: Node, job_type: str, params: dict[str, Any]
+    state: AppState, node: Node, job_type: str, params: dict[str, Any], user: User
 ) -> Job:
-    """Save the job (node processing, `job.created`), then enqueue its id; 409 while one runs."""
+    """Save `user`'s job (node processing, `job.created`), then enqueue its id; 409 while one runs.
+
+    The user's right to edit is checked again inside the change, under the project's lock:
+    a removal that committed meanwhile wins.
+    """
     store, settings = state.store, state.settings
     try:
-        job, _ = await submit_job(store, node, job_type, params, settings.job_timeout_s)
+        job, _ = await submit_job(
+            store,
+            node,
+            job_type,
+            params,
+            settings.job_timeout_s,
+            created_by=user.id,
+            guard=lambda: authorize(store, user.id, node.project_id, Action.EDIT, "node"),
+        )
     except NodeBusy as busy:
         raise ApiError(
             409,

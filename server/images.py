@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from common.protocol.entities import JobStatusResponse, NodeType
 from db.jobs import job_view
-from server.access import owned_node
+from server.access import Action, node_for
 from server.auth import require_user
 from server.bodies import decode_body
 from server.errors import ApiError
@@ -55,7 +55,7 @@ async def generate_image(request: Request) -> Response:
     user = await require_user(request)
     body = await decode_body(request, GenerateImageRequest)
     state = app_state(request)
-    node = await owned_node(state.store, user, body.node_id)
+    node = await node_for(state.store, user, body.node_id, Action.EDIT)
     if node.type != NodeType.IMAGE_GEN:
         message = f"node_id names a {node.type} node; images are generated into image_gen nodes."
         raise ApiError(422, "not_an_image_gen_node", message)
@@ -73,5 +73,5 @@ async def generate_image(request: Request) -> Response:
         state.image_provider.check(image_request(params))
     except InvalidRequest as exc:
         raise refusal(exc) from None
-    job = await submit_and_enqueue(state, node, JOB_TYPE, params)
+    job = await submit_and_enqueue(state, node, JOB_TYPE, params, user)
     return json_response(await state.presenter.job(job_view(job)), 202)

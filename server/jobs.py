@@ -18,7 +18,6 @@ from starlette.responses import Response
 
 from common.protocol.entities import JobStatusResponse
 from common.protocol.ports import MAX_REFERENCES
-from db.changes import Store
 from db.jobs import (
     FINAL_STATUSES,
     GuardFailed,
@@ -29,12 +28,11 @@ from db.jobs import (
 )
 from db.lifecycle import cancel_job as cancel
 from db.nodes import Node, NodeType
-from db.projects import get_owned_project
 from db.users import User
-from server.access import owned_node
+from server.access import Action, authorize, job_for, node_for
 from server.auth import require_user
 from server.bodies import decode_body, has_visible_text, path_uuid
-from server.errors import ApiError, not_found
+from server.errors import ApiError
 from server.generation import (
     Media,
     port_inputs,
@@ -149,14 +147,6 @@ async def _present(request: Request, job: Job) -> JobStatusResponse:
     return await app_state(request).presenter.job(job_view(job))
 
 
-async def _owned_job(store: Store, user: User, job_id: UUID) -> Job:
-    """A job of one of the caller's projects, or 404 `job_not_found`."""
-    job = await get_job(store.db, job_id)
-    if job is None or await get_owned_project(store.db, job.project_id, user.id) is None:
-        raise not_found("job")
-    return job
-
-
 @api(
     "Generate a video into a video node",
     body=GenerateVideoRequest,
@@ -171,7 +161,7 @@ async def generate_video(request: Request) -> Response:
     if body.prompt is not None and not has_visible_text(body.prompt):
         raise ApiError(422, "invalid_prompt", "prompt must contain a visible character.")
     state = app_state(request)
-    node = await owned_node(state.store, user, body.node_id)
+    node = await node_for(state.store, user, body.node_id, Action.EDIT)
     if node.type != NodeType.VIDEO:
         message = f"node_id names a {node.type} node; videos are generated into video nodes."
         raise ApiError(422, "not_a_video_node", message)
@@ -181,7 +171,7 @@ async def generate_video(request: Request) -> Response:
         state.provider.check(video_request(params))
     except InvalidRequest as exc:
         raise refusal(exc) from None
-    job = await submit_and_enqueue(state, node, JOB_TYPE, params)
+    job = await submit_and_enqueue(state, node, JOB_TYPE, params, user)
     return json_response(await _present(request, job), 202)
 
 
@@ -189,7 +179,7 @@ async def generate_video(request: Request) -> Response:
 async def get_job_status(request: Request) -> Response:
     """GET /api/ai/jobs/{job_id}: the job, its video URL signed now."""
     user = await require_user(request)
-    job = await _owned_job(app_state(request).store, user, path_uuid(request, "job_id"))
+    job = await job_for(app_state(request).store, user, path_uuid(request, "job_id"), Action.READ)
     return json_response(await _present(request, job))
 
 
@@ -198,7 +188,7 @@ async def latest_job(request: Request) -> Response:
     """GET /api/ai/nodes/{node_id}/jobs/latest: 404 `job_not_found` when it has none."""
     user = await require_user(request)
     store = app_state(request).store
-    node = await owned_node(store, user, path_uuid(request, "node_id"))
+    node = await node_for(store, user, path_uuid(request, "node_id"), Action.READ)
     job = await latest_job_for_node(store.db, node.id)
     if job is None:
         raise ApiError(404, "job_not_found", "This node has no jobs yet.")
@@ -217,11 +207,13 @@ async def cancel_job(request: Request) -> Response:
     user = await require_user(request)
     state = app_state(request)
     store = state.store
-    job = await _owned_job(store, user, path_uuid(request, "job_id"))
+    job = await job_for(store, user, path_uuid(request, "job_id"), Action.EDIT)
     if job.status in FINAL_STATUSES:
         raise _finished(job)
     try:
-        cancelled = await cancel(store, job)
+        cancelled = await cancel(
+            store, job, guard=lambda: authorize(store, user.id, job.project_id, Action.EDIT, "job")
+        )
     except GuardFailed:
         # it finished between our read and the guarded UPDATE
         current = await get_job(store.db, job.id)

@@ -1,4 +1,12 @@
-"""Nodes: list, create, read, move/edit, delete."""
+"""Nodes: list, create, read, move/edit, delete.
+
+A write may name the version it was made against (`if_version`, the node's
+`version` as the client last saw it); checked under the project's lock, a
+stale one is refused with 409 `conflict` carrying the node as it is now, and
+nothing is written. That is how two people typing into one prompt never lose
+text silently: the second writer is shown both texts (docs/protocol.md,
+"Concurrent edits").
+"""
 
 from __future__ import annotations
 
@@ -14,7 +22,7 @@ from db import nodes as q
 from db.changes import publish_change
 from db.media import NodeMedia, node_media
 from db.nodes import Node, NodeType
-from server.access import owned_node, owned_project
+from server.access import Action, authorize, node_for, project_for
 from server.auth import require_user
 from server.bodies import decode_body, has_visible_text, path_uuid
 from server.errors import ApiError, not_found
@@ -41,12 +49,41 @@ class NodeCreate(msgspec.Struct, forbid_unknown_fields=True):
     data: dict[str, Any] = {}
 
 
-class NodeUpdate(msgspec.Struct, forbid_unknown_fields=True):
-    """Body of PATCH /api/nodes/{node_id}: every member optional; data keys are merged."""
+Version = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class NodeUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Body of PATCH /api/nodes/{node_id}: every member optional; data keys are merged.
+
+    `if_version`: apply only if the node's version is still this one (409 `conflict` if not).
+    """
 
     x: Coordinate | None = None
     y: Coordinate | None = None
     data: dict[str, Any] | None = None
+    if_version: Version | None = None
+
+
+def conflict(current: Node, **extra: Any) -> ApiError:
+    """The 409 of a write made against an older version: the entity as it is now goes with it."""
+    return ApiError(
+        409,
+        "conflict",
+        f"The node changed since the version you sent (it is at version {current.version}); "
+        "apply your change to `current` and send it again with its version.",
+        current=current,
+        **extra,
+    )
+
+
+def if_version_param(request: Request) -> int | None:
+    """The `if_version` query parameter (of a DELETE), or None; 422 when it is not a version."""
+    raw = request.query_params.get("if_version")
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(422, "invalid_body", "if_version must be a non-negative integer.")
+    return int(raw)
 
 
 def check_node_data(data: dict[str, Any], allowed: frozenset[str] = frozenset()) -> None:
@@ -75,7 +112,7 @@ async def list_nodes(request: Request) -> Response:
     """GET /api/projects/{project_id}/nodes."""
     user = await require_user(request)
     state = app_state(request)
-    project = await owned_project(state.store, user, path_uuid(request, "project_id"))
+    project, _ = await project_for(state.store, user, path_uuid(request, "project_id"), Action.READ)
     nodes = await q.list_nodes(state.store.db, project.id)
     return json_response([await state.presenter.node(n) for n in nodes])
 
@@ -85,15 +122,17 @@ async def create_node(request: Request) -> Response:
     """POST /api/projects/{project_id}/nodes."""
     user = await require_user(request)
     project_id = path_uuid(request, "project_id")
-    body = await decode_body(request, NodeCreate)
-    check_node_data(body.data)
     state = app_state(request)
     store = state.store
-    await owned_project(store, user, project_id)
+    await project_for(store, user, project_id, Action.EDIT)
+    body = await decode_body(request, NodeCreate)
+    check_node_data(body.data)
 
     limits = state.settings
 
     async def apply(seq: int) -> NodeCreated:
+        # again under the project's lock: a removal that committed meanwhile wins
+        await authorize(store, user.id, project_id, Action.EDIT)
         # counted under the project's lock (taken by the seq bump): concurrent adds cannot overshoot
         if await q.count_nodes(store.db, project_id) >= limits.max_nodes_per_project:
             raise ApiError(
@@ -122,21 +161,26 @@ async def get_node(request: Request) -> Response:
     """GET /api/nodes/{node_id}."""
     user = await require_user(request)
     state = app_state(request)
-    node = await owned_node(state.store, user, path_uuid(request, "node_id"))
+    node = await node_for(state.store, user, path_uuid(request, "node_id"), Action.READ)
     return json_response(await state.presenter.node(node))
 
 
-@api("Move a node or merge keys into its data", body=NodeUpdate, response=Node, errors=[403])
+@api(
+    "Move a node or merge keys into its data",
+    body=NodeUpdate,
+    response=Node,
+    errors=[403, 409],
+)
 async def update_node(request: Request) -> Response:
-    """PATCH /api/nodes/{node_id}: move and/or merge data keys."""
+    """PATCH /api/nodes/{node_id}: move and/or merge data keys, if still at `if_version`."""
     user = await require_user(request)
     node_id = path_uuid(request, "node_id")
+    state = app_state(request)
+    store = state.store
+    node = await node_for(store, user, node_id, Action.EDIT)
     body = await decode_body(request, NodeUpdate)
     if body.data is not None:
         check_node_data(body.data, allowed=frozenset({"image_key"}))
-    state = app_state(request)
-    store = state.store
-    node = await owned_node(store, user, node_id)
     if body.data is not None and "image_key" in body.data:
         # an image node may point at an image its project uploaded, and at nothing else
         if node.type != NodeType.IMAGE:
@@ -147,6 +191,15 @@ async def update_node(request: Request) -> Response:
         body.data["image_key"] = upload.key
 
     async def apply(seq: int) -> NodeUpdated:
+        await authorize(store, user.id, node.project_id, Action.EDIT, "node")
+        if body.if_version is not None:
+            # every write of a node holds the project's lock (taken by publish_change):
+            # what we read here is what the update below would overwrite
+            current = await q.get_node(store.db, node_id)
+            if current is None:
+                raise not_found("node")
+            if current.version != body.if_version:
+                raise conflict(await state.presenter.node(current), patch=body)
         updated = await q.update_node(
             store.db,
             node_id,
@@ -164,17 +217,31 @@ async def update_node(request: Request) -> Response:
     return json_response(await state.presenter.node(change.data.node))
 
 
-@api("Delete a node with its connections, jobs and takes", status=204, errors=[403])
+@api(
+    "Delete a node with its connections, jobs and takes",
+    status=204,
+    errors=[403, 409],
+    query=[("if_version", "integer", False)],
+)
 async def delete_node(request: Request) -> Response:
-    """DELETE /api/nodes/{node_id}: the node, its connections, its jobs and its takes' media."""
+    """DELETE /api/nodes/{node_id}[?if_version=N]: the node, its connections, jobs and takes."""
     user = await require_user(request)
     node_id = path_uuid(request, "node_id")
     state = app_state(request)
     store = state.store
-    node = await owned_node(store, user, node_id)
+    node = await node_for(store, user, node_id, Action.EDIT)
+    if_version = if_version_param(request)
+
     owned: list[NodeMedia | None] = []
 
     async def apply(seq: int) -> NodeDeleted:
+        await authorize(store, user.id, node.project_id, Action.EDIT, "node")
+        if if_version is not None:
+            current = await q.get_node(store.db, node_id)
+            if current is None:
+                raise not_found("node")
+            if current.version != if_version:
+                raise conflict(await state.presenter.node(current))
         owned.append(await node_media(store.db, node_id))
         connection_ids = await q.delete_node(store.db, node_id)
         return NodeDeleted(node_id=node_id, connection_ids=connection_ids)

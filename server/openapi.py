@@ -25,10 +25,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 _ERROR_TEXT = {
     400: "Malformed JSON",
     401: "Not logged in",
-    403: "Forbidden origin",
+    403: "Forbidden: a cross-site origin, or a role without the right",
     404: "Not found (or not yours)",
     405: "Method not allowed",
     409: "Conflict with the current state",
+    410: "Gone: the invitation was used, revoked or has expired",
     413: "Body too large",
     415: "Unsupported media type",
     422: "Invalid body or parameters",

@@ -1,4 +1,5 @@
-"""Projects: list, create, read, rename, delete (owner only)."""
+"""Projects: list (owned and shared, with the caller's role), create, read, rename and
+delete (owner only)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from common.protocol.entities import MemberProject, Role
 from common.protocol.events import ProjectDeleted, ProjectUpdated
 from db import projects as q
 from db.changes import publish_change
 from db.media import project_media
 from db.projects import Project
-from server.access import owned_project
+from server.access import Action, authorize, project_for
 from server.auth import require_user
 from server.bodies import decode_body, path_uuid
 from server.openapi import api
@@ -24,11 +26,16 @@ from server.state import app_state
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
-class ProjectCard(Project, frozen=True):
-    """A project as the list shows it: `poster_url` signs its newest video (else image)."""
+class ProjectCard(MemberProject, frozen=True):
+    """A project as the list shows it: the caller's role, and `poster_url` signing its newest
+    video (else image)."""
 
     poster_url: str | None = None
     poster_kind: str | None = None
+
+
+def _with_role(project: Project, role: Role) -> MemberProject:
+    return MemberProject(**{f: getattr(project, f) for f in project.__struct_fields__}, role=role)
 
 
 class ProjectBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -37,12 +44,15 @@ class ProjectBody(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
 
 
-@api("Your projects", response=list[ProjectCard])
+@api(
+    "Your projects, owned and shared: your role in each, and a poster of its latest output",
+    response=list[ProjectCard],
+)
 async def list_projects(request: Request) -> Response:
-    """GET /api/projects: the caller's projects, each with a poster of its latest output."""
+    """GET /api/projects: every project the caller is a member of, newest output as poster."""
     user = await require_user(request)
     state = app_state(request)
-    projects = await q.list_projects(state.store.db, user.id)
+    projects = await q.list_member_projects(state.store.db, user.id)
     media = await q.latest_media(state.store.db, user.id)
     presenter = state.presenter
     cards = []
@@ -54,7 +64,7 @@ async def list_projects(request: Request) -> Response:
     return json_response(cards)
 
 
-@api("Create a project", body=ProjectBody, response=Project, status=201, errors=[403])
+@api("Create a project", body=ProjectBody, response=MemberProject, status=201, errors=[403])
 async def create_project(request: Request) -> Response:
     """POST /api/projects: a new empty project."""
     user = await require_user(request)
@@ -62,16 +72,17 @@ async def create_project(request: Request) -> Response:
     project = await q.create_project(
         app_state(request).store.db, user.id, body.name.strip() or body.name
     )
-    return json_response(project, 201)
+    return json_response(_with_role(project, Role.OWNER), 201)
 
 
-@api("One project", response=Project)
+@api("One project, with your role in it", response=MemberProject)
 async def get_project(request: Request) -> Response:
     """GET /api/projects/{project_id}."""
     user = await require_user(request)
-    return json_response(
-        await owned_project(app_state(request).store, user, path_uuid(request, "project_id"))
+    project, member = await project_for(
+        app_state(request).store, user, path_uuid(request, "project_id"), Action.READ
     )
+    return json_response(_with_role(project, member.role))
 
 
 @api("Rename a project", body=ProjectBody, response=Project, errors=[403])
@@ -79,11 +90,13 @@ async def rename_project(request: Request) -> Response:
     """PATCH /api/projects/{project_id}: rename (a change: it carries a seq)."""
     user = await require_user(request)
     project_id = path_uuid(request, "project_id")
-    body = await decode_body(request, ProjectBody)
     store = app_state(request).store
-    await owned_project(store, user, project_id)
+    await project_for(store, user, project_id, Action.MANAGE)
+    body = await decode_body(request, ProjectBody)
 
     async def apply(seq: int) -> ProjectUpdated:
+        # again under the project's lock: a demotion that committed meanwhile wins
+        await authorize(store, user.id, project_id, Action.MANAGE)
         return ProjectUpdated(project=await q.rename_project(store.db, project_id, body.name))
 
     change = await publish_change(store, project_id, apply)
@@ -96,11 +109,12 @@ async def delete_project(request: Request) -> Response:
     user = await require_user(request)
     project_id = path_uuid(request, "project_id")
     store = app_state(request).store
-    await owned_project(store, user, project_id)
+    await project_for(store, user, project_id, Action.MANAGE)
 
     doomed: list[str] = []
 
     async def apply(seq: int) -> ProjectDeleted:
+        await authorize(store, user.id, project_id, Action.MANAGE)
         doomed.extend(await project_media(store.db, project_id))
         await q.delete_project(store.db, project_id)
         return ProjectDeleted(project_id=project_id)

@@ -21,8 +21,7 @@ from common.protocol.events import NodeActiveTakeChanged, TakeDeleted
 from db import nodes as node_q
 from db import takes as q
 from db.changes import publish_change
-from db.projects import get_owned_project
-from server.access import owned_node
+from server.access import Action, authorize, node_for
 from server.auth import require_user
 from server.bodies import decode_body, path_uuid
 from server.errors import ApiError, not_found
@@ -69,7 +68,7 @@ async def list_takes(request: Request) -> Response:
     """GET /api/nodes/{node_id}/takes?limit=&before=: a page of takes, media URLs signed now."""
     user = await require_user(request)
     state = app_state(request)
-    node = await owned_node(state.store, user, path_uuid(request, "node_id"))
+    node = await node_for(state.store, user, path_uuid(request, "node_id"), Action.READ)
     limit = _limit(request)
     before = None
     raw_before = request.query_params.get("before")
@@ -100,9 +99,11 @@ async def set_active_take(request: Request) -> Response:
     body = await decode_body(request, ActiveTake)
     state = app_state(request)
     store = state.store
-    node = await owned_node(store, user, node_id)
+    node = await node_for(store, user, node_id, Action.EDIT)
 
     async def apply(seq: int) -> NodeActiveTakeChanged:
+        # again under the project's lock: a removal that committed meanwhile wins
+        await authorize(store, user.id, node.project_id, Action.EDIT, "node")
         # read under the project's lock: a take deleted a moment ago is not chosen
         take = await q.get_take(store.db, body.take_id)
         if take is None or take.node_id != node_id:
@@ -131,10 +132,12 @@ async def delete_take(request: Request) -> Response:
     state = app_state(request)
     store = state.store
     take = await q.get_take(store.db, take_id)
-    if take is None or await get_owned_project(store.db, take.project_id, user.id) is None:
+    if take is None:
         raise not_found("take")
+    await authorize(store, user.id, take.project_id, Action.EDIT, "take")
 
     async def apply(seq: int) -> TakeDeleted:
+        await authorize(store, user.id, take.project_id, Action.EDIT, "take")
         node = await node_q.get_node(store.db, take.node_id)
         deleted = await q.delete_take(store.db, take_id)
         if node is None or deleted is None:

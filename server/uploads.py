@@ -28,7 +28,7 @@ from db import nodes as node_q
 from db.changes import Store, publish_change
 from db.nodes import Node, NodeType
 from db.uploads import QuotaExceeded, Upload, get_project_upload, insert_upload, storage_used
-from server.access import owned_project
+from server.access import Action, authorize, project_for
 from server.auth import require_user
 from server.bodies import path_uuid
 from server.errors import ApiError
@@ -202,7 +202,7 @@ async def upload_image(request: Request) -> Response:
     store = app_state(request).store
     settings = app_state(request).settings
     storage = app_state(request).storage
-    await owned_project(store, user, project_id)
+    await project_for(store, user, project_id, Action.EDIT)
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "multipart/form-data":
         raise ApiError(
@@ -264,6 +264,7 @@ async def upload_image(request: Request) -> Response:
         node_id = node.id
 
         async def apply(seq: int) -> NodeUpdated:
+            await authorize(store, user.id, project_id, Action.EDIT)
             updated = await node_q.update_node(
                 store.db, node_id, version=seq, data_patch={"image_key": key}
             )

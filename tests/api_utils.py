@@ -13,6 +13,8 @@ TABLES = (
     "users",
     "sessions",
     "projects",
+    "project_members",
+    "project_invites",
     "nodes",
     "connections",
     "jobs",

@@ -60,6 +60,11 @@ class Services:
     namespace: str
     data_dir: Path
 
+    @property
+    def database_name(self) -> str:
+        """The name of this run's database (the URL's path, not its socket query)."""
+        return urlsplit(self.database_url).path.lstrip("/")
+
 
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:

@@ -59,11 +59,6 @@ async def busy_sessions(admin_url: str, database: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def database_name(url: str) -> str:
-    """The database a URL names."""
-    return url.rsplit("/", 1)[1].split("?")[0]
-
-
 def pool_whole(srv: HubServer) -> bool:
     """Every connection the server's pool opened is free again."""
     stats = srv.state.store.db.stats()
@@ -76,7 +71,7 @@ async def assert_others_served(srv: HubServer, services: Services) -> None:
         bob = await sign_up(other)
         r = await other.get("/api/projects", headers=bob.headers)
         assert r.status_code == 200, r.text
-    name = database_name(services.database_url)
+    name = services.database_name
 
     async def clean() -> bool:
         return await busy_sessions(services.admin_url, name) == []
@@ -282,7 +277,7 @@ async def test_sigterm_exits_promptly_while_requests_hold_every_connection(
                 asyncio.create_task(http.get("/api/projects", headers=bob.headers))
                 for _ in range(15)
             ]
-            name = database_name(services.database_url)
+            name = services.database_name
 
             async def pool_held() -> bool:
                 waiting = [

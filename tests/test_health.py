@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -58,9 +57,8 @@ async def test_migration_is_idempotent_and_concurrent(services: Services) -> Non
 
 
 async def test_version_1_database_is_migrated_to_the_current_schema(services: Services) -> None:
-    """A version 1 database (events.data jsonb) migrates to json, then to versioned rows."""
-    # the path of the URL names the database; the embedded server's socket is in its query
-    name = f"{urlsplit(services.database_url).path.lstrip('/')}_v1"
+    """A version 1 database migrates to json, then to versioned rows, owner members and takes."""
+    name = f"{services.database_name}_v1"
     admin = await asyncpg.connect(services.admin_url)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -104,6 +102,11 @@ async def test_version_1_database_is_migrated_to_the_current_schema(services: Se
                 "WHERE table_name IN ('nodes', 'connections') AND column_name = 'version'"
             )
             assert versioned == 2
+            # version 4: the project's owner_id became its owner member
+            members = await db.fetch_all("SELECT project_id, user_id, role FROM project_members")
+            assert [(str(m["user_id"]), m["role"]) for m in members] == [
+                ("00000000-0000-0000-0000-000000000001", "owner")
+            ]
         finally:
             await db.disconnect()
     finally:

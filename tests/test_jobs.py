@@ -413,7 +413,7 @@ async def test_read_job_and_latest(
     r = await client.get(f"/api/ai/nodes/{canvas['video']}/jobs/latest", headers=alice.headers)
     assert r.status_code == 200 and r.json()["job_id"] == second["job_id"]
     assert set(r.json()) == {
-        "job_id", "node_id", "project_id", "type", "status", "progress", "result", "error", "created_at", "updated_at",
+        "job_id", "node_id", "project_id", "type", "status", "progress", "result", "error", "created_at", "updated_at", "created_by",
     }  # fmt: skip
     assert_error(
         await client.get(f"/api/ai/jobs/{first['job_id']}", headers=bob.headers),

@@ -1,4 +1,4 @@
-"""server/protocol.py: every frame's JSON shape, and how bad client frames are classified."""
+"""common/protocol: every frame's JSON shape, and how bad client frames are classified."""
 
 from __future__ import annotations
 
@@ -28,6 +28,18 @@ JOB = UUID("5d2c0000-0000-4000-8000-000000000002")
             protocol.Subscribe(project_id=PID),
         ),
         (f'{{"type": "unsubscribe", "project_id": "{PID}"}}', protocol.Unsubscribe(project_id=PID)),
+        (
+            f'{{"type": "subscribe", "project_id": "{PID}", "presence": true}}',
+            protocol.Subscribe(project_id=PID, presence=True),
+        ),
+        (
+            f'{{"type": "presence", "project_id": "{PID}", "cursor": {{"x": 1.5, "y": -2}}, '
+            f'"selection": ["{JOB}"], "editing": null}}',
+            protocol.Presence(
+                project_id=PID, cursor=protocol.Cursor(x=1.5, y=-2), selection=[JOB], editing=None
+            ),
+        ),
+        (f'{{"type": "presence", "project_id": "{PID}"}}', protocol.Presence(project_id=PID)),
     ],
 )
 def test_client_frames_decode(text: str, expected: protocol.ClientMessage) -> None:
@@ -59,6 +71,18 @@ def test_client_frames_decode(text: str, expected: protocol.ClientMessage) -> No
             "$.since",
         ),
         ('{"type": "ping", "extra": 1}', ErrorCode.INVALID_MESSAGE, "extra"),
+        (
+            f'{{"type": "presence", "project_id": "{PID}", "selection": {[str(JOB)] * 101}}}'.replace(
+                "'", '"'
+            ),
+            ErrorCode.INVALID_MESSAGE,
+            "$.selection",
+        ),
+        (
+            f'{{"type": "presence", "project_id": "{PID}", "cursor": {{"x": 1e8, "y": 0}}}}',
+            ErrorCode.INVALID_MESSAGE,
+            "$.cursor.x",
+        ),
     ],
 )
 def test_bad_client_frames_are_classified(text: str, code: ErrorCode, in_message: str) -> None:
@@ -82,6 +106,39 @@ def test_bad_client_frames_are_classified(text: str, code: ErrorCode, in_message
                 "connections": [],
                 "jobs": [],
                 "takes": [],
+                "members": [],
+            },
+        ),
+        (
+            protocol.PresenceUpdate(
+                project_id=PID,
+                users=[
+                    protocol.PresenceUser(
+                        user_id=JOB,
+                        email="ben@example.com",
+                        color="#4363d8",
+                        tabs=2,
+                        cursor=protocol.Cursor(x=1.0, y=2.0),
+                    )
+                ],
+                left=[PID],
+            ),
+            {
+                "type": "presence",
+                "project_id": str(PID),
+                "users": [
+                    {
+                        "user_id": str(JOB),
+                        "email": "ben@example.com",
+                        "color": "#4363d8",
+                        "tabs": 2,
+                        "cursor": {"x": 1.0, "y": 2.0},
+                        "selection": [],
+                        "editing": None,
+                    }
+                ],
+                "left": [str(PID)],
+                "full": False,
             },
         ),
         (

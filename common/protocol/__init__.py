@@ -5,6 +5,7 @@
 - `events`: one struct per event kind (`KINDS`), the `Event` envelope and the
   `JobProgress` tick, as the Redis bus and the websocket carry them;
 - `frames`: the websocket frames in both directions, close and error codes;
+- `presence`: the ephemeral who-is-here frames (cursors, selections, markers);
 - `mirror`: the sans-I/O client state machine every client shares;
 - `ports`: each node type's input ports and the rules of a link.
 
@@ -14,13 +15,17 @@
 from common.protocol.entities import (
     FINAL_STATUSES,
     LIVE_STATUSES,
+    Actor,
     Connection,
     JobStatus,
     JobStatusResponse,
+    Member,
+    MemberProject,
     Node,
     NodeStatus,
     NodeType,
     Project,
+    Role,
     Take,
 )
 from common.protocol.events import (
@@ -37,6 +42,9 @@ from common.protocol.events import (
     JobFailed,
     JobProgress,
     JobStarted,
+    MemberAdded,
+    MemberRemoved,
+    MemberUpdated,
     NodeActiveTakeChanged,
     NodeCreated,
     NodeDeleted,
@@ -44,6 +52,7 @@ from common.protocol.events import (
     Opaque,
     Payload,
     ProjectDeleted,
+    ProjectTransferred,
     ProjectUpdated,
     RawEvent,
     TakeDeleted,
@@ -72,18 +81,21 @@ from common.protocol.frames import (
     decode_server,
     encode,
 )
+from common.protocol.presence import Cursor, Presence, PresenceUpdate, PresenceUser
 
 __all__ = [
     "FINAL_STATUSES",
     "KINDS",
     "LIVE_STATUSES",
     "MAX_MESSAGE_BYTES",
+    "Actor",
     "AnyEvent",
     "ClientMessage",
     "CloseCode",
     "Connection",
     "ConnectionCreated",
     "ConnectionDeleted",
+    "Cursor",
     "Error",
     "ErrorCode",
     "Event",
@@ -97,6 +109,11 @@ __all__ = [
     "JobStarted",
     "JobStatus",
     "JobStatusResponse",
+    "Member",
+    "MemberAdded",
+    "MemberProject",
+    "MemberRemoved",
+    "MemberUpdated",
     "Node",
     "NodeActiveTakeChanged",
     "NodeCreated",
@@ -108,11 +125,16 @@ __all__ = [
     "Payload",
     "Ping",
     "Pong",
+    "Presence",
+    "PresenceUpdate",
+    "PresenceUser",
     "Project",
     "ProjectDeleted",
+    "ProjectTransferred",
     "ProjectUpdated",
     "ProtocolError",
     "RawEvent",
+    "Role",
     "ServerMessage",
     "Snapshot",
     "Subscribe",

@@ -57,6 +57,20 @@ class JobStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class Role(enum.StrEnum):
+    """What a member of a project may do; should match member_role in schema.sql.
+
+    The rights of each role are one table, server/access.py's `RIGHTS`.
+    """
+
+    #: one per project: everything an editor may, plus members, rename, delete, transfer
+    OWNER = "owner"
+    #: edit, upload, generate and cancel
+    EDITOR = "editor"
+    #: read and subscribe (and show a cursor) only
+    VIEWER = "viewer"
+
+
 LIVE_STATUSES = (JobStatus.PENDING, JobStatus.PROCESSING)
 FINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
@@ -70,6 +84,28 @@ class Project(msgspec.Struct, frozen=True):
     seq: int
     created_at: datetime
     updated_at: datetime
+
+
+class MemberProject(Project, frozen=True):
+    """A project as one of its members sees it in their list: with their role."""
+
+    role: Role
+
+
+class Member(msgspec.Struct, frozen=True):
+    """Someone who may open a project, and what they may do there."""
+
+    user_id: UUID
+    email: str
+    role: Role
+    added_at: datetime
+
+
+class Actor(msgspec.Struct, frozen=True):
+    """Who did something (started a job)."""
+
+    user_id: UUID
+    email: str
 
 
 class Node(msgspec.Struct, frozen=True):
@@ -146,3 +182,5 @@ class JobStatusResponse(msgspec.Struct, frozen=True):
     error: str | None
     created_at: datetime
     updated_at: datetime
+    #: who pressed Generate; None for jobs older than teams, or an account since deleted
+    created_by: Actor | None = None

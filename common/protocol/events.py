@@ -24,7 +24,7 @@ from uuid import UUID
 
 import msgspec
 
-from common.protocol.entities import Connection, JobStatusResponse, Node, Project, Take
+from common.protocol.entities import Connection, JobStatusResponse, Member, Node, Project, Take
 
 
 class Payload(msgspec.Struct, frozen=True):
@@ -139,6 +139,40 @@ class TakeDeleted(Payload, frozen=True):
     node: Node
 
 
+class MemberAdded(Payload, frozen=True):
+    """Someone joined the project (added by the owner, or by accepting an invite); `by` did it."""
+
+    kind: ClassVar[str] = "member.added"
+    member: Member
+    by: UUID
+
+
+class MemberUpdated(Payload, frozen=True):
+    """A member's role changed; the hub re-checks what their open subscriptions may do."""
+
+    kind: ClassVar[str] = "member.updated"
+    member: Member
+    by: UUID
+
+
+class MemberRemoved(Payload, frozen=True):
+    """A member was removed (or left): their subscriptions end right after this event."""
+
+    kind: ClassVar[str] = "member.removed"
+    user_id: UUID
+    by: UUID
+
+
+class ProjectTransferred(Payload, frozen=True):
+    """The owner handed the project over: `owner` is the new one, `previous_owner` an editor."""
+
+    kind: ClassVar[str] = "project.transferred"
+    project: Project
+    owner: Member
+    previous_owner: Member
+    by: UUID
+
+
 EventData: TypeAlias = (
     ProjectUpdated
     | ProjectDeleted
@@ -154,6 +188,10 @@ EventData: TypeAlias = (
     | JobCancelled
     | NodeActiveTakeChanged
     | TakeDeleted
+    | MemberAdded
+    | MemberUpdated
+    | MemberRemoved
+    | ProjectTransferred
 )
 
 #: kind → the struct its `data` decodes into (the union above, by tag)
@@ -174,6 +212,10 @@ KINDS: dict[str, type[Payload]] = {
         JobCancelled,
         NodeActiveTakeChanged,
         TakeDeleted,
+        MemberAdded,
+        MemberUpdated,
+        MemberRemoved,
+        ProjectTransferred,
     )
 }
 

@@ -7,15 +7,18 @@ same ones the Redis bus carries.
 
 Client → server:
 
-- `subscribe {project_id, since?}`: start receiving a project's changes.
+- `subscribe {project_id, since?, presence?}`: start receiving a project's changes
+  (and, with `presence: true`, who else is here).
 - `unsubscribe {project_id}`: stop.
 - `ping`: the server answers `pong` (an application-level liveness check;
   the server also sends websocket pings of its own).
+- `presence {project_id, cursor?, selection?, editing?}`: this tab's cursor,
+  selection and editing marker (common/protocol/presence.py).
 
 Server → client:
 
-- `snapshot {project_id, seq, nodes, connections, jobs}`: the whole state of
-  a project as of `seq`.
+- `snapshot {project_id, seq, nodes, connections, jobs, members}`: the whole
+  state of a project as of `seq`.
 - `subscribed {project_id, seq}`: the subscription is live and the client's
   own state as of `seq` is current (sent instead of a snapshot when the
   client resumed with `since`).
@@ -25,6 +28,8 @@ Server → client:
   (no seq; may be dropped).
 - `unsubscribed {project_id}`: the subscription ended (asked for, or the
   project was deleted).
+- `presence {project_id, users, left, full}`: who is here (ephemeral, may be
+  dropped; a `full` one follows a subscribe).
 - `pong`: the answer to `ping`.
 - `error {code, message, project_id?}`: a request failed; the connection
   stays open unless a close follows.
@@ -44,8 +49,9 @@ from uuid import UUID
 import msgspec
 
 from common.errors import CanvasflowError
-from common.protocol.entities import Connection, JobStatusResponse, Node, Take
+from common.protocol.entities import Connection, JobStatusResponse, Member, Node, Take
 from common.protocol.events import AnyEvent, JobProgress, RawEvent, typed
+from common.protocol.presence import Presence, PresenceUpdate
 
 #: the most a client frame may weigh, in bytes of UTF-8 (uvicorn's ws_max_size too)
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -97,6 +103,14 @@ class ErrorCode(enum.StrEnum):
     TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
     #: the server cannot reach Postgres right now; retry later
     UNAVAILABLE = "unavailable"
+    #: the caller's role in the project does not allow this (a viewer's `editing` marker);
+    #: the subscription stays
+    FORBIDDEN_ROLE = "forbidden_role"
+    #: the caller was removed from the project: the subscription ended with the event
+    #: that removed them, and no frame of the project follows
+    ACCESS_REVOKED = "access_revoked"
+    #: a `presence` frame for a project this connection does not follow
+    NOT_SUBSCRIBED = "not_subscribed"
 
 
 #: most recent takes of each node a snapshot carries (older ones: GET /api/nodes/{id}/takes)
@@ -122,11 +136,15 @@ class Subscribe(
     events after it, or sends a `snapshot` when it cannot (the log no longer
     reaches back that far, or `since` is ahead of the project). Subscribing
     again to a project the connection already follows replaces that
-    subscription.
+    subscription. With `presence: true` the subscription also joins the
+    project's presence (common/protocol/presence.py).
     """
 
     project_id: UUID
     since: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    #: also receive who else is here (`presence` frames, a `full` one first) and be shown
+    #: to them; a canvas sets it, a terminal follower need not
+    presence: bool = False
 
 
 class Unsubscribe(
@@ -141,8 +159,8 @@ class Ping(msgspec.Struct, tag="ping", tag_field="type", forbid_unknown_fields=T
     """Ask for a `pong`."""
 
 
-ClientMessage = Subscribe | Unsubscribe | Ping
-_CLIENT_TYPES = frozenset({"subscribe", "unsubscribe", "ping"})
+ClientMessage = Subscribe | Unsubscribe | Ping | Presence
+_CLIENT_TYPES = frozenset({"subscribe", "unsubscribe", "ping", "presence"})
 
 
 # -- server → client --------------------------------------------------------
@@ -155,7 +173,8 @@ class Snapshot(msgspec.Struct, tag="snapshot", tag_field="type", frozen=True):
     freshly signed `*_url`s beside their `*_key`s); `jobs` holds the latest job
     of each node; `takes` each node's most recent takes (at most
     SNAPSHOT_TAKES a node, newest first) and its active take wherever that is
-    older. Events that follow have seq > `seq`.
+    older; `members` who may open the project and their roles. Events that
+    follow have seq > `seq`.
     """
 
     project_id: UUID
@@ -164,6 +183,7 @@ class Snapshot(msgspec.Struct, tag="snapshot", tag_field="type", frozen=True):
     connections: list[Connection]
     jobs: list[JobStatusResponse]
     takes: list[Take] = []
+    members: list[Member] = []
 
 
 class Subscribed(msgspec.Struct, tag="subscribed", tag_field="type", frozen=True):
@@ -195,7 +215,9 @@ class Error(msgspec.Struct, tag="error", tag_field="type", frozen=True, omit_def
     project_id: UUID | None = None
 
 
-ServerMessage = Snapshot | Subscribed | Unsubscribed | AnyEvent | JobProgress | Pong | Error
+ServerMessage = (
+    Snapshot | Subscribed | Unsubscribed | AnyEvent | JobProgress | PresenceUpdate | Pong | Error
+)
 
 
 # -- encoding and decoding --------------------------------------------------
@@ -213,7 +235,7 @@ _encoder = msgspec.json.Encoder()
 _client_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)
 # an event's data is decoded by its kind in a second step (see events.typed)
 _server_decoder = msgspec.json.Decoder(
-    Snapshot | Subscribed | Unsubscribed | RawEvent | JobProgress | Pong | Error
+    Snapshot | Subscribed | Unsubscribed | RawEvent | JobProgress | PresenceUpdate | Pong | Error
 )
 
 
@@ -243,7 +265,8 @@ def decode_client(text: str | bytes) -> ClientMessage:
         if raw["type"] not in _CLIENT_TYPES:
             raise ProtocolError(
                 ErrorCode.UNKNOWN_TYPE,
-                f"Unknown type {raw['type']!r}; expected one of: subscribe, unsubscribe, ping.",
+                f"Unknown type {raw['type']!r}; "
+                "expected one of: subscribe, unsubscribe, ping, presence.",
             ) from None
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, str(exc)) from None
     except msgspec.DecodeError:

@@ -15,8 +15,12 @@ The rules:
 - `subscribed {seq}` confirms a resume; a seq other than ours means resync;
 - a progress tick raises a live job's progress, never lowers it;
 - `unsubscribed` (or `project.deleted`) ends the project; an `error` about a
-  project ends it too, except `unavailable` and `rate_limited`, which retry
-  after a backoff;
+  project ends it too (`access_revoked`: the user was removed), except
+  `unavailable` and `rate_limited`, which retry after a backoff, and
+  `forbidden_role`, which refused one action and leaves the subscription be;
+- members come with the snapshot and change with `member.*` and
+  `project.transferred` events; presence frames replace the listed users
+  (all of them when `full`) and drop those in `left`;
 - after a dropped connection: reconnect after a full-jitter backoff and
   resume every project with `since`; the close codes in FATAL_CLOSE mean
   retrying cannot help, so the client stops and says why.
@@ -32,7 +36,14 @@ from uuid import UUID
 import msgspec
 
 from common.protocol import events as ev
-from common.protocol.entities import LIVE_STATUSES, Connection, JobStatusResponse, Node, Take
+from common.protocol.entities import (
+    LIVE_STATUSES,
+    Connection,
+    JobStatusResponse,
+    Member,
+    Node,
+    Take,
+)
 from common.protocol.frames import (
     ClientMessage,
     CloseCode,
@@ -45,6 +56,7 @@ from common.protocol.frames import (
     Unsubscribe,
     Unsubscribed,
 )
+from common.protocol.presence import PresenceUpdate, PresenceUser
 
 #: close codes after which reconnecting cannot help, and what the client should say
 FATAL_CLOSE: dict[int, str] = {
@@ -54,6 +66,8 @@ FATAL_CLOSE: dict[int, str] = {
 }
 #: error codes after which the subscription is sent again later, not ended
 RETRY_ERRORS = frozenset({ErrorCode.UNAVAILABLE, ErrorCode.RATE_LIMITED})
+#: error codes that refused one action (a frame) and leave the subscription as it is
+ACTION_ERRORS = frozenset({ErrorCode.FORBIDDEN_ROLE})
 #: the backoff attempt a retried subscription waits as (0.5 s · 2² capped: up to 2 s)
 RETRY_ATTEMPT = 2
 
@@ -80,6 +94,9 @@ class ProjectState:
     jobs: dict[UUID, JobStatusResponse] = field(default_factory=dict)
     #: the takes the client has seen (the snapshot's, then each job's outputs)
     takes: dict[UUID, Take] = field(default_factory=dict)
+    members: dict[UUID, Member] = field(default_factory=dict)
+    #: who else has the project open (ephemeral: from presence frames)
+    presence: dict[UUID, PresenceUser] = field(default_factory=dict)
     deleted: bool = False
     #: the server said no more frames come (unsubscribed, deleted, or an error)
     ended: bool = False
@@ -90,10 +107,12 @@ class ProjectState:
     gaps: list[tuple[int, int]] = field(default_factory=list)
     snapshots: int = 0
     last_error: Error | None = None
+    #: subscribe with presence (who else is here), as a canvas does
+    with_presence: bool = False
 
     def subscribe_frame(self) -> Subscribe:
         """The subscribe frame for this state: with `since` once it holds a seq."""
-        return Subscribe(project_id=self.project_id, since=self.seq)
+        return Subscribe(project_id=self.project_id, since=self.seq, presence=self.with_presence)
 
     def apply_snapshot(self, snap: Snapshot) -> None:
         """Replace the state with a snapshot's."""
@@ -102,6 +121,7 @@ class ProjectState:
         self.connections = {c.id: c for c in snap.connections}
         self.jobs = {j.job_id: j for j in snap.jobs}
         self.takes = {t.id: t for t in snap.takes}
+        self.members = {m.user_id: m for m in snap.members}
         self.snapshots += 1
 
     def apply_event(self, data: ev.Payload | ev.Opaque) -> None:
@@ -130,7 +150,24 @@ class ProjectState:
             self.nodes[data.node.id] = data.node
         elif isinstance(data, ev.ProjectDeleted):
             self.deleted = True
+        elif isinstance(data, ev.MemberAdded | ev.MemberUpdated):
+            self.members[data.member.user_id] = data.member
+        elif isinstance(data, ev.MemberRemoved):
+            self.members.pop(data.user_id, None)
+            self.presence.pop(data.user_id, None)
+        elif isinstance(data, ev.ProjectTransferred):
+            self.members[data.owner.user_id] = data.owner
+            self.members[data.previous_owner.user_id] = data.previous_owner
         # ProjectUpdated and kinds this version does not know change nothing kept here
+
+    def apply_presence(self, update: PresenceUpdate) -> None:
+        """Apply a presence frame: the whole list, or the users that changed and left."""
+        if update.full:
+            self.presence = {}
+        for user in update.users:
+            self.presence[user.user_id] = user
+        for user_id in update.left:
+            self.presence.pop(user_id, None)
 
 
 @dataclass
@@ -179,10 +216,11 @@ class Mirror:
     def _backoff(self, attempt: int) -> float:
         return backoff_s(attempt, self.initial_backoff_s, self.max_backoff_s, self.rand)
 
-    def subscribe(self, project_id: UUID) -> list[ClientMessage]:
+    def subscribe(self, project_id: UUID, presence: bool = False) -> list[ClientMessage]:
         """Follow a project (again: its state is kept and resumed with `since`)."""
         state = self.projects.setdefault(project_id, ProjectState(project_id))
         state.ended, state.pending = False, True
+        state.with_presence = presence
         return [state.subscribe_frame()]
 
     def unsubscribe(self, project_id: UUID) -> list[ClientMessage]:
@@ -231,9 +269,15 @@ class Mirror:
                 return Step()
             state.jobs[job.job_id] = msgspec.structs.replace(job, progress=message.progress)
             return Step(changed=state, reason="job.progress")
+        if isinstance(message, PresenceUpdate):
+            state.apply_presence(message)
+            return Step(changed=state, reason="presence")
         if isinstance(message, Unsubscribed):
             state.ended = True
             return Step(changed=state, reason="ended")
+        if isinstance(message, Error) and message.code in ACTION_ERRORS:
+            state.last_error = message
+            return Step()
         if isinstance(message, Error):
             state.pending = False
             state.last_error = message

@@ -27,6 +27,7 @@ from common.protocol.events import AnyEvent, JobProgress, ProjectDeleted, decode
 from common.protocol.frames import ErrorCode
 from db.events import events_after
 from db.projects import current_seq
+from server.realtime.membership import role_changes
 from server.realtime.ordering import Sequencer
 from server.realtime.subscription import Subscription
 
@@ -190,15 +191,22 @@ class Channel:
     # -- delivery
 
     async def deliver(self, events: list[AnyEvent]) -> None:
-        """Present and encode each event once, then queue the same frame to every subscriber."""
+        """Present and encode each event once, then queue the same frame to every subscriber.
+
+        A membership event changes its users' roles as it is sent; a subscription whose
+        user it removed ends right after it.
+        """
         for event in events:
             frame = await self.encode_event(event)
+            changes = role_changes(event.data)
             delivered = 0
             for sub in list(self.subscribers):
-                if not sub.deliver(event.seq, frame):
+                if not sub.deliver(event.seq, frame, changes):
                     self.hub.resync(self, sub, "gap")
                 elif sub.live:
                     delivered += 1
+                if changes is not None and sub.peer.user_id in changes:
+                    self.hub.role_changed(sub)
             metrics.WS_FRAMES_DELIVERED.labels("event").inc(delivered)
 
     async def encode_event(self, event: AnyEvent) -> str:

@@ -47,6 +47,24 @@ class HubConfig:
     #: early events a channel holds while it fills a gap; more are dropped and
     #: refilled from the log later
     max_held_events: int = 10_000
+    #: presence: a process's tabs count while its alive key (renewed every
+    #: heartbeat) lives; a killed process's users leave within ttl + check
+    presence_ttl_s: float = 6.0
+    presence_heartbeat_s: float = 2.0
+    #: how often the alive keys of the other processes are looked at
+    presence_check_s: float = 1.0
+    #: how often each project's presence is read again from Redis (heals lost messages)
+    presence_refresh_s: float = 10.0
+    #: a project's presence is sent (and written to Redis) at most once in this long:
+    #: 50 ms is at most 20 updates a second per user, and per client
+    presence_flush_s: float = 0.05
+    #: presence frames from one connection: their own token bucket, apart from the
+    #: other frames', so a cursor never eats the budget a subscribe needs; over it,
+    #: frames are dropped (the next one carries the newer state anyway)
+    presence_per_s: float = 30.0
+    presence_burst: int = 60
+    #: an abandoned project's presence hash expires after this long without a writer
+    presence_hash_ttl_s: float = 60.0
 
 
 class HubError(CanvasflowError):

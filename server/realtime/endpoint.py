@@ -26,6 +26,7 @@ from common import metrics
 from common.config import Settings
 from common.protocol import frames
 from common.protocol.frames import CloseCode, ErrorCode
+from common.protocol.presence import Presence
 from server.auth import authenticate, origin_allowed, session_hash
 from server.realtime.hub import Hub
 from server.realtime.outbox import Outbox
@@ -35,6 +36,9 @@ from server.state import app_state
 Outbox.on_sample = metrics.WS_SEND_QUEUE.observe
 
 log = logging.getLogger(__name__)
+
+#: only a frame with this in it may be a presence frame (a substring test spares the
+#: decode of every other frame before its rate limit)
 
 
 class TokenBucket:
@@ -70,7 +74,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
     user = websocket.state.user
     outbox = Outbox(hub.config.send_queue_max, hub.config.send_queue_max_bytes)
-    peer = Peer(user.id, outbox, session=session_hash(websocket))
+    peer = Peer(user.id, outbox, session=session_hash(websocket), email=user.email)
     await Connection(websocket, hub, peer).run()
 
 
@@ -106,6 +110,11 @@ class Connection:
         # each at once: subscribes draw on an allowance as large as the subscription limit
         # first, so a resume never trips the frame limit (and then the error limit)
         self.subscribes = TokenBucket(cfg.messages_per_s, cfg.max_subscriptions, now)
+        #: presence frames have a bucket of their own: a moving cursor never eats the
+        #: budget a subscribe needs, and over it they are dropped, not answered
+        self.presence_bucket = TokenBucket(cfg.presence_per_s, cfg.presence_burst, now)
+        #: when the client was last told its presence frames are being dropped
+        self.presence_warned = float("-inf")
         #: drains the outbox while a write waits; None while writes go straight out
         self.writer: asyncio.Task[None] | None = None
         #: a write failed: the socket is gone, there is nobody to send a close to
@@ -222,6 +231,10 @@ class Connection:
                 except frames.ProtocolError as exc:
                     decoded = exc
             now = time.monotonic()
+            if isinstance(decoded, Presence):
+                # a bucket of its own: a moving cursor never eats what a subscribe needs
+                self._presence(decoded, now)
+                continue
             allowed = (
                 isinstance(decoded, frames.Subscribe) and self.subscribes.take(now)
             ) or self.bucket.take(now)
@@ -237,12 +250,28 @@ class Connection:
             if not peer.outbox.open:
                 return False
 
+    def _presence(self, message: Presence, now: float) -> None:
+        """A presence frame, under its own bucket: dropped (and said so, rarely) when over it."""
+        if self.presence_bucket.take(now):
+            self.hub.presence.update(self.peer, message)
+        elif now - self.presence_warned >= 1.0:
+            # once a second at most, not counted: the client sends too fast, nothing is broken
+            self.presence_warned = now
+            self.peer.client_error(
+                ErrorCode.RATE_LIMITED,
+                f"More than {self.hub.config.presence_per_s:g} presence frames a second; "
+                "the extra ones are dropped.",
+                count=False,
+            )
+
     def _dispatch(self, message: frames.ClientMessage) -> None:
         """Act on one client frame."""
         if isinstance(message, frames.Ping):
             self.peer.send(frames.Pong())
         elif isinstance(message, frames.Subscribe):
-            self.hub.subscribe(self.peer, message.project_id, message.since)
+            self.hub.subscribe(self.peer, message.project_id, message.since, message.presence)
+        elif isinstance(message, Presence):
+            self.hub.presence.update(self.peer, message)
         else:
             self.hub.unsubscribe(self.peer, message.project_id)
 

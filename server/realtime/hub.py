@@ -7,7 +7,11 @@ unsubscribed when the last one leaves (the shape of encode/broadcaster's
 subscribe-before-snapshot, so no event can fall between the state a client
 is sent and the stream that follows it. Ordering is the channel's job
 (channel.py), backpressure the outbox's (outbox.py), the safety net the
-sweep's (sweep.py).
+sweep's (sweep.py). Who may follow a project is the one access decision
+(server/access.py), read when the subscription starts and applied again with
+every membership event it is sent (membership.py); presence — who else is
+here — is presence.py's, which the hub only tells of subscriptions that
+start and end.
 """
 
 from __future__ import annotations
@@ -19,18 +23,20 @@ from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 from uuid import UUID
 
-from common import metrics
+from common import metrics, protocol
 from common.keys import project_channel
 from common.protocol import frames
 from common.protocol.events import AnyEvent
 from common.protocol.frames import CloseCode, ErrorCode
 from db.changes import Store
 from db.events import events_after, read_snapshot
-from db.projects import current_seq, get_owned_project
+from db.projects import current_seq
 from server.present import Presenter
 from server.realtime.bus import Bus
 from server.realtime.channel import Channel, Resync, Start
 from server.realtime.config import HubConfig, HubError
+from server.realtime.membership import REVOKED, admit, readmit, role_changes
+from server.realtime.presence import PresenceHub
 from server.realtime.shutdown import SignalRelay
 from server.realtime.subscription import Peer, Subscription
 from server.realtime.sweep import check_sessions, sweep_channels, sweep_loop
@@ -69,6 +75,7 @@ class Hub:
             backoff_initial_s=self.config.redis_backoff_initial_s,
             backoff_max_s=self.config.redis_backoff_max_s,
         )
+        self.presence = PresenceHub(store.redis, redis_url, store.namespace, self.config)
         self._signals = SignalRelay(self._going_away_briefly, self._spawn)
         self._no_peers = asyncio.Event()
         self._no_peers.set()
@@ -83,6 +90,7 @@ class Hub:
     async def start(self) -> None:
         """Open the bus (in the background), start the sweep, take over the stop signals."""
         self.bus.start()
+        self.presence.start()
         self._sweeper = asyncio.create_task(sweep_loop(self), name="hub-sweeper")
         self._signals.install()
 
@@ -101,7 +109,9 @@ class Hub:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        # 3. Redis last
+        # 3. presence: this process's tabs leave every project at once, not by expiry
+        await self.presence.stop()
+        # 4. Redis last
         await self.bus.stop()
 
     def going_away(self) -> None:
@@ -154,7 +164,9 @@ class Hub:
         if not self.peers:
             self._no_peers.set()
 
-    def subscribe(self, peer: Peer, project_id: UUID, since: int | None) -> None:
+    def subscribe(
+        self, peer: Peer, project_id: UUID, since: int | None, presence: bool = False
+    ) -> None:
         """Start (or restart) following a project; answers arrive on the peer's outbox."""
         old = peer.subscriptions.get(project_id)
         if old is not None:
@@ -168,7 +180,7 @@ class Hub:
                 project_id,
             )
             return
-        sub = Subscription(peer, project_id)
+        sub = Subscription(peer, project_id, presence)
         peer.subscriptions[project_id] = sub
         metrics.WS_SUBSCRIPTIONS.inc()
         sub.task = asyncio.create_task(self._run_subscribe(sub, since))
@@ -208,10 +220,9 @@ class Hub:
     async def _subscribe(self, sub: Subscription, since: int | None) -> None:
         """Subscribe-before-snapshot: join the channel, then read the state, then go live."""
         project_id = sub.project_id
-        # 1. Only the owner may follow a project; someone else's looks like a missing one.
-        owned = await self.db(get_owned_project(self.store.db, project_id, sub.peer.user_id))
-        if owned is None:
-            raise HubError(ErrorCode.PROJECT_NOT_FOUND, "No project with that id.")
+        # 1. Only members may follow a project (the one access decision); a stranger is
+        #    told it does not exist.
+        await self.db(admit(self.store, sub))
         # 2. Join the channel BEFORE reading anything: from here on every event the
         #    channel delivers lands in this subscription's buffer. On the first local
         #    subscriber the channel SUBSCRIBEs in Redis and reads its baseline seq
@@ -223,6 +234,9 @@ class Hub:
         # 3. Read the state (snapshot, or the seq and a replay for `since`) and send it.
         #    Whatever the channel delivered before we joined has a seq this read sees.
         await self._catch_up(ch, sub, since)
+        # 4. Now that the client holds the project, it sees who else is here (and they it).
+        if sub.presence and not sub.ended:
+            await self.presence.join(sub)
 
     async def _catch_up(self, ch: Channel, sub: Subscription, since: int | None) -> None:
         """Send the client its state (snapshot, `subscribed`, or a replay), then go live."""
@@ -243,26 +257,35 @@ class Hub:
                 # 3a. the client is current: no snapshot, just the confirmation
                 peer.send(frames.Subscribed(project_id=ch.project_id, seq=seq))
                 sub.seq, sent = seq, True
-            elif since < seq:
+            elif sub.added_seq <= since < seq:
                 # 3b. the client missed a few: replay them from the log if it reaches back
+                #     (never from before the user joined: they were not there for those)
                 replay = await self._replay(ch.project_id, since, seq)
                 if replay is not None:
                     peer.send(frames.Subscribed(project_id=ch.project_id, seq=since))
+                    sub.seq, sent = since, True
                     for event in replay:
-                        peer.outbox.offer(await ch.encode_event(event))
-                    sub.seq, sent = seq, True
+                        frame = await ch.encode_event(event)
+                        if not sub.send(event.seq, frame, role_changes(event.data)):
+                            break  # the replay removed the user: the rest is not theirs
+                    if sub.revoked:
+                        self.role_changed(sub)
+                        return
             # 3c. since > seq (the client is ahead, e.g. after a restore): a snapshot
         if not sent:
             snapshot = await self._snapshot_frame(ch.project_id)
             if snapshot is None:
                 raise HubError(ErrorCode.PROJECT_NOT_FOUND, "No project with that id.")
-            seq, frame = snapshot
+            seq, frame, members = snapshot
+            # the snapshot's own members decide: a removal after the access check shows here
+            readmit(sub, members)
             peer.outbox.offer(frame)
             metrics.WS_FRAMES_DELIVERED.labels("snapshot").inc()
             sub.seq = seq
         # 4. Then the buffered events with a greater seq, and live from here on.
         if not sub.go_live():
             self.resync(ch, sub, "gap")
+        self.role_changed(sub)
 
     async def _replay(self, project_id: UUID, since: int, seq: int) -> list[AnyEvent] | None:
         """The logged events after `since` up to `seq`, or None unless all of them are there."""
@@ -273,12 +296,14 @@ class Hub:
             return None  # pruned from the log: the client gets a snapshot
         return events
 
-    async def _snapshot_frame(self, project_id: UUID) -> tuple[int, str] | None:
-        """The project's snapshot, URLs signed now, encoded; None if it is gone."""
+    async def _snapshot_frame(
+        self, project_id: UUID
+    ) -> tuple[int, str, list[protocol.Member]] | None:
+        """The project's snapshot, URLs signed now, encoded, and its members; None if gone."""
         snap = await self.db(read_snapshot(self.store.db, project_id))
         if snap is None:
             return None
-        return snap.seq, frames.encode(await self.presenter.snapshot(snap))
+        return snap.seq, frames.encode(await self.presenter.snapshot(snap)), snap.members
 
     def resync(self, ch: Channel, sub: Subscription, reason: str) -> None:
         """Bring one subscription back in step: buffer again and catch up from its seq."""
@@ -308,11 +333,22 @@ class Hub:
 
         sub.task = asyncio.create_task(run())
 
+    def role_changed(self, sub: Subscription) -> None:
+        """An event changed the subscription's role: end it if revoked, else tell presence."""
+        if sub.ended:
+            return
+        if sub.revoked:
+            self.end(sub)
+            sub.peer.client_error(ErrorCode.ACCESS_REVOKED, REVOKED, sub.project_id, count=False)
+        else:
+            self.presence.sync_role(sub)
+
     def end(self, sub: Subscription) -> None:
         """Detach a subscription from its channel and its connection (idempotent)."""
         if sub.ended:
             return
         sub.ended = True
+        self.presence.leave(sub)
         metrics.WS_SUBSCRIPTIONS.dec()
         if sub.peer.subscriptions.get(sub.project_id) is sub:
             del sub.peer.subscriptions[sub.project_id]

@@ -2,26 +2,43 @@
 
 A subscription buffers what its channel delivers while the client is caught
 up (snapshot or replay), then goes live; it only ever lets through seq + 1,
-so a gap makes the channel resync it. Plain code: no I/O.
+so a gap makes the channel resync it. It knows its user's role in the
+project, and an event that changes that role (`RoleChanges`, worked out by
+membership.py) changes it the moment the event is sent; an event after which
+the user may no longer read the project marks it `revoked`, and nothing
+after that event is sent (the hub then ends it). Plain code: no I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from uuid import UUID
 
 from common.protocol import frames
+from common.protocol.entities import Role
 from common.protocol.frames import CloseCode, ErrorCode
 from server.realtime.outbox import Outbox
+
+#: what an event does to roles: user id → their role after it, or None when they may no
+#: longer read the project (removed)
+RoleChanges = Mapping[UUID, Role | None]
 
 
 class Peer:
     """The hub's view of one websocket: its user, outbox, subscriptions and error count."""
 
     def __init__(
-        self, user_id: UUID, outbox: Outbox, max_errors: int = 20, session: bytes | None = None
+        self,
+        user_id: UUID,
+        outbox: Outbox,
+        max_errors: int = 20,
+        session: bytes | None = None,
+        email: str = "",
     ) -> None:
         self.user_id = user_id
+        #: shown beside the user's cursor to the others in a project (presence)
+        self.email = email
         self.outbox = outbox
         #: the hash of the session token the handshake authenticated with
         self.session = session
@@ -53,37 +70,63 @@ class Subscription:
     the state the client holds.
     """
 
-    def __init__(self, peer: Peer, project_id: UUID) -> None:
+    def __init__(self, peer: Peer, project_id: UUID, presence: bool = False) -> None:
         self.peer = peer
         self.project_id = project_id
+        #: the client asked to see who else is here, and to be shown to them
+        self.presence = presence
         self.seq = -1
         self.live = False
         self.ended = False
-        self.buffer: list[tuple[int, str]] = []
+        self.buffer: list[tuple[int, str, RoleChanges | None]] = []
         self.task: asyncio.Task[None] | None = None
+        #: the user's role in the project as of `seq` (None until the access check)
+        self.role: Role | None = None
+        #: the seq at which the user joined the project: older resumes get a snapshot
+        self.added_seq = 0
+        #: an event sent on this subscription removed its user: send nothing more
+        self.revoked = False
 
-    def deliver(self, seq: int, frame: str) -> bool:
+    def deliver(self, seq: int, frame: str, changes: RoleChanges | None = None) -> bool:
         """Take one event frame of the channel; False when it would leave a gap."""
+        if self.revoked:
+            return True
         if not self.live:
-            self.buffer.append((seq, frame))
+            self.buffer.append((seq, frame, changes))
             return True
         if seq <= self.seq:
             return True
         if seq != self.seq + 1:
             return False
+        self.send(seq, frame, changes)
+        return True
+
+    def send(self, seq: int, frame: str, changes: RoleChanges | None = None) -> bool:
+        """Send the event `seq` (the caller checked it is next) and apply what it does to roles.
+
+        False when it revoked the subscription: the caller sends nothing more.
+        """
+        if self.revoked:
+            return False
         self.seq = seq
         self.peer.outbox.offer(frame)
+        if changes is not None and self.peer.user_id in changes:
+            role = changes[self.peer.user_id]
+            if role is None:
+                self.revoked = True
+                return False
+            self.role = role
         return True
 
     def go_live(self) -> bool:
         """Send the buffered events after `seq` and go live; False on a gap."""
         buffered, self.buffer = self.buffer, []
-        for seq, frame in buffered:
+        for seq, frame, changes in buffered:
             if seq <= self.seq:
                 continue  # the snapshot or replay covered it
             if seq != self.seq + 1:
                 return False
-            self.seq = seq
-            self.peer.outbox.offer(frame)
+            if not self.send(seq, frame, changes):
+                break  # revoked: the hub ends the subscription
         self.live = True
         return True
