@@ -138,12 +138,26 @@ CASES = [
     Case("latest job", "GET", "/api/ai/nodes/{node_id}/jobs/latest",
          req("GET", lambda t, _: f"/api/ai/nodes/{t.video['id']}/jobs/latest"), "read", 200, "node"),
     Case("upload", "POST", "/api/projects/{project_id}/uploads", _upload, "edit", 201),
+    Case("paste", "POST", "/api/projects/{project_id}/paste",
+         req("POST", lambda t, _: P(t, _) + "/paste", {"nodes": [{"ref": "a", "type": "prompt"}]}),
+         "edit", 201),
+    Case("generate image", "POST", "/api/ai/generate-image",
+         req("POST", lambda t, _: "/api/ai/generate-image",
+             lambda t: {"node_id": t.image_gen["id"], "prompt": "a fox", "aspect_ratio": "16:9"}),
+         "edit", 202, "node"),
+    Case("list takes", "GET", "/api/nodes/{node_id}/takes",
+         req("GET", lambda t, _: f"/api/nodes/{t.video['id']}/takes"), "read", 200, "node"),
+    Case("choose take", "PUT", "/api/nodes/{node_id}/active-take",
+         req("PUT", lambda t, _: f"/api/nodes/{t.video['id']}/active-take",
+             lambda t: {"take_id": t.take["id"]}), "edit", 200, "node"),
+    Case("delete take", "DELETE", "/api/takes/{take_id}",
+         req("DELETE", lambda t, _: f"/api/takes/{t.take['id']}"), "edit", 204, "take"),
 ]  # fmt: skip
 #: routes that concern no project, or whose permission is a signature
 NOT_PROJECT_ROUTES = {
     "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.json",
     "POST /api/auth/signup", "POST /api/auth/login", "POST /api/auth/logout", "GET /api/auth/me",
-    "GET /media/{key:path}",
+    "GET /media/{key:path}", "GET /api/node-types",
     "GET /api/projects", "POST /api/projects",  # tested below: every role, own list
 }  # fmt: skip
 
