@@ -1,6 +1,6 @@
 """The role by route matrix: every REST route and websocket message, for each role and a stranger.
 
-Each case builds a fresh shared project (tests/team_utils.py), sends one
+Each case builds a fresh shared project (tests/support/teams.py), sends one
 request as one role and checks the documented answer: allowed, or refused
 with its code (`403 forbidden_role` for a member without the right, `404
 <thing>_not_found` for a stranger) — and after a refusal, every row of every
@@ -20,11 +20,12 @@ import pytest
 from common import protocol
 from db.changes import Store
 from server.app import routes
-from tests.api_utils import assert_error, dump
-from tests.conftest import Account, ServerThread
-from tests.team_utils import Team, make_team, png_bytes
-from tests.worker_utils import video_body
-from tests.ws_utils import WsClient
+from tests.support.accounts import Account
+from tests.support.api import assert_error, dump
+from tests.support.servers import ServerThread
+from tests.support.teams import Team, make_team, png_bytes
+from tests.support.workers import video_body
+from tests.support.ws import WsClient
 
 Call = Callable[[httpx.AsyncClient, Team, Account], Awaitable[httpx.Response]]
 ROLES = ("owner", "editor", "viewer", "stranger")

@@ -24,8 +24,8 @@ from db.changes import Store
 from db.connect import make_database
 from db.events import read_snapshot
 from db.users import create_user
-from tests.conftest import Services
-from tests.ws_utils import add_node, move_node, new_project
+from tests.support.services import Services
+from tests.support.ws import add_node, move_node, new_project
 
 if TYPE_CHECKING:
     from db.pool import Database

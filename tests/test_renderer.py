@@ -15,7 +15,7 @@ from PIL import Image
 
 from tasks.providers.base import InvalidRequest, OperationLost, VideoRequest
 from tasks.providers.local import LocalRenderer, frame_size, render_video
-from tests.waits import until
+from tests.support.waits import until
 
 
 def probe(path: Path) -> tuple[str, int, int, int, float]:

@@ -23,9 +23,9 @@ from db.sessions import create_session
 from db.takes import NewTake, insert_takes
 from db.users import create_user
 from server.auth import hash_token
-from tests.api_utils import make_connection, make_node, make_project
-from tests.conftest import Account
-from tests.worker_utils import video_body
+from tests.support.accounts import Account
+from tests.support.api import make_connection, make_node, make_project
+from tests.support.workers import video_body
 
 
 async def quick_account(store: Store, email: str | None = None) -> Account:

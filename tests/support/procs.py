@@ -21,7 +21,7 @@ from typing import Self
 import httpx
 import redis
 
-from tests.conftest import Services, free_port
+from tests.support.services import Services, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
