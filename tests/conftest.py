@@ -54,6 +54,8 @@ _BROWSER_MODULES = {
 }
 _DRILL_MODULES = {"test_drills"}
 _BENCH_MODULES = {"test_bench_smoke"}
+#: modules that encode real videos on the CPU: no service, but seconds to minutes each
+_RENDER_MODULES = {"test_renderer"}
 #: modules whose tests start services of their own (`canvasflow dev` with embedded servers)
 _SERVICE_MODULES = {"test_cli"}
 
@@ -63,7 +65,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     integration: real Postgres and Redis (it uses the `services` fixture, directly or not);
     browser: Chromium; drills: process kills and restarts; bench: the benchmark harness;
-    fast: none of these.
+    render: real video encoding on the CPU; fast: none of these.
     """
     for item in items:
         module_obj = getattr(item, "module", None)
@@ -75,9 +77,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             marks.append("browser")
         if module in _DRILL_MODULES:
             marks.append("drills")
+        if module in _RENDER_MODULES:
+            marks.append("render")
         if module in _BENCH_MODULES:
             marks.append("bench")
-        own = {m.name for m in item.iter_markers()} & {"integration", "browser", "drills", "bench"}
+        own = {m.name for m in item.iter_markers()} & {"integration", "browser", "drills", "bench", "render"}
         for mark in marks or ([] if own else ["fast"]):
             item.add_marker(getattr(pytest.mark, mark))
 
