@@ -81,7 +81,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             marks.append("render")
         if module in _BENCH_MODULES:
             marks.append("bench")
-        own = {m.name for m in item.iter_markers()} & {"integration", "browser", "drills", "bench", "render"}
+        own = {m.name for m in item.iter_markers()} & {
+            "integration",
+            "browser",
+            "drills",
+            "bench",
+            "render",
+        }
         for mark in marks or ([] if own else ["fast"]):
             item.add_marker(getattr(pytest.mark, mark))
 
