@@ -132,7 +132,7 @@ async def assert_postgres_clean(services: Services) -> None:
     conn = await asyncpg.connect(services.admin_url)
     try:
         # the admin URL names another database: ask about ours by name
-        name = services.database_url.rsplit("/", 1)[1]
+        name = services.database_name
         rows = await conn.fetch(
             "SELECT state, left(query, 80) AS query FROM pg_stat_activity "
             "WHERE datname = $1 AND state IS DISTINCT FROM 'idle'",

@@ -23,7 +23,7 @@ import redis
 
 from tests.support.services import Services, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def process_env(services: Services, redis_url: str | None = None, **extra: str) -> dict[str, str]:

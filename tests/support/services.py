@@ -22,7 +22,7 @@ import asyncpg
 
 from common.config import Settings, load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TABLES = "users, sessions, projects, nodes, connections, jobs, events, uploads, takes"
 
 
