@@ -68,14 +68,20 @@ def start_postgres(data_dir: Path) -> str:
     cluster.mkdir(parents=True, exist_ok=True)
     setup_log = logs_dir(data_dir) / "pgserver.log"
     _log_pgserver_to(setup_log)
+
+    def start() -> tuple[Any, str]:
+        server: Any = pgserver.get_server(cluster, cleanup_mode="stop")  # type: ignore[attr-defined]
+        return server, str(server.get_uri())
+
     try:
         try:
-            server: Any = pgserver.get_server(cluster, cleanup_mode="stop")  # type: ignore[attr-defined]
-        except subprocess.CalledProcessError:
-            # seen once under heavy load right after a leftover server of the cluster was
-            # stopped: the new postmaster refused the old one's socket lock file; once more
+            server, uri = start()
+        except (subprocess.CalledProcessError, AssertionError):
+            # seen under heavy load right after a leftover server of the cluster was stopped:
+            # the new postmaster refused the old one's socket lock file (CalledProcessError),
+            # or pgserver read no postmaster.pid yet (its AssertionError in get_uri); once more
             time.sleep(1.0)
-            server = pgserver.get_server(cluster, cleanup_mode="stop")  # type: ignore[attr-defined]
+            server, uri = start()
     except Exception as exc:
         raise EmbeddedError(
             f"embedded Postgres failed to start in {cluster}: {exc} "
@@ -86,7 +92,6 @@ def start_postgres(data_dir: Path) -> str:
         link.symlink_to(cluster / "log")
     # keep a reference so pgserver's own cleanup runs at exit, not at garbage collection
     _KEEP.append(server)
-    uri: str = server.get_uri()
     return uri
 
 

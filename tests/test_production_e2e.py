@@ -279,16 +279,16 @@ async def test_never_done_times_out_at_the_deadline(
     start_web: WebFactory, veo: FakeVeo, fakes: Any, services: Services, store: Store
 ) -> None:
     """An operation that never finishes is polled (with backoff) until the job's deadline, then fails."""
-    started = time.monotonic()
     done, node = await run_one(
-        start_web, services, fakes, store, VeoScript(outcome="never"), deadline_s=2
+        start_web, services, fakes, store, VeoScript(outcome="never"), deadline_s=4
     )
-    assert (done["status"], done["error"]) == ("failed", "timed out after 2 s")
-    assert node["error_message"] == "timed out after 2 s"
+    assert (done["status"], done["error"]) == ("failed", "timed out after 4 s")
+    assert node["error_message"] == "timed out after 4 s"
     polls = len(veo.polls())
-    # 0.05 s growing 1.5x per poll: about 8 polls fit in 2 s, far fewer than at a fixed 0.05 s
-    assert 4 <= polls <= 12, polls
-    assert time.monotonic() - started < 15
+    # polled until the deadline, with backoff: a fixed 0.05 s would be 80 polls in 4 s (the
+    # growth of each delay is tests/test_veo.py's; counting here against the clock would be
+    # a timed assertion)
+    assert 1 <= polls < 40, polls
 
 
 async def test_capability_refusals_are_422_before_any_job(
