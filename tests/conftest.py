@@ -34,7 +34,10 @@ from server.serving import uvicorn_options
 from server.state import AppState
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = "users, sessions, projects, nodes, connections, jobs, events, uploads, takes"
+TABLES = (
+    "users, sessions, projects, nodes, connections, jobs, events, uploads, takes, "
+    "budgets, budget_ledger, job_durations, idempotency_keys"
+)
 
 
 def free_port() -> int:
