@@ -53,8 +53,12 @@ def veo_settings(veo_url: str, poll_interval_s: float = 0.01) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def rig(services: Services) -> Iterator[Rig]:
-    """One fake and one budgeted web process for the module's tests."""
+def rig(request: pytest.FixtureRequest, services: Services) -> Iterator[Rig]:
+    """One fake and one budgeted web process for the module's tests.
+
+    A test module may set its own `BUDGET` (in USD).
+    """
+    budget = getattr(request.module, "BUDGET", BUDGET)
     fake = FakeVeo()
     with AppThread(fake.app) as veo:
         port = free_port()
@@ -62,7 +66,7 @@ def rig(services: Services) -> Iterator[Rig]:
             services,
             public_url=f"http://127.0.0.1:{port}",
             allowed_origins=(f"http://127.0.0.1:{port}",),
-            budget_micros=round(BUDGET * MICROS),
+            budget_micros=round(budget * MICROS),
             budget_period="month",
             **veo_settings(veo.url),
         )
