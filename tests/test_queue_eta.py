@@ -15,7 +15,7 @@ import msgspec
 
 from common import protocol
 from common.keys import project_channel
-from common.protocol.events import JobProgress, decode_bus
+from common.protocol.events import Event, JobProgress, decode_bus
 from db.changes import Store
 from tasks.runs import claim
 from tests.api_utils import make_node, make_project
@@ -176,5 +176,5 @@ async def test_estimated_progress_rises_and_stays_below_one_until_completion(
     assert progress == sorted(progress) and len(set(progress)) == len(progress)
     assert all(0 < p < 1 for p in progress)
     # the completion event, after the last tick, is what brings 1
-    completed = [m for m in heard if getattr(m, "kind", None) == "job.completed"]
+    completed = [m for m in heard if isinstance(m, Event) and m.kind == "job.completed"]
     assert msgspec.to_builtins(completed[0].data)["job"]["progress"] == 1.0
