@@ -357,6 +357,22 @@ BEGIN
             created_at timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (user_id, key)
         );
+        -- a job deleted while its reservation is open (its node or project was deleted,
+        -- cascading) gives the reservation back: nothing else would ever close it
+        CREATE OR REPLACE FUNCTION release_deleted_job() RETURNS trigger AS $f$
+        BEGIN
+            UPDATE budgets b SET reserved = b.reserved - r.amount, updated_at = now()
+            FROM budget_ledger r
+            WHERE r.job_id = OLD.id AND r.entry = 'reserve'
+                AND b.user_id = r.user_id AND b.period_start = r.period_start
+                AND NOT EXISTS (SELECT 1 FROM budget_ledger c
+                                WHERE c.job_id = OLD.id AND c.entry = 'close');
+            RETURN OLD;
+        END
+        $f$ LANGUAGE plpgsql;
+        DROP TRIGGER IF EXISTS jobs_release_on_delete ON jobs;
+        CREATE TRIGGER jobs_release_on_delete BEFORE DELETE ON jobs
+            FOR EACH ROW EXECUTE FUNCTION release_deleted_job();
         INSERT INTO schema_version (version) VALUES (6);
     END IF;
 END

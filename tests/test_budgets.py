@@ -150,6 +150,39 @@ async def test_completed_settles_failed_cancelled_and_blocked_release(
         0.0,
         pytest.approx(BUDGET - CLIP_COST),
     )
+    # the web process and the in-process workers share one registry: the money moved
+    page = (await web.get("/metrics")).text
+    money = {
+        kind: _sample(page, f'canvasflow_budget_money_total{{kind="{kind}"}}')
+        for kind in ("reserved", "settled", "released")
+    }
+    assert money["reserved"] >= 4 * CLIP_COST and money["settled"] >= CLIP_COST, money
+    assert money["released"] >= 3 * CLIP_COST, money
+    assert _sample(page, 'canvasflow_eta_actual_seconds_count{type="video"}') >= 1
+
+
+def _sample(page: str, name: str) -> float:
+    """The value of one sample of a Prometheus text page."""
+    for line in page.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} is not on the page")
+
+
+async def test_deleting_a_node_with_a_live_job_gives_its_reservation_back(
+    web: httpx.AsyncClient, store: Store
+) -> None:
+    """A pending job deleted with its node (or project) releases what it reserved."""
+    alice = await sign_up(web)
+    first, second = await video_nodes(web, alice, 2)
+    assert (await generate(web, alice, first)).status_code == 202
+    assert (await generate(web, alice, second)).status_code == 202
+    assert (await web.delete(f"/api/nodes/{first}", headers=alice.headers)).status_code == 204
+    assert (await usage(web, alice))["reserved"] == CLIP_COST
+    pid = (await web.get(f"/api/nodes/{second}", headers=alice.headers)).json()["project_id"]
+    assert (await web.delete(f"/api/projects/{pid}", headers=alice.headers)).status_code == 204
+    row = await budget_row(store, alice)
+    assert (row["spent"], row["reserved"]) == (0, 0)
 
 
 @pytest.mark.timeout(120)
