@@ -100,11 +100,15 @@ async def reserve(db: Database, job_id: UUID, budget: Budget, cost: int) -> None
     )
 
 
-async def close(db: Database, job_id: UUID, final_cost: int | None) -> tuple[int, int] | None:
-    """Settle (`final_cost`) or release (None) the job's reservation, once; inside its transition.
+async def close(
+    db: Database, job_id: UUID, *, settle: bool, final_cost: int | None = None
+) -> tuple[int, int] | None:
+    """Settle or release the job's reservation, once; call inside its terminal transition.
 
-    Returns (reserved, settled) — settled is 0 for a release — or None when there
-    was nothing to close: a job from before budgets, or one closed already.
+    Settling spends `final_cost` (None: the whole reservation), never more than was
+    reserved; releasing spends nothing. Returns (reserved, settled) — settled is 0
+    for a release — or None when there was nothing to close: a job from before
+    budgets, or one closed already.
     """
     reservation = await db.fetch_one(
         "SELECT user_id, period_start, amount FROM budget_ledger "
@@ -115,8 +119,11 @@ async def close(db: Database, job_id: UUID, final_cost: int | None) -> tuple[int
         return None
     reserved = int(reservation["amount"])
     # a job never costs more than it reserved: the reservation is what the budget allowed
-    spent = 0 if final_cost is None else min(max(0, final_cost), reserved)
-    kind = "release" if final_cost is None else "settle"
+    if not settle:
+        spent = 0
+    else:
+        spent = reserved if final_cost is None else min(max(0, final_cost), reserved)
+    kind = "settle" if settle else "release"
     closed = await db.fetch_one(
         "INSERT INTO budget_ledger (job_id, entry, kind, user_id, period_start, amount) "
         "VALUES (:j, 'close', :k, :u, :p, :a) ON CONFLICT (job_id, entry) DO NOTHING "

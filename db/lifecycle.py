@@ -221,7 +221,7 @@ async def move(
         if final:
             # the status guard above lets this happen once; the ledger's key makes sure
             closing = await budgets.close(
-                store.db, job.id, cost if transition is COMPLETE else None
+                store.db, job.id, settle=transition is COMPLETE, final_cost=cost
             )
         if transition is COMPLETE and updated.duration_key is not None:
             timing = await record_duration(store.db, job.id, updated.duration_key)
