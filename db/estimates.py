@@ -174,12 +174,28 @@ async def queue_figures(db: Database, jobs: Iterable[Job], slots: int) -> dict[U
     if not live:
         return {}
     figures: dict[UUID, QueueFigures] = {}
-    if any(j.status == JobStatus.PENDING for j in live):
-        wanted = {j.id for j in live if j.status == JobStatus.PENDING}
-        rows = await db.fetch_all(
-            f"SELECT * FROM ({_pending_sql()}) q WHERE q.id = ANY(CAST(:ids AS uuid[]))",
-            {"ids": list(wanted)},
-        )
+    pending = [j for j in live if j.status == JobStatus.PENDING]
+    if pending:
+        if len(pending) == 1:
+            # one job (a REST answer): count what is ahead of it on the index, no window
+            rows = await db.fetch_all(
+                "SELECT CAST(:id AS uuid) AS id, count(*) + 1 AS position, "
+                "(SELECT mean_s FROM job_durations WHERE key = :key) AS mean_s, "
+                f"COALESCE(sum(COALESCE(d.mean_s, {_prior_sql()})), 0) AS ahead_s "
+                "FROM jobs j LEFT JOIN job_durations d ON d.key = j.duration_key "
+                "WHERE j.status = 'pending' "
+                "AND (j.created_at, j.id) < (:created, CAST(:id AS uuid))",
+                {
+                    "id": pending[0].id,
+                    "key": pending[0].duration_key,
+                    "created": pending[0].created_at,
+                },
+            )
+        else:
+            rows = await db.fetch_all(
+                f"SELECT * FROM ({_pending_sql()}) q WHERE q.id = ANY(CAST(:ids AS uuid[]))",
+                {"ids": [j.id for j in pending]},
+            )
         running = await running_load(db)
         for r in rows:
             mean = None if r["mean_s"] is None else float(r["mean_s"])
