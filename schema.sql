@@ -1,4 +1,4 @@
--- canvasflow schema, version 5.
+-- canvasflow schema, version 6.
 -- Applied idempotently at start by db/migrate.py under an advisory lock, so
 -- any number of processes may start at once. A later change adds a block
 -- guarded by the version in schema_version and bumps it.
@@ -293,6 +293,87 @@ BEGIN
         -- nodes and connections gained fields: clients resuming from before resync
         DELETE FROM events;
         INSERT INTO schema_version (version) VALUES (5);
+    END IF;
+END
+$$;
+
+-- Version 6: money and time. Each job records the cost it reserved and what it
+-- finally cost; a user's budget per period is one row of `budgets` that a submit
+-- locks (spent + reserved never above the limit, checked in the UPDATE that
+-- reserves); `budget_ledger` holds one reservation and at most one closing
+-- (settle or release) per job, so no retry or takeover can close it twice.
+-- `job_durations` keeps the measured run time of each kind of job (provider,
+-- model, mode, resolution, duration) for queue ETAs and estimated progress.
+-- `idempotency_keys` maps a user's Idempotency-Key to the job it created.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM schema_version WHERE version = 6) THEN
+        -- money in micro-units of the currency (common/prices.py)
+        ALTER TABLE jobs ADD COLUMN IF NOT EXISTS reserved_cost bigint;
+        ALTER TABLE jobs ADD COLUMN IF NOT EXISTS final_cost bigint;
+        -- the kind of job its duration is measured as (db/estimates.py duration_key)
+        ALTER TABLE jobs ADD COLUMN IF NOT EXISTS duration_key text;
+        -- when a worker first started it; completed - started is its measured duration
+        ALTER TABLE jobs ADD COLUMN IF NOT EXISTS started_at timestamptz;
+        -- progress is canvasflow's estimate, not the provider's (Veo reports none)
+        ALTER TABLE jobs ADD COLUMN IF NOT EXISTS progress_estimated boolean NOT NULL
+            DEFAULT false;
+        -- queue positions: pending jobs in submit order
+        CREATE INDEX IF NOT EXISTS jobs_pending_order_idx ON jobs (created_at, id)
+            WHERE status = 'pending';
+        CREATE TABLE IF NOT EXISTS budgets (
+            user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            -- the start of the period (UTC day, ISO week or month) the row counts
+            period_start timestamptz NOT NULL,
+            spent bigint NOT NULL DEFAULT 0 CHECK (spent >= 0),
+            reserved bigint NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (user_id, period_start)
+        );
+        CREATE TABLE IF NOT EXISTS budget_ledger (
+            job_id uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            -- 'reserve' at submit; 'close' at the job's terminal transition
+            entry text NOT NULL CHECK (entry IN ('reserve', 'close')),
+            -- reserve | settle | release
+            kind text NOT NULL CHECK (kind IN ('reserve', 'settle', 'release')),
+            user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            period_start timestamptz NOT NULL,
+            amount bigint NOT NULL CHECK (amount >= 0),
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (job_id, entry)
+        );
+        CREATE TABLE IF NOT EXISTS job_durations (
+            key text PRIMARY KEY,
+            samples integer NOT NULL DEFAULT 0,
+            mean_s double precision NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE IF NOT EXISTS idempotency_keys (
+            user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            key text NOT NULL,
+            -- sha256 of the route and the decoded body: another body is a reuse
+            request_hash text NOT NULL,
+            job_id uuid REFERENCES jobs (id) ON DELETE CASCADE,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (user_id, key)
+        );
+        -- a job deleted while its reservation is open (its node or project was deleted,
+        -- cascading) gives the reservation back: nothing else would ever close it
+        CREATE OR REPLACE FUNCTION release_deleted_job() RETURNS trigger AS $f$
+        BEGIN
+            UPDATE budgets b SET reserved = b.reserved - r.amount, updated_at = now()
+            FROM budget_ledger r
+            WHERE r.job_id = OLD.id AND r.entry = 'reserve'
+                AND b.user_id = r.user_id AND b.period_start = r.period_start
+                AND NOT EXISTS (SELECT 1 FROM budget_ledger c
+                                WHERE c.job_id = OLD.id AND c.entry = 'close');
+            RETURN OLD;
+        END
+        $f$ LANGUAGE plpgsql;
+        DROP TRIGGER IF EXISTS jobs_release_on_delete ON jobs;
+        CREATE TRIGGER jobs_release_on_delete BEFORE DELETE ON jobs
+            FOR EACH ROW EXECUTE FUNCTION release_deleted_job();
+        INSERT INTO schema_version (version) VALUES (6);
     END IF;
 END
 $$;

@@ -12,11 +12,17 @@ from pathlib import Path
 
 import msgspec
 
+from common.prices import PriceTable, parse_prices, to_micros
+
 #: GCS V4 signed URLs cannot outlive 7 days; local ones are held to the same cap
 MAX_URL_TTL_S = 7 * 24 * 3600
 #: the largest image canvasflow stores (larger uploads are downscaled to it) and so the largest
 #: a job decodes: 2560x2560 covers a 1080p frame of either orientation with room to zoom
 MAX_STORED_IMAGE_PIXELS = 2560 * 2560
+
+
+#: the periods a budget may run for (CANVASFLOW_BUDGET_PERIOD)
+BUDGET_PERIODS = ("day", "week", "month")
 
 
 class ConfigError(Exception):
@@ -103,6 +109,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_acquire_timeout_s: float = 5.0
     #: /healthz answers 503 once no Postgres connection could be had for this long
     db_unhealthy_after_s: float = 30.0
+    #: the price table: the defaults of common/prices.py with CANVASFLOW_PRICES applied
+    prices: PriceTable = msgspec.field(default_factory=lambda: parse_prices(None))
+    #: what one user may spend per budget period, in micro-units (None: no limit)
+    budget_micros: int | None = None
+    #: "day", "week" (from Monday) or "month", in UTC
+    budget_period: str = "month"
     log_level: str = "info"
     #: `canvasflow web` / `dev` listen address (HOST, PORT); dev stays on loopback without HOST
     host: str = "0.0.0.0"
@@ -159,6 +171,32 @@ def _str(name: str) -> str | None:
 
 def _optional_int(name: str) -> int | None:
     return None if _str(name) is None else _int(name, 0)
+
+
+def _prices() -> PriceTable:
+    try:
+        return parse_prices(_str("CANVASFLOW_PRICES"))
+    except ValueError as exc:
+        raise ConfigError(f"CANVASFLOW_PRICES {exc}") from None
+
+
+def _budget() -> int | None:
+    raw = _str("CANVASFLOW_BUDGET")
+    if raw is None:
+        return None
+    amount = _float("CANVASFLOW_BUDGET", 0.0)
+    if not amount >= 0 or amount == float("inf"):
+        raise ConfigError(f"CANVASFLOW_BUDGET must be an amount of 0 or more, got {raw!r}")
+    return to_micros(amount)
+
+
+def _budget_period() -> str:
+    period = (_str("CANVASFLOW_BUDGET_PERIOD") or _DEFAULTS.budget_period).lower()
+    if period not in BUDGET_PERIODS:
+        raise ConfigError(
+            f"CANVASFLOW_BUDGET_PERIOD must be one of {', '.join(BUDGET_PERIODS)}, got {period!r}"
+        )
+    return period
 
 
 _DEFAULTS = Settings()
@@ -233,6 +271,9 @@ def load_settings() -> Settings:
         db_unhealthy_after_s=_positive_float(
             "CANVASFLOW_DB_UNHEALTHY_AFTER_S", d.db_unhealthy_after_s
         ),
+        prices=_prices(),
+        budget_micros=_budget(),
+        budget_period=_budget_period(),
         log_level=(_str("CANVASFLOW_LOG_LEVEL") or d.log_level).lower(),
         host=_str("HOST") or d.host,
         dev_host=_str("HOST") or d.dev_host,

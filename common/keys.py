@@ -39,3 +39,8 @@ def presence_tabs_key(namespace: str, project_id: UUID | str) -> str:
 def presence_alive_key(namespace: str, process_id: str) -> str:
     """A web process's heartbeat: while it exists, that process's presence tabs count."""
     return f"{namespace}:presence-alive:{process_id}"
+
+
+def queue_ticker_key(namespace: str) -> str:
+    """Held for one tick by the web process that publishes the queue's positions and ETAs."""
+    return f"{namespace}:queue-ticker"

@@ -50,4 +50,32 @@ JOB_DURATION = Histogram(
     buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200),
 )
 QUEUE_DEPTH = Gauge("canvasflow_queue_depth", "Jobs waiting in the arq queue")
+PENDING_JOBS = Gauge(
+    "canvasflow_pending_jobs",
+    "Pending jobs by queue position band (1, 2-5, 6-20, 21+), as the queue ticker last saw them",
+    ["position"],
+)
+ETA_ERROR = Histogram(
+    "canvasflow_eta_error_ratio",
+    "|estimated - actual| / actual run time of a completed job whose kind had measurements",
+    ["type"],
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5),
+)
+ETA_ESTIMATED = Histogram(
+    "canvasflow_eta_estimated_seconds",
+    "Estimated run time of a completed job (compare canvasflow_eta_actual_seconds)",
+    ["type"],
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+)
+ETA_ACTUAL = Histogram(
+    "canvasflow_eta_actual_seconds",
+    "Measured run time (first start to completion) of a completed job",
+    ["type"],
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+)
+BUDGET_MONEY = Counter(
+    "canvasflow_budget_money_total",
+    "Money (in the price table's currency) reserved at submit, settled or released at the end",
+    ["kind"],
+)
 SWEEPER_ACTIONS = Counter("canvasflow_sweeper_actions_total", "What the sweeper did", ["action"])

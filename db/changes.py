@@ -90,9 +90,29 @@ async def publish_change(
     return event
 
 
-async def publish_progress(store: Store, project_id: UUID, job_id: UUID, progress: float) -> None:
-    """Publish an ephemeral progress tick of a job (no transaction, no seq)."""
-    tick = JobProgress(project_id=project_id, job_id=job_id, progress=round(progress, 3))
+async def publish_progress(
+    store: Store,
+    project_id: UUID,
+    job_id: UUID,
+    progress: float,
+    *,
+    estimated: bool = False,
+    queue_position: int | None = None,
+    eta_s: float | None = None,
+) -> None:
+    """Publish an ephemeral progress tick of a job (no transaction, no seq).
+
+    `estimated` marks canvasflow's estimate; a pending job's tick carries its
+    `queue_position`; `eta_s` the seconds left, when its kind has been measured.
+    """
+    tick = JobProgress(
+        project_id=project_id,
+        job_id=job_id,
+        progress=round(progress, 3),
+        estimated=estimated,
+        queue_position=queue_position,
+        eta_s=eta_s,
+    )
     await publish_raw(store, project_id, encode_bus(tick))
 
 

@@ -7,6 +7,7 @@ from uuid import UUID
 from common.protocol.events import AnyEvent, Event, decode_payload
 from common.protocol.frames import SNAPSHOT_TAKES, Snapshot
 from db.connections import list_connections
+from db.estimates import DEFAULT_SLOTS, queue_figures
 from db.jobs import job_view, latest_jobs_for_project
 from db.members import list_members
 from db.nodes import list_nodes
@@ -46,8 +47,13 @@ async def oldest_logged_seq(db: Database, project_id: UUID) -> int | None:
     return None if seq is None else int(seq)
 
 
-async def read_snapshot(db: Database, project_id: UUID) -> Snapshot | None:
-    """Nodes, connections, latest jobs, recent takes and members, as of the seq they reflect."""
+async def read_snapshot(
+    db: Database, project_id: UUID, slots: int = DEFAULT_SLOTS
+) -> Snapshot | None:
+    """Nodes, connections, latest jobs, recent takes and members, as of the seq they reflect.
+
+    Live jobs carry their queue position and ETA as of now (`slots`: the workers' job slots).
+    """
     # REPEATABLE READ: every SELECT below sees the same committed state
     async with db.transaction(isolation="repeatable_read", readonly=True):
         seq = await db.fetch_val("SELECT seq FROM projects WHERE id = :id", {"id": project_id})
@@ -58,12 +64,13 @@ async def read_snapshot(db: Database, project_id: UUID) -> Snapshot | None:
         jobs = await latest_jobs_for_project(db, project_id)
         takes = await snapshot_takes(db, project_id, SNAPSHOT_TAKES)
         members = await list_members(db, project_id)
+        figures = await queue_figures(db, jobs, slots)
     return Snapshot(
         project_id=project_id,
         seq=int(seq),
         nodes=nodes,
         connections=connections,
-        jobs=[job_view(j) for j in jobs],
+        jobs=[job_view(j, figures.get(j.id)) for j in jobs],
         takes=takes,
         members=members,
     )

@@ -12,6 +12,7 @@ from uuid import UUID
 
 import msgspec
 
+from common.prices import CURRENCY, to_amount
 from common.protocol.entities import (
     FINAL_STATUSES,
     LIVE_STATUSES,
@@ -27,6 +28,7 @@ __all__ = ["FINAL_STATUSES", "LIVE_STATUSES", "JobStatus"]
 _COLUMNS = (
     "id, project_id, node_id, type, status, params, result, error, progress, "
     "provider_operation, attempts, deadline, created_at, updated_at, created_by, "
+    "reserved_cost, final_cost, duration_key, started_at, progress_estimated, "
     # correlated, so every SELECT and RETURNING below names the author the same way
     "(SELECT u.email FROM users u WHERE u.id = jobs.created_by) AS created_by_email"
 )
@@ -52,10 +54,31 @@ class Job(msgspec.Struct, frozen=True):
     #: who submitted it (None for jobs from before teams, or a deleted account)
     created_by: UUID | None = None
     created_by_email: str | None = None
+    #: micro-units of the currency (common/prices.py) reserved at submit; None before budgets
+    reserved_cost: int | None = None
+    #: micro-units it finally cost, set by its terminal transition
+    final_cost: int | None = None
+    #: the kind its duration is measured as (db/estimates.py)
+    duration_key: str | None = None
+    #: when a worker first started it
+    started_at: datetime | None = None
+    progress_estimated: bool = False
 
 
-def job_view(job: Job) -> JobStatusResponse:
-    """The job as clients see it (URLs are signed later, by the presenter)."""
+class QueueFigures(msgspec.Struct, frozen=True):
+    """Where a live job stands: its queue position (pending) and its ETA (db/estimates.py)."""
+
+    queue_position: int | None = None
+    eta_s: float | None = None
+
+
+def job_view(job: Job, figures: QueueFigures | None = None) -> JobStatusResponse:
+    """The job as clients see it (URLs are signed later, by the presenter).
+
+    `figures` (queue position, ETA) are read apart, where the view is sent now;
+    the views that events carry have none, the ticks bring them.
+    """
+    live = job.status in LIVE_STATUSES
     return JobStatusResponse(
         job_id=job.id,
         node_id=job.node_id,
@@ -70,6 +93,12 @@ def job_view(job: Job) -> JobStatusResponse:
         created_by=None
         if job.created_by is None or job.created_by_email is None
         else Actor(user_id=job.created_by, email=job.created_by_email),
+        queue_position=figures.queue_position if figures is not None and live else None,
+        eta_s=figures.eta_s if figures is not None and live else None,
+        progress_estimated=job.progress_estimated,
+        reserved_cost=None if job.reserved_cost is None else to_amount(job.reserved_cost),
+        final_cost=None if job.final_cost is None else to_amount(job.final_cost),
+        currency=CURRENCY,
     )
 
 
@@ -127,12 +156,15 @@ async def insert_job(
     params: dict[str, Any],
     timeout_s: int,
     created_by: UUID | None = None,
+    reserved_cost: int | None = None,
+    duration_key: str | None = None,
 ) -> Job | None:
     """Insert a pending job; None when the node has a live job already. Call inside a change."""
     row = await db.fetch_one(
-        "INSERT INTO jobs (project_id, node_id, type, params, deadline, created_by) "
+        "INSERT INTO jobs (project_id, node_id, type, params, deadline, created_by, "
+        "reserved_cost, duration_key) "
         "VALUES (:p, :n, :t, CAST(:params AS jsonb), now() + make_interval(secs => :timeout), "
-        ":by) "
+        ":by, :cost, :dkey) "
         # jobs_one_live_per_node: at most one pending or processing job a node
         "ON CONFLICT (node_id) WHERE status IN ('pending', 'processing') DO NOTHING "
         f"RETURNING {_COLUMNS}",
@@ -143,6 +175,8 @@ async def insert_job(
             "params": params,
             "timeout": timeout_s,
             "by": created_by,
+            "cost": reserved_cost,
+            "dkey": duration_key,
         },
     )
     return None if row is None else to_struct(Job, row)
@@ -161,8 +195,13 @@ async def update_job(
     add_attempt: bool = False,
     deadline_in_s: int | None = None,
     expect_attempts: int | None = None,
+    started: bool = False,
+    final_cost: int | None = None,
+    progress_estimated: bool | None = None,
 ) -> Job | None:
     """Update a job, only if its status is one of `expect` (a guarded UPDATE).
+
+    `started` records the first start; `final_cost` what it cost, once it ends.
 
     With `expect_attempts` the job must also still be on that attempt: a
     worker whose run was taken over by another can no longer write.
@@ -178,6 +217,9 @@ async def update_job(
         "op": provider_operation,
         "att": 1 if add_attempt else 0,
         "dl": deadline_in_s,
+        "started": started,
+        "fc": final_cost,
+        "pe": progress_estimated,
     }
     if expect is not None:
         guard = " AND status = ANY(CAST(:expect AS job_status[]))"
@@ -195,6 +237,9 @@ async def update_job(
         "attempts = attempts + :att, "
         "deadline = COALESCE(now() + make_interval(secs => CAST(:dl AS double precision)), "
         "deadline), "
+        "started_at = CASE WHEN :started THEN COALESCE(started_at, now()) ELSE started_at END, "
+        "final_cost = COALESCE(CAST(:fc AS bigint), final_cost), "
+        "progress_estimated = COALESCE(CAST(:pe AS boolean), progress_estimated), "
         f"updated_at = now() WHERE id = :id{guard} RETURNING {_COLUMNS}",
         values,
     )

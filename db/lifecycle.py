@@ -12,6 +12,12 @@ run, so a late or duplicate writer changes nothing (GuardFailed). The web
 process (submit, cancel), the worker (start, take_over, complete, fail) and
 the sweeper (fail, and the take-overs it enqueues) all move jobs only through
 this module; `TRANSITIONS` is the table docs/protocol.md describes.
+
+Money and time ride the same changes: SUBMIT reserves the job's cost on its
+user's budget (db/budgets.py) and claims its Idempotency-Key; the terminal
+moves close the reservation — COMPLETE settles what the job cost, FAIL and
+CANCEL release it — and COMPLETE adds the run time to its kind's measured
+durations (db/estimates.py). Being inside the guarded move, each happens once.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from common.metrics import JOB_DURATION, JOBS
+from common.metrics import ETA_ACTUAL, ETA_ERROR, ETA_ESTIMATED, JOB_DURATION, JOBS
 from common.protocol.entities import FINAL_STATUSES, JobStatus, Node, NodeStatus
 from common.protocol.events import (
     JobCancelled,
@@ -32,8 +38,12 @@ from common.protocol.events import (
     JobFailed,
     JobStarted,
 )
+from db import budgets
 from db import nodes as node_q
+from db.budgets import Budget
 from db.changes import Store, publish_change
+from db.estimates import record_duration
+from db.idempotency import Claim, bind_key, claim_key
 from db.jobs import GuardFailed, Job, NodeBusy, insert_job, job_view, live_job_for_node, update_job
 from db.takes import NewTake, Take, insert_takes
 
@@ -90,13 +100,21 @@ async def submit_job(
     timeout_s: int,
     created_by: UUID | None = None,
     guard: Callable[[], Awaitable[object]] | None = None,
+    *,
+    cost: int | None = None,
+    budget: Budget | None = None,
+    duration_key: str | None = None,
+    idempotency: Claim | None = None,
 ) -> tuple[Job, Node]:
     """Insert a pending job for `node` and set the node processing (event `job.created`).
 
     `created_by` is the user who pressed Generate (JobStatusResponse.created_by);
     `guard` runs first inside the change (the caller's access re-check).
+    `cost` is reserved on `budget` in the same transaction; `idempotency` claims
+    the request's key for this job.
     Raises NodeBusy with the live job's id while the node has one, GuardFailed
-    when the node is gone.
+    when the node is gone, BudgetExceeded when the cost does not fit, KeyTaken
+    when another request holds the key — each having changed nothing.
     """
 
     created: Job | None = None
@@ -105,14 +123,29 @@ async def submit_job(
         nonlocal created
         if guard is not None:
             await guard()
+        if idempotency is not None:
+            # before the node's busy check: a repeat of a running request is not a conflict
+            await claim_key(store.db, idempotency)
         # ON CONFLICT rather than a savepoint around a unique violation: two round
         # trips fewer on every submit
         job = await insert_job(
-            store.db, node.project_id, node.id, type, params, timeout_s, created_by
+            store.db,
+            node.project_id,
+            node.id,
+            type,
+            params,
+            timeout_s,
+            created_by,
+            reserved_cost=cost if budget is not None else None,
+            duration_key=duration_key,
         )
         if job is None:
             live = await live_job_for_node(store.db, node.id)
             raise NodeBusy(live.id if live is not None else UUID(int=0))
+        if budget is not None:
+            await budgets.reserve(store.db, job.id, budget, cost or 0)
+        if idempotency is not None:
+            await bind_key(store.db, idempotency, job.id)
         updated = await node_q.update_node(
             store.db, node.id, version=seq, status=SUBMIT.node_status, clear_error=True
         )
@@ -124,6 +157,8 @@ async def submit_job(
     change = await publish_change(store, node.project_id, apply)
     assert created is not None
     _count(created)
+    if budget is not None:
+        budgets.count_reservation(cost or 0)
     return created, change.data.node
 
 
@@ -141,9 +176,12 @@ async def move(
     outputs: list[NewTake] | None = None,
     media_field: str = "",
     guard: Callable[[], Awaitable[object]] | None = None,
+    final_cost: int | None = None,
 ) -> tuple[Job, Node]:
     """Make `transition` happen to `job` and its node, as one change.
 
+    A terminal move closes the job's reservation: COMPLETE settles `final_cost`
+    (else what it reserved), FAIL and CANCEL release it.
     `guard`, when given, runs first inside the change (a user's access re-check).
     `outputs` (COMPLETE only) become takes of the node in the same change; the
     first one turns active, its key written to the node's `media_field`.
@@ -153,9 +191,16 @@ async def move(
     """
     assert transition is not SUBMIT, "use submit_job"
     moved: Job | None = None
+    closing: tuple[int, int] | None = None
+    timing: tuple[float | None, float] | None = None
+    final = transition.target in FINAL_STATUSES
+    cost: int | None = None
+    if final and job.reserved_cost is not None:
+        spent = final_cost if final_cost is not None else job.reserved_cost
+        cost = min(spent, job.reserved_cost) if transition is COMPLETE else 0
 
     async def apply(seq: int) -> JobChange:
-        nonlocal moved
+        nonlocal moved, closing, timing
         if guard is not None:
             await guard()
         updated = await update_job(
@@ -168,9 +213,18 @@ async def move(
             error=error,
             progress=progress,
             add_attempt=add_attempt,
+            started=transition in (START, TAKE_OVER),
+            final_cost=cost,
         )
         if updated is None:
             raise GuardFailed(f"job {job.id} cannot {transition.name} from where it is")
+        if final:
+            # the status guard above lets this happen once; the ledger's key makes sure
+            closing = await budgets.close(
+                store.db, job.id, settle=transition is COMPLETE, final_cost=cost
+            )
+        if transition is COMPLETE and updated.duration_key is not None:
+            timing = await record_duration(store.db, job.id, updated.duration_key)
         takes: list[Take] = []
         if outputs:
             takes = await insert_takes(
@@ -209,7 +263,19 @@ async def move(
     change = await publish_change(store, job.project_id, apply)
     assert moved is not None
     _count(moved)
+    if closing is not None:
+        budgets.count_closing(*closing)
+    if timing is not None:
+        _count_eta(moved.type, *timing)
     return moved, change.data.node
+
+
+def _count_eta(job_type: str, estimated_s: float | None, actual_s: float) -> None:
+    """Metrics of a completed job's run time against what its kind's mean predicted."""
+    ETA_ACTUAL.labels(job_type).observe(actual_s)
+    if estimated_s is not None and actual_s > 0:
+        ETA_ESTIMATED.labels(job_type).observe(estimated_s)
+        ETA_ERROR.labels(job_type).observe(abs(estimated_s - actual_s) / actual_s)
 
 
 async def start_job(store: Store, job: Job, *, take_over: bool = False) -> Job:
@@ -233,8 +299,12 @@ async def complete_job(
     result: dict[str, Any],
     outputs: list[NewTake],
     media_field: str,
+    final_cost: int | None = None,
 ) -> Job:
-    """The run on `attempt` stored its outputs: job completed, each a take, the first active."""
+    """The run on `attempt` stored its outputs: job completed, each a take, the first active.
+
+    `final_cost` is what the outputs cost (None: what the job reserved).
+    """
     done, _ = await move(
         store,
         job,
@@ -244,6 +314,7 @@ async def complete_job(
         progress=1.0,
         outputs=outputs,
         media_field=media_field,
+        final_cost=final_cost,
     )
     return done
 

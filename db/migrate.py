@@ -7,7 +7,7 @@ from pathlib import Path
 from db.pool import Database
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # any constant shared by every canvasflow process; serialises concurrent migrations
 _MIGRATION_LOCK_ID = 0x63616E76
 

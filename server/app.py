@@ -37,11 +37,13 @@ from server import (
     projects,
     takes,
     uploads,
+    usage,
 )
 from server.decoding import DecodeBudget
 from server.errors import EXCEPTION_HANDLERS, error_response
 from server.login_guard import make_login_guard
 from server.present import Presenter
+from server.queue_ticker import QueueTicker
 from server.realtime import Hub, HubConfig
 from server.realtime.endpoint import websocket_endpoint
 from server.state import AppState
@@ -123,6 +125,9 @@ def routes() -> list[BaseRoute]:
         Route("/api/projects/{project_id}/paste", clipboard.paste_nodes, methods=["POST"]),
         Route("/api/ai/generate-video", jobs.generate_video, methods=["POST"]),
         Route("/api/ai/generate-image", images.generate_image, methods=["POST"]),
+        Route("/api/ai/estimate", jobs.estimate_video, methods=["POST"]),
+        Route("/api/ai/estimate-image", images.estimate_image, methods=["POST"]),
+        Route("/api/me/usage", usage.get_usage, methods=["GET"]),
         Route("/api/node-types", node_types.list_node_types, methods=["GET"]),
         Route("/api/nodes/{node_id}/takes", takes.list_takes, methods=["GET"]),
         Route("/api/nodes/{node_id}/active-take", takes.set_active_take, methods=["PUT"]),
@@ -183,11 +188,15 @@ def create_app(settings: Settings | None = None, hub_config: HubConfig | None = 
             decode_budget=DecodeBudget(settings.max_upload_pixels),
         )
         await hub.start()
+        # 4. queue positions and ETAs of pending jobs, live (one web process ticks at a time)
+        ticker = QueueTicker(store, settings.worker_max_jobs)
+        ticker.start()
         app.state.canvasflow = state
         try:
             yield
         finally:
-            # 4. close in reverse order of opening
+            # 5. close in reverse order of opening
+            await ticker.stop()
             await hub.stop()
             await state.queue.aclose()
             await redis.aclose()

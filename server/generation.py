@@ -6,21 +6,33 @@ image node its uploaded image, an image_gen or video node its active take.
 A body may name an input explicitly instead; such a reference must be media
 of this project (an upload, or a take), by key or by the URL the server gave
 out, and is never fetched from anywhere else.
+
+Every request has a price (common/prices.py, the settings' table) that the
+estimate routes answer with and that submit reserves on the user's budget in
+the change that creates the job (db/budgets.py); an `Idempotency-Key` header
+makes a repeated submit answer with the job the first one made
+(db/idempotency.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
 import msgspec
 from redis.exceptions import RedisError
+from starlette.requests import Request
 
-from common.protocol.entities import Node, NodeType
+from common.prices import ANY_MODEL, CURRENCY, EXTENSION_SECONDS, UnknownPrice, to_amount
+from common.protocol.entities import JobStatusResponse, Node, NodeType
 from db import connections as conn_q
 from db import nodes as node_q
 from db import takes as take_q
-from db.jobs import GuardFailed, Job, NodeBusy
+from db.budgets import Budget, BudgetExceeded, usage_of
+from db.estimates import duration_key, queue_figures
+from db.idempotency import Claim, KeyTaken, find_key
+from db.jobs import GuardFailed, Job, NodeBusy, get_job, job_view
 from db.lifecycle import submit_job
 from db.uploads import get_project_upload
 from db.users import User
@@ -155,15 +167,130 @@ def prompt_from(body_prompt: str | None, inputs: PortInputs) -> str:
     return prompt
 
 
+class Estimate(msgspec.Struct, frozen=True):
+    """What a request would cost, and what the caller's budget has left (None: no limit)."""
+
+    cost: float
+    currency: str
+    budget_remaining: float | None
+
+
+#: the longest Idempotency-Key accepted
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _provider_of(state: AppState, job_type: str) -> tuple[str, str]:
+    provider: object = state.image_provider if job_type == "image" else state.provider
+    return str(getattr(provider, "name", "")), str(getattr(provider, "model", ANY_MODEL))
+
+
+def request_cost(state: AppState, job_type: str, params: dict[str, Any]) -> int:
+    """What a job of `params` costs by the price table, in micro-units."""
+    provider, model = _provider_of(state, job_type)
+    prices = state.settings.prices
+    try:
+        if job_type == "image":
+            return prices.image_micros(
+                provider,
+                model,
+                images=int(params.get("number_of_images") or 1),
+                size=str(params.get("image_size") or "1K"),
+            )
+        # an extension is billed for the seconds it adds, not for the clip it continues
+        seconds = EXTENSION_SECONDS if params.get("extend_key") else int(params["duration"])
+        return prices.video_micros(
+            provider,
+            model,
+            seconds=seconds,
+            videos=int(params.get("number_of_videos") or 1),
+            audio=bool(params.get("generate_audio")),
+        )
+    except UnknownPrice as exc:
+        raise ApiError(422, "price_unknown", str(exc)) from None
+
+
+def budget_of(state: AppState, user: User) -> Budget:
+    """The budget `user` spends from, by the settings."""
+    settings = state.settings
+    return Budget(user_id=user.id, limit=settings.budget_micros, period=settings.budget_period)
+
+
+async def estimate_of(
+    state: AppState, user: User, job_type: str, params: dict[str, Any]
+) -> Estimate:
+    """The cost of a job of `params`, and what `user`'s budget has left now."""
+    cost = request_cost(state, job_type, params)
+    usage = await usage_of(state.store.db, budget_of(state, user))
+    remaining = usage.remaining
+    return Estimate(
+        cost=to_amount(cost),
+        currency=CURRENCY,
+        budget_remaining=None if remaining is None else to_amount(remaining),
+    )
+
+
+def idempotency_claim(
+    request: Request, user: User, job_type: str, body: msgspec.Struct
+) -> Claim | None:
+    """The request's Idempotency-Key with the hash of what it asks for; None without the header."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable():
+        raise ApiError(
+            422,
+            "invalid_idempotency_key",
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters.",
+        )
+    digest = hashlib.sha256(job_type.encode() + b"\n" + msgspec.json.encode(body)).hexdigest()
+    return Claim(user_id=user.id, key=key, request_hash=digest)
+
+
+async def replay_of(state: AppState, claim: Claim) -> Job | None:
+    """The job an earlier request with this key made; 422 if it asked for something else."""
+    held = await find_key(state.store.db, claim.user_id, claim.key)
+    if held is None:
+        return None
+    if held.request_hash != claim.request_hash:
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "This Idempotency-Key was used (in the last 24 h) for a different request; "
+            "use a new key for a new request.",
+        )
+    job = await get_job(state.store.db, held.job_id) if held.job_id is not None else None
+    if job is None:
+        # the job went with its node or project: the key has nothing left to answer with
+        raise not_found("job")
+    return job
+
+
+async def present_job(state: AppState, job: Job) -> JobStatusResponse:
+    """The job as clients see it now: URLs signed, queue position and ETA read."""
+    figures = await queue_figures(state.store.db, [job], state.settings.worker_max_jobs)
+    return await state.presenter.job(job_view(job, figures.get(job.id)))
+
+
 async def submit_and_enqueue(
-    state: AppState, node: Node, job_type: str, params: dict[str, Any], user: User
-) -> Job:
+    state: AppState,
+    node: Node,
+    job_type: str,
+    params: dict[str, Any],
+    user: User,
+    claim: Claim | None = None,
+) -> tuple[Job, bool]:
     """Save `user`'s job (node processing, `job.created`), then enqueue its id; 409 while one runs.
 
+    The job's cost is reserved on the user's budget in the same change (402 when it does
+    not fit). Returns the job and whether it is the one an earlier request with the same
+    Idempotency-Key (`claim`) made, which is answered again instead of a new one.
     The user's right to edit is checked again inside the change, under the project's lock:
     a removal that committed meanwhile wins.
     """
     store, settings = state.store, state.settings
+    cost = request_cost(state, job_type, params)
+    budget = budget_of(state, user)
+    provider, model = _provider_of(state, job_type)
     try:
         job, _ = await submit_job(
             store,
@@ -173,7 +300,20 @@ async def submit_and_enqueue(
             settings.job_timeout_s,
             created_by=user.id,
             guard=lambda: authorize(store, user.id, node.project_id, Action.EDIT, "node"),
+            cost=cost,
+            budget=budget,
+            duration_key=duration_key(job_type, provider, model, params),
+            idempotency=claim,
         )
+    except KeyTaken:
+        # a concurrent request with the same key committed first: answer with its job
+        assert claim is not None
+        replayed = await replay_of(state, claim)
+        if replayed is None:
+            raise not_found("job") from None
+        return replayed, True
+    except BudgetExceeded as over:
+        raise _over_budget(state, over) from None
     except NodeBusy as busy:
         raise ApiError(
             409,
@@ -188,4 +328,19 @@ async def submit_and_enqueue(
     except (RedisError, OSError, TimeoutError) as exc:
         # the row is durable; the sweeper enqueues pending jobs the queue does not hold
         log.warning("enqueue of job %s failed, the sweeper will retry: %s", job.id, exc)
-    return job
+    return job, False
+
+
+def _over_budget(state: AppState, over: BudgetExceeded) -> ApiError:
+    """402 `budget_exceeded`, saying what the request costs and what remains."""
+    cost, remaining = to_amount(over.cost), to_amount(over.remaining)
+    period = state.settings.budget_period
+    return ApiError(
+        402,
+        "budget_exceeded",
+        f"This costs {cost:g} {CURRENCY} and your budget has {remaining:g} {CURRENCY} left "
+        f"this {period}: choose something cheaper, or wait for the next {period}.",
+        cost=cost,
+        budget_remaining=remaining,
+        currency=CURRENCY,
+    )

@@ -1,4 +1,4 @@
-"""Image generation into image_gen nodes: POST /api/ai/generate-image.
+"""Image generation into image_gen nodes: POST /api/ai/generate-image, and its estimate.
 
 The same job life cycle as videos (db/lifecycle.py), the same queue and
 sweeper; the worker's job is tasks/image.py. Each image becomes a take of
@@ -14,13 +14,23 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from common.protocol.entities import JobStatusResponse, NodeType
-from db.jobs import job_view
+from common.protocol.entities import JobStatusResponse, Node, NodeType
+from db.users import User
 from server.access import Action, node_for
 from server.auth import require_user
 from server.bodies import decode_body
 from server.errors import ApiError
-from server.generation import port_inputs, prompt_from, refusal, submit_and_enqueue
+from server.generation import (
+    Estimate,
+    estimate_of,
+    idempotency_claim,
+    port_inputs,
+    present_job,
+    prompt_from,
+    refusal,
+    replay_of,
+    submit_and_enqueue,
+)
 from server.inputs import MAX_PROMPT_CHARS
 from server.openapi import api
 from server.responses import json_response
@@ -43,22 +53,22 @@ class GenerateImageRequest(msgspec.Struct, forbid_unknown_fields=True):
     image_size: Literal["1K", "2K", "4K"] = "1K"
 
 
-@api(
-    "Generate images into an image_gen node",
-    body=GenerateImageRequest,
-    response=JobStatusResponse,
-    status=202,
-    errors=[403, 404, 409],
-)
-async def generate_image(request: Request) -> Response:
-    """POST /api/ai/generate-image: save the job, enqueue its id, answer 202 with the job."""
+async def _image_request(request: Request) -> tuple[User, Node, GenerateImageRequest]:
+    """The caller, the image_gen node they may edit, and the body (generate and estimate)."""
     user = await require_user(request)
     body = await decode_body(request, GenerateImageRequest)
-    state = app_state(request)
-    node = await node_for(state.store, user, body.node_id, Action.EDIT)
+    node = await node_for(app_state(request).store, user, body.node_id, Action.EDIT)
     if node.type != NodeType.IMAGE_GEN:
         message = f"node_id names a {node.type} node; images are generated into image_gen nodes."
         raise ApiError(422, "not_an_image_gen_node", message)
+    return user, node, body
+
+
+async def _image_params(
+    request: Request, user: User, node: Node, body: GenerateImageRequest
+) -> dict[str, Any]:
+    """The job's params, refused (422) as the provider would refuse them."""
+    state = app_state(request)
     ports = await port_inputs(state, node)
     params: dict[str, Any] = {
         "prompt": prompt_from(body.prompt, ports),
@@ -73,5 +83,39 @@ async def generate_image(request: Request) -> Response:
         state.image_provider.check(image_request(params))
     except InvalidRequest as exc:
         raise refusal(exc) from None
-    job = await submit_and_enqueue(state, node, JOB_TYPE, params, user)
-    return json_response(await state.presenter.job(job_view(job)), 202)
+    return params
+
+
+@api(
+    "Generate images into an image_gen node",
+    body=GenerateImageRequest,
+    response=JobStatusResponse,
+    status=202,
+    errors=[402, 403, 404, 409],
+)
+async def generate_image(request: Request) -> Response:
+    """POST /api/ai/generate-image: save the job, enqueue its id, answer 202 with the job.
+
+    With an Idempotency-Key already used for this body: 200 with the job it made.
+    """
+    user, node, body = await _image_request(request)
+    state = app_state(request)
+    claim = idempotency_claim(request, user, JOB_TYPE, body)
+    if claim is not None and (earlier := await replay_of(state, claim)) is not None:
+        return json_response(await present_job(state, earlier), 200)
+    params = await _image_params(request, user, node, body)
+    job, replayed = await submit_and_enqueue(state, node, JOB_TYPE, params, user, claim)
+    return json_response(await present_job(state, job), 200 if replayed else 202)
+
+
+@api(
+    "What generating these images would cost",
+    body=GenerateImageRequest,
+    response=Estimate,
+    errors=[403, 404],
+)
+async def estimate_image(request: Request) -> Response:
+    """POST /api/ai/estimate-image: the cost of the generate-image body, and the budget left."""
+    user, node, body = await _image_request(request)
+    params = await _image_params(request, user, node, body)
+    return json_response(await estimate_of(app_state(request), user, JOB_TYPE, params))

@@ -1,4 +1,4 @@
-"""Generation jobs: submit (generate-video), read one, the latest of a node, cancel.
+"""Generation jobs: submit (generate-video), its estimate, read one, the latest of a node, cancel.
 
 Submitting writes the job row first (one change with the node going to
 processing), then enqueues the job id with arq (server/generation.py). If Redis is down the job is
@@ -23,7 +23,6 @@ from db.jobs import (
     GuardFailed,
     Job,
     get_job,
-    job_view,
     latest_job_for_node,
 )
 from db.lifecycle import cancel_job as cancel
@@ -34,11 +33,16 @@ from server.auth import require_user
 from server.bodies import decode_body, has_visible_text, path_uuid
 from server.errors import ApiError
 from server.generation import (
+    Estimate,
     Media,
+    estimate_of,
+    idempotency_claim,
     port_inputs,
+    present_job,
     project_media,
     prompt_from,
     refusal,
+    replay_of,
     submit_and_enqueue,
 )
 from server.inputs import MAX_PROMPT_CHARS
@@ -144,7 +148,36 @@ async def _video_params(
 
 
 async def _present(request: Request, job: Job) -> JobStatusResponse:
-    return await app_state(request).presenter.job(job_view(job))
+    return await present_job(app_state(request), job)
+
+
+async def _video_request(
+    request: Request,
+) -> tuple[User, Node, GenerateVideoRequest]:
+    """The caller, the video node they may edit, and the body: what generate and estimate share."""
+    user = await require_user(request)
+    body = await decode_body(request, GenerateVideoRequest)
+    if body.prompt is not None and not has_visible_text(body.prompt):
+        raise ApiError(422, "invalid_prompt", "prompt must contain a visible character.")
+    node = await node_for(app_state(request).store, user, body.node_id, Action.EDIT)
+    if node.type != NodeType.VIDEO:
+        message = f"node_id names a {node.type} node; videos are generated into video nodes."
+        raise ApiError(422, "not_a_video_node", message)
+    return user, node, body
+
+
+async def _checked_params(
+    request: Request, user: User, node: Node, body: GenerateVideoRequest
+) -> dict[str, Any]:
+    """The job's params, refused (422) as the provider would refuse them."""
+    state = app_state(request)
+    params = await _video_params(state, node, user, body)
+    # the inputs' bytes stay in storage until the worker runs; their types are enough to check
+    try:
+        state.provider.check(video_request(params))
+    except InvalidRequest as exc:
+        raise refusal(exc) from None
+    return params
 
 
 @api(
@@ -152,27 +185,34 @@ async def _present(request: Request, job: Job) -> JobStatusResponse:
     body=GenerateVideoRequest,
     response=JobStatusResponse,
     status=202,
-    errors=[403, 404, 409],
+    errors=[402, 403, 404, 409],
 )
 async def generate_video(request: Request) -> Response:
-    """POST /api/ai/generate-video: save the job, enqueue its id, answer 202 with the job."""
-    user = await require_user(request)
-    body = await decode_body(request, GenerateVideoRequest)
-    if body.prompt is not None and not has_visible_text(body.prompt):
-        raise ApiError(422, "invalid_prompt", "prompt must contain a visible character.")
+    """POST /api/ai/generate-video: save the job, enqueue its id, answer 202 with the job.
+
+    With an Idempotency-Key already used for this body: 200 with the job it made.
+    """
+    user, node, body = await _video_request(request)
     state = app_state(request)
-    node = await node_for(state.store, user, body.node_id, Action.EDIT)
-    if node.type != NodeType.VIDEO:
-        message = f"node_id names a {node.type} node; videos are generated into video nodes."
-        raise ApiError(422, "not_a_video_node", message)
-    params = await _video_params(state, node, user, body)
-    # the inputs' bytes stay in storage until the worker runs; their types are enough to check
-    try:
-        state.provider.check(video_request(params))
-    except InvalidRequest as exc:
-        raise refusal(exc) from None
-    job = await submit_and_enqueue(state, node, JOB_TYPE, params, user)
-    return json_response(await _present(request, job), 202)
+    claim = idempotency_claim(request, user, JOB_TYPE, body)
+    if claim is not None and (earlier := await replay_of(state, claim)) is not None:
+        return json_response(await _present(request, earlier), 200)
+    params = await _checked_params(request, user, node, body)
+    job, replayed = await submit_and_enqueue(state, node, JOB_TYPE, params, user, claim)
+    return json_response(await _present(request, job), 200 if replayed else 202)
+
+
+@api(
+    "What generating this video would cost",
+    body=GenerateVideoRequest,
+    response=Estimate,
+    errors=[403, 404],
+)
+async def estimate_video(request: Request) -> Response:
+    """POST /api/ai/estimate: the cost of the generate-video body, and the budget left."""
+    user, node, body = await _video_request(request)
+    params = await _checked_params(request, user, node, body)
+    return json_response(await estimate_of(app_state(request), user, JOB_TYPE, params))
 
 
 @api("A generation job", response=JobStatusResponse)

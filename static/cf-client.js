@@ -132,8 +132,19 @@ class ProjectSubscription {
         break;
       case "job.progress": {
         const job = state.jobs.get(message.job_id);
-        if (!job || !LIVE_JOB.has(job.status) || message.progress <= job.progress) return;
-        state.jobs.set(message.job_id, { ...job, progress: message.progress });
+        if (!job || !LIVE_JOB.has(job.status)) return;
+        // progress only ever rises; position and ETA take the newest figures
+        const changes = {};
+        if (message.progress > job.progress) {
+          changes.progress = message.progress;
+          changes.progress_estimated = message.estimated ?? false;
+        }
+        if (message.queue_position != null && message.queue_position !== job.queue_position) {
+          changes.queue_position = message.queue_position;
+        }
+        if (message.eta_s != null && message.eta_s !== job.eta_s) changes.eta_s = message.eta_s;
+        if (Object.keys(changes).length === 0) return;
+        state.jobs.set(message.job_id, { ...job, ...changes });
         this.changed("job.progress", message);
         break;
       }

@@ -103,6 +103,7 @@ class ImageRun(Run):
                 result=result,
                 outputs=takes,
                 media_field="image_key",
+                final_cost=self.final_cost(len(takes), request.number_of_images),
             )
         except GuardFailed:
             raise Stop("the job was cancelled or taken over before it completed") from None

@@ -225,6 +225,13 @@ class Run:
         if updated is None:
             raise Stop("the job was cancelled or taken over")
 
+    def final_cost(self, delivered: int, requested: int) -> int | None:
+        """What the outputs cost: the reservation, pro rata when fewer came than were asked for."""
+        reserved = self.job.reserved_cost
+        if reserved is None:
+            return None
+        return reserved * min(delivered, requested) // max(1, requested)
+
     async def drop_stored(self, keys: list[str]) -> None:
         """Remove media this run stored but could not complete with (best effort)."""
         for key in keys:

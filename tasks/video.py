@@ -13,6 +13,10 @@ generates:
 3. store each video at `videos/{project_id}/{job_id}.mp4` (the first) and
    `…/{job_id}-{i}.mp4`, then complete job and node in one change (COMPLETE,
    `job.completed`): every video a take, the first one active.
+
+A provider that reports no progress (Veo) gets an estimated one instead, once
+a second, from its kind's measured duration (db/estimates.py): flagged
+`estimated`, never decreasing, and below 1 until the job completes.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ import contextlib
 import logging
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from db.changes import publish_progress
+from db.estimates import MAX_ESTIMATED, estimated_progress, expected_s, prior_s, running_eta
 from db.jobs import GuardFailed, Job
 from db.lifecycle import complete_job
 from db.takes import NewTake
@@ -169,23 +175,71 @@ class VideoRun(Run):
             raise
 
     async def wait_done(self, operation: str) -> None:
-        """Poll until done, publishing progress at most once per PROGRESS_INTERVAL_S."""
+        """Poll until done, publishing progress at most once per PROGRESS_INTERVAL_S.
+
+        While the provider reports no progress, `estimate_progress` publishes one.
+        """
         interval_s: float = getattr(self.provider, "poll_interval_s", 5.0)
         last_tick = 0.0
         last_progress: float | None = None
+        mean_s = await expected_s(self.store.db, self.job.duration_key)
+        estimator: asyncio.Task[None] | None = None
+        try:
+            while True:
+                state = await self.provider.poll(operation)
+                if state.done:
+                    return
+                now = time.monotonic()
+                progress = state.progress
+                if progress is None and estimator is None:
+                    estimator = asyncio.create_task(self.estimate_progress(mean_s))
+                due = now - last_tick >= PROGRESS_INTERVAL_S
+                if progress is not None and progress != last_progress and due:
+                    # the row too, so clients polling GET /api/ai/jobs/{id} see it
+                    await self.save(progress=progress)
+                    eta = running_eta(mean_s, self.job.started_at)
+                    await publish_progress(
+                        self.store, self.job.project_id, self.job.id, progress, eta_s=eta
+                    )
+                    last_tick, last_progress = now, progress
+                await asyncio.sleep(interval_s)
+        finally:
+            if estimator is not None:
+                estimator.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await estimator
+
+    async def estimate_progress(self, mean_s: float | None) -> None:
+        """Publish (and save) an estimated progress once a second: monotonic, below 1.
+
+        Measured from the job's first start, so a run that took the job over goes on
+        from where the last one was; a kind nothing has measured uses the prior.
+        """
+        expected = mean_s if mean_s is not None else prior_s(self.job.type)
+        started = self.job.started_at
+        last = min(self.job.progress, MAX_ESTIMATED)
         while True:
-            state = await self.provider.poll(operation)
-            if state.done:
-                return
-            now = time.monotonic()
-            progress = state.progress
-            due = now - last_tick >= PROGRESS_INTERVAL_S
-            if progress is not None and progress != last_progress and due:
-                # the row too, so clients polling GET /api/ai/jobs/{id} see it
-                await self.save(progress=progress)
-                await publish_progress(self.store, self.job.project_id, self.job.id, progress)
-                last_tick, last_progress = now, progress
-            await asyncio.sleep(interval_s)
+            await asyncio.sleep(PROGRESS_INTERVAL_S)
+            elapsed = 0.0 if started is None else (datetime.now(UTC) - started).total_seconds()
+            progress = round(max(last, estimated_progress(elapsed, expected)), 3)
+            if progress <= last:
+                continue
+            try:
+                await self.save(progress=progress, progress_estimated=True)
+                await publish_progress(
+                    self.store,
+                    self.job.project_id,
+                    self.job.id,
+                    progress,
+                    estimated=True,
+                    eta_s=running_eta(mean_s, started),
+                )
+            except Stop:
+                return  # the run lost the job: its main loop finds out on its next write
+            except Exception as exc:  # a database blip: the next second tries again
+                log.warning("job %s: estimated progress not saved: %r", self.job.id, exc)
+                continue
+            last = progress
 
     async def complete(
         self, keys: list[str], outputs: list[VideoOutput], request: VideoRequest
@@ -219,6 +273,7 @@ class VideoRun(Run):
                 result=result,
                 outputs=takes,
                 media_field="video_key",
+                final_cost=self.final_cost(len(takes), request.number_of_videos),
             )
         except GuardFailed:
             raise Stop("the job was cancelled or taken over before it completed") from None

@@ -60,6 +60,7 @@ for (const c of doc.cases) {
     if ("connections" in e) assert.deepEqual(sorted(s.connections.keys()), e.connections, `${where}: connections`);
     if ("jobs" in e) assert.deepEqual(Object.fromEntries([...s.jobs].map(([k, j]) => [k, j.status])), e.jobs, `${where}: jobs`);
     if ("progress" in e) assert.deepEqual(pick(s.jobs, Object.keys(e.progress), (j) => j.progress), e.progress, `${where}: progress`);
+    if ("queue" in e) assert.deepEqual(pick(s.jobs, Object.keys(e.queue), (j) => [j.queue_position ?? null, j.eta_s ?? null, j.progress_estimated ?? false]), e.queue, `${where}: queue`);
     if ("node_x" in e) assert.deepEqual(pick(s.nodes, Object.keys(e.node_x), (n) => n.x), e.node_x, `${where}: node_x`);
     if ("node_status" in e) assert.deepEqual(pick(s.nodes, Object.keys(e.node_status), (n) => n.status), e.node_status, `${where}: node_status`);
     if ("deleted" in e) assert.equal(s.deleted, e.deleted, `${where}: deleted`);

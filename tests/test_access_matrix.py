@@ -133,6 +133,16 @@ CASES = [
     Case("generate", "POST", "/api/ai/generate-video",
          req("POST", lambda t, _: "/api/ai/generate-video", lambda t: video_body(t.free_video["id"])),
          "edit", 202, "node"),
+    # an estimate spends nothing, but only who may spend in the project may ask
+    Case("estimate", "POST", "/api/ai/estimate",
+         req("POST", lambda t, _: "/api/ai/estimate", lambda t: video_body(t.free_video["id"])),
+         "edit", 200, "node"),
+    # the team has no image_gen node: an editor passes the access check and is told so
+    Case("estimate image", "POST", "/api/ai/estimate-image",
+         req("POST", lambda t, _: "/api/ai/estimate-image",
+             lambda t: {"node_id": t.image["id"], "prompt": "a kite", "aspect_ratio": "1:1"}),
+         "edit", 200, "node",
+         special={r: (422, "not_an_image_gen_node") for r in ("owner", "editor")}),
     Case("get job", "GET", "/api/ai/jobs/{job_id}",
          req("GET", lambda t, _: f"/api/ai/jobs/{t.job['job_id']}"), "read", 200, "job"),
     Case("cancel job", "POST", "/api/ai/jobs/{job_id}/cancel", _cancel, "edit", 200, "job"),
@@ -160,6 +170,7 @@ NOT_PROJECT_ROUTES = {
     "POST /api/auth/signup", "POST /api/auth/login", "POST /api/auth/logout", "GET /api/auth/me",
     "GET /media/{key:path}", "GET /api/node-types",
     "GET /api/projects", "POST /api/projects",  # tested below: every role, own list
+    "GET /api/me/usage",  # the caller's own money (tests/test_budgets.py)
 }  # fmt: skip
 
 

@@ -87,8 +87,8 @@ async def test_version_1_database_is_migrated_to_the_current_schema(services: Se
         db = make_database(url)
         await db.connect()
         try:
-            assert await migrate(db) == SCHEMA_VERSION == 5
-            assert await migrate(db) == 5  # and again, as every start does
+            assert await migrate(db) == SCHEMA_VERSION == 6
+            assert await migrate(db) == 6  # and again, as every start does
             kind = await db.fetch_val(
                 "SELECT data_type FROM information_schema.columns "
                 "WHERE table_name = 'events' AND column_name = 'data'"

@@ -34,6 +34,9 @@ def _check(mirror: Mirror, expect: dict[str, Any], step: Any) -> None:
         "connections": lambda: sorted(str(k) for k in state.connections),
         "jobs": lambda: {str(k): j.status.value for k, j in state.jobs.items()},
         "progress": lambda: {str(k): j.progress for k, j in state.jobs.items()},
+        "queue": lambda: {
+            str(k): [j.queue_position, j.eta_s, j.progress_estimated] for k, j in state.jobs.items()
+        },
         "node_x": lambda: {str(k): n.x for k, n in state.nodes.items()},
         "node_status": lambda: {str(k): n.status.value for k, n in state.nodes.items()},
         "deleted": lambda: state.deleted,
@@ -43,7 +46,7 @@ def _check(mirror: Mirror, expect: dict[str, Any], step: Any) -> None:
     }
     for name, want in expect.items():
         got = checks[name]()
-        if name in ("node_x", "node_status", "progress"):
+        if name in ("node_x", "node_status", "progress", "queue"):
             got = {k: v for k, v in dict(got).items() if k in want}
         assert got == want, f"{name}: {got!r} != {want!r}"
 

@@ -128,3 +128,40 @@ async def test_postgres_down_is_503_on_every_route_kind_then_recovers(
             private_postgres.start()
             r = await c.get("/api/projects", headers=alice.headers)
             assert r.status_code == 200 and [p["id"] for p in r.json()] == [pid]
+
+
+@pytest.mark.timeout(120)
+async def test_estimate_and_usage_are_503_while_postgres_is_down(
+    services: Services, private_postgres: PostgresServer
+) -> None:
+    """Estimates, usage and a budgeted submit answer 503 `unavailable` with Postgres stopped."""
+    with _server(services, database_url=private_postgres.url, budget_micros=5_000_000) as srv:
+        async with httpx.AsyncClient(base_url=srv.base_url, timeout=30) as c:
+            alice = await sign_up(c, "alice@example.com")
+            r = await c.post("/api/projects", json={"name": "p"}, headers=alice.headers)
+            pid = r.json()["id"]
+            r = await c.post(
+                f"/api/projects/{pid}/nodes", json={"type": "video"}, headers=alice.headers
+            )
+            body = {
+                "node_id": r.json()["id"],
+                "prompt": "a boat",
+                "resolution": "720p",
+                "duration": 4,
+                "aspect_ratio": "16:9",
+            }
+            assert (await c.post("/api/ai/estimate", json=body, headers=alice.headers)).json()[
+                "budget_remaining"
+            ] == 5.0
+            private_postgres.stop("fast")
+            for _ in range(2):  # the first finds the pooled connection dead, the next no server
+                assert_unavailable(await c.get("/api/me/usage", headers=alice.headers))
+                assert_unavailable(
+                    await c.post("/api/ai/estimate", json=body, headers=alice.headers)
+                )
+                assert_unavailable(
+                    await c.post("/api/ai/generate-video", json=body, headers=alice.headers)
+                )
+            private_postgres.start()
+            r = await c.get("/api/me/usage", headers=alice.headers)
+            assert r.status_code == 200 and r.json()["remaining"] == 5.0, r.text

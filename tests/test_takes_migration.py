@@ -51,8 +51,8 @@ async def test_version_3_database_gets_takes_and_ports(services: Services) -> No
         db = make_database(url)
         await db.connect()
         try:
-            assert await migrate(db) == SCHEMA_VERSION == 5
-            assert await migrate(db) == 5
+            assert await migrate(db) == SCHEMA_VERSION == 6
+            assert await migrate(db) == 6
             takes = await db.fetch_all("SELECT * FROM takes")
             assert len(takes) == 1
             take = takes[0]

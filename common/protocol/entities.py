@@ -184,3 +184,15 @@ class JobStatusResponse(msgspec.Struct, frozen=True):
     updated_at: datetime
     #: who pressed Generate; None for jobs older than teams, or an account since deleted
     created_by: Actor | None = None
+    #: pending: its place among all pending jobs, 1 = next to start (None once started)
+    queue_position: int | None = None
+    #: live: seconds until it is expected to complete, from measured durations of its
+    #: kind (None when none of its kind has finished yet, or once it has ended)
+    eta_s: float | None = None
+    #: `progress` is canvasflow's estimate (the provider reports none): below 1 until done
+    progress_estimated: bool = False
+    #: what the job reserved of its user's budget at submit, in `currency`
+    reserved_cost: float | None = None
+    #: what it finally cost: set when it ends (0 when it failed or was cancelled)
+    final_cost: float | None = None
+    currency: str = "USD"

@@ -252,12 +252,23 @@ def event_of(project_id: UUID, seq: int, data: P) -> Event[P]:
 AnyEvent: TypeAlias = Event[Payload | Opaque]
 
 
-class JobProgress(msgspec.Struct, frozen=True, tag="job.progress", tag_field="type"):
-    """How far a running job is, from 0 to 1: ephemeral (no seq, not logged), may be dropped."""
+class JobProgress(
+    msgspec.Struct, frozen=True, tag="job.progress", tag_field="type", omit_defaults=True
+):
+    """How far a live job is: ephemeral (no seq, not logged), may be dropped.
+
+    A running job's tick carries `progress` (0 to 1), `estimated` when canvasflow
+    estimated it because the provider reports none; a pending job's tick carries
+    its `queue_position`. Both carry `eta_s` when the job's kind has measured
+    durations. Fields left out are unchanged.
+    """
 
     project_id: UUID
     job_id: UUID
     progress: float
+    estimated: bool = False
+    queue_position: int | None = None
+    eta_s: float | None = None
 
 
 class RawEvent(msgspec.Struct, frozen=True, tag="event", tag_field="type"):

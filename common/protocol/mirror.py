@@ -265,9 +265,19 @@ class Mirror:
             return self._event(state, message)
         if isinstance(message, ev.JobProgress):
             job = state.jobs.get(message.job_id)
-            if job is None or job.status not in LIVE_STATUSES or message.progress <= job.progress:
+            if job is None or job.status not in LIVE_STATUSES:
                 return Step()
-            state.jobs[job.job_id] = msgspec.structs.replace(job, progress=message.progress)
+            # progress only ever rises; position and ETA take the newest figures
+            changes: dict[str, object] = {}
+            if message.progress > job.progress:
+                changes.update(progress=message.progress, progress_estimated=message.estimated)
+            if message.queue_position is not None and message.queue_position != job.queue_position:
+                changes["queue_position"] = message.queue_position
+            if message.eta_s is not None and message.eta_s != job.eta_s:
+                changes["eta_s"] = message.eta_s
+            if not changes:
+                return Step()
+            state.jobs[job.job_id] = msgspec.structs.replace(job, **changes)
             return Step(changed=state, reason="job.progress")
         if isinstance(message, PresenceUpdate):
             state.apply_presence(message)

@@ -23,7 +23,10 @@ import asyncpg
 from common.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = "users, sessions, projects, nodes, connections, jobs, events, uploads, takes"
+TABLES = (
+    "users, sessions, projects, nodes, connections, jobs, events, uploads, takes, "
+    "budgets, budget_ledger, job_durations, idempotency_keys"
+)
 
 
 def free_port() -> int:
