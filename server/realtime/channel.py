@@ -27,6 +27,7 @@ from common.protocol.events import AnyEvent, JobProgress, ProjectDeleted, decode
 from common.protocol.frames import ErrorCode
 from db.events import events_after
 from db.projects import current_seq
+from server.realtime.framing import encode_frame, frame_text
 from server.realtime.membership import role_changes
 from server.realtime.ordering import Sequencer
 from server.realtime.subscription import Subscription
@@ -209,19 +210,19 @@ class Channel:
                     self.hub.role_changed(sub)
             metrics.WS_FRAMES_DELIVERED.labels("event").inc(delivered)
 
-    async def encode_event(self, event: AnyEvent) -> str:
-        """An `event` frame, its URLs signed now."""
+    async def encode_event(self, event: AnyEvent) -> bytes:
+        """An `event` frame (wire bytes), its URLs signed now."""
         try:
             event = await self.hub.presenter.event(event)
         except Exception:
             # an event whose data cannot be presented still carries its seq: send it as is
             log.exception("presenting %s event %d failed", event.kind, event.seq)
-        return frames.encode(event)
+        return encode_frame(event)
 
     def _fan_out_progress(self, payload: bytes, tick: JobProgress) -> None:
         """A progress tick to every live subscriber; droppable, so never a reason to close."""
         # the bus carries ticks in their wire shape: forward the bytes as they came
-        frame = payload.decode()
+        frame = frame_text(payload)
         delivered = 0
         for sub in self.subscribers:
             if sub.live and sub.peer.outbox.offer(frame, droppable=True):

@@ -35,6 +35,7 @@ from server.present import Presenter
 from server.realtime.bus import Bus
 from server.realtime.channel import Channel, Resync, Start
 from server.realtime.config import HubConfig, HubError
+from server.realtime.framing import encode_frame
 from server.realtime.membership import REVOKED, admit, readmit, role_changes
 from server.realtime.presence import PresenceHub
 from server.realtime.shutdown import SignalRelay
@@ -298,12 +299,12 @@ class Hub:
 
     async def _snapshot_frame(
         self, project_id: UUID
-    ) -> tuple[int, str, list[protocol.Member]] | None:
+    ) -> tuple[int, bytes, list[protocol.Member]] | None:
         """The project's snapshot, URLs signed now, encoded, and its members; None if gone."""
         snap = await self.db(read_snapshot(self.store.db, project_id))
         if snap is None:
             return None
-        return snap.seq, frames.encode(await self.presenter.snapshot(snap)), snap.members
+        return snap.seq, encode_frame(await self.presenter.snapshot(snap)), snap.members
 
     def resync(self, ch: Channel, sub: Subscription, reason: str) -> None:
         """Bring one subscription back in step: buffer again and catch up from its seq."""
