@@ -185,18 +185,18 @@ class Connection:
     def _send_now(self, frame: bytes) -> bool:
         """The outbox's sink: write `frame` now; False (queue it) while the socket's buffer
         is full, with a writer to send it once the buffer drains."""
-        if self.writer is not None:
-            return False
         wire = self.wire
-        if not wire.writable.is_set():
-            # the buffer is past its high-water mark: this frame and later ones queue
+        if wire.can_write and self.writer is None:
+            try:
+                wire.transport.write(frame)
+            except Exception:
+                self._fail_send()
+            return True
+        if self.writer is None:
+            # the buffer is past its high-water mark (or the socket is going): this frame
+            # and later ones queue, and the writer sends them or finds the socket gone
             self.writer = asyncio.create_task(self._write())
-            return False
-        try:
-            wire.write_frame(frame)
-        except Exception:
-            self._fail_send()
-        return True
+        return False
 
     async def _write(self) -> None:
         """Send what queued, in order, each time the socket's buffer has drained."""
