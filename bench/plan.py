@@ -109,6 +109,8 @@ class Targets:
     broadcast_p99_ms_at_1000: float = 150.0
     saturation_p99_ms: float = 150.0
     idle_rss_per_conn_kb: float = 40.0
+    #: idle RSS per subscribed connection over the bare websockets server's, at 5,000+
+    idle_rss_over_bare: float = 1.2
     reconnect_s: float = 5.0
     submit_rps: float = 300.0
     pickup_p99_ms: float = 100.0

@@ -26,6 +26,8 @@ from common.config import Settings
 from common.protocol import frames
 from common.protocol.frames import CloseCode, ErrorCode
 from common.protocol.presence import Presence
+from db import sessions
+from db.users import User
 from server.auth import authenticate, origin_allowed, session_hash
 from server.realtime.hub import Hub
 from server.realtime.outbox import Outbox
@@ -83,13 +85,23 @@ async def _refusal(websocket: WebSocket, hub: Hub, settings: Settings) -> tuple[
     if hub.closing:
         return CloseCode.GOING_AWAY, "server shutting down"
     try:
-        user = await asyncio.wait_for(authenticate(websocket), hub.config.db_timeout_s)
+        # in the hub's turn, and shared by a session's tabs connecting at once (reads.py):
+        # a connect storm waits instead of being told to come back
+        user = await authenticate(websocket, lambda token_hash: _session_user(hub, token_hash))
     except Exception as exc:
         log.warning("websocket auth failed: %r", exc)
         return CloseCode.TRY_AGAIN_LATER, "cannot check the session now; retry"
     if user is None:
         return CloseCode.UNAUTHENTICATED, "log in: session cookie or Bearer token"
     return None
+
+
+async def _session_user(hub: Hub, token_hash: bytes) -> User | None:
+    """The session's user, read through the hub's gate, one read per session at a time."""
+    return await hub.shared(
+        ("session", token_hash),
+        lambda: hub.db(sessions.user_for_session(hub.store.db, token_hash)),
+    )
 
 
 class Connection:
