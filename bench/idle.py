@@ -164,15 +164,13 @@ def run(ctx: Context) -> Section:
         cf = measure(ctx, ctx.web(), n, seats, ctx.profile_path(f"idle-n{n}"))
         bare = measure_bare(ctx, n, CONNECT_CONCURRENCY)
         floor = measure(ctx, FloorProc(ctx), n, seats)
-        storm = measure(ctx, ctx.web(), n, seats, concurrency=n, idle=False)
-        bare_storm = measure_bare(ctx, n, n)
-        section.figures[f"n={n}"] = {
-            "canvasflow": cf,
-            "bare": bare,
-            "floor": floor,
-            "storm": storm,
-            "bare_storm": bare_storm,
-        }
+        figures = {"canvasflow": cf, "bare": bare, "floor": floor}
+        storms = [(f"{CONNECT_CONCURRENCY} at a time", cf, bare)]
+        if ctx.sizes.idle_storm:
+            figures["storm"] = measure(ctx, ctx.web(), n, seats, concurrency=n, idle=False)
+            figures["bare_storm"] = measure_bare(ctx, n, n)
+            storms.append(("all at once", figures["storm"], figures["bare_storm"]))
+        section.figures[f"n={n}"] = figures
         graded = n >= 5000 or n == biggest
         per_conn, bare_kb = cf["rss_per_connection_kb"], bare["rss_per_connection_kb"]
         section.row(
@@ -189,10 +187,7 @@ def run(ctx: Context) -> Section:
             f"{fmt(cf['idle_cpu_percent'], digits=2)} %",
             f"{fmt(floor['idle_cpu_percent'], digits=2)} % (stack floor)",
         )
-        for label, ours, theirs in (
-            (f"{CONNECT_CONCURRENCY} at a time", cf, bare),
-            ("all at once", storm, bare_storm),
-        ):
+        for label, ours, theirs in storms:
             refused = _refusals(ours)
             section.row(
                 f"N={n} storm, {label}",

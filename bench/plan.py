@@ -35,6 +35,8 @@ class Sizes:
     #: one full server ping cycle (uvicorn pings every 20 s), so pings are in every window
     idle_window_s: float = 20.0
     idle_settle_s: float = 2.0
+    #: also run the connect storm (all N at once, canvasflow and the bare server)
+    idle_storm: bool = True
     reconnect_clients: int = 1_000
     reconnect_projects: int = 100
     reconnect_rate: float = 20.0
@@ -76,6 +78,7 @@ SMOKE = Sizes(
     idle_clients=(20,),
     idle_window_s=1.0,
     idle_settle_s=0.5,
+    idle_storm=False,
     reconnect_clients=20,
     reconnect_projects=4,
     reconnect_rate=20.0,

@@ -130,6 +130,10 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
 
         Whatever arrived before is handed over first, in order; the receive queue goes
         (the endpoint must not call `receive()` again)."""
+        # the handshake is over: what only it read (the request's headers, the response)
+        # need not be held for the connection's life
+        self.response = None  # type: ignore[assignment]
+        self.scope["headers"] = []
         queued = self.queue
         listener = _Listener(on_message, on_gone)
         self.queue = listener  # type: ignore[assignment]
