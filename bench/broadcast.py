@@ -136,6 +136,11 @@ def measure_canvasflow(ctx: Context, n: int) -> dict[str, Any]:
             meter = Meter(web.pid)
             budget = ctx.sizes.broadcast_seconds * 3 + 30
             target = [(seat.project_id, seat.node_id)]
+            # one project's changes per second, before any client follows it, beside the
+            # bare seq bump + log INSERT transaction (the row lock serialises both)
+            k = ctx.sizes.durable_changes
+            durable = publisher.changes(target, None, k, budget)
+            bare_writes = publisher.bare_writes(seat.project_id, k, budget)
 
             def send(r: float | None, c: int) -> dict[str, Any]:
                 return publisher.changes(target, r, c, budget)
@@ -177,6 +182,8 @@ def measure_canvasflow(ctx: Context, n: int) -> dict[str, Any]:
                 "burst": bursts[0],
                 "bursts": bursts,
                 "raw_bursts": raw_bursts,
+                "changes_per_s": _per_s(durable),
+                "bare_writes_per_s": _per_s(bare_writes),
                 "web_rss_bytes": Meter(web.pid).rss_bytes(),
             }
     finally:
@@ -250,7 +257,20 @@ def run(ctx: Context) -> Section:
                 if n == 1000
                 else "",
             )
+        if cf.get("changes_per_s"):
+            section.row(
+                f"N={n} one project's changes/s",
+                f"{fmt(cf['changes_per_s'])}/s (publish_change, back to back, no subscriber)",
+                f"bare UPDATE+INSERT {fmt(cf['bare_writes_per_s'])}/s",
+            )
     return section
+
+
+def _per_s(sent: dict[str, Any]) -> float:
+    """Calls per second of a back-to-back run."""
+    count: float = sent["count"]
+    span: float = sent["last"] - sent["first"]
+    return round(count / max(1e-9, span), 1)
 
 
 def _per_frame(phases: list[dict[str, Any]]) -> list[float]:

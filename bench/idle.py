@@ -162,8 +162,12 @@ def run(ctx: Context) -> Section:
     ratio = ctx.targets.idle_rss_over_bare
     for n in ctx.sizes.idle_clients:
         cf = measure(ctx, ctx.web(), n, seats, ctx.profile_path(f"idle-n{n}"))
-        bare = measure_bare(ctx, n, CONNECT_CONCURRENCY)
         floor = measure(ctx, FloorProc(ctx), n, seats)
+        bare = (
+            measure_bare(ctx, n, CONNECT_CONCURRENCY)
+            if ctx.sizes.idle_storm
+            else {"rss_per_connection_kb": float("nan"), "connect_s": float("nan")}
+        )
         figures = {"canvasflow": cf, "bare": bare, "floor": floor}
         storms = [(f"{CONNECT_CONCURRENCY} at a time", cf, bare)]
         if ctx.sizes.idle_storm:

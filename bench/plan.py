@@ -25,6 +25,8 @@ class Sizes:
     #: burst phases per server (alternating durable / raw for canvasflow): CPU per
     #: delivery is reported as the range over them (the machine is shared)
     broadcast_repeats: int = 3
+    #: changes one project takes back to back (publish_change and the bare writes)
+    durable_changes: int = 500
     targeted_clients: int = 1_000
     targeted_tick_per_s: float = 1.0
     targeted_seconds: float = 10.0
@@ -35,7 +37,9 @@ class Sizes:
     #: one full server ping cycle (uvicorn pings every 20 s), so pings are in every window
     idle_window_s: float = 20.0
     idle_settle_s: float = 2.0
-    #: also run the connect storm (all N at once, canvasflow and the bare server)
+    #: also hold the clients on the bare websockets server (the limit of RSS per connection)
+    #: and run the connect storm (all N at once, on canvasflow and the bare server); the
+    #: smoke run leaves both out to fit its two minutes on a shared machine
     idle_storm: bool = True
     reconnect_clients: int = 1_000
     reconnect_projects: int = 100
@@ -69,6 +73,7 @@ SMOKE = Sizes(
     broadcast_burst_frames=400,
     broadcast_min_burst=10,
     broadcast_repeats=1,
+    durable_changes=20,
     targeted_clients=20,
     targeted_tick_per_s=2.0,
     targeted_seconds=1.0,

@@ -139,6 +139,26 @@ async def _run(config: PublisherConfig, conn: Connection) -> None:
             )
         return {"first": t0, "last": time.monotonic(), "count": sent}
 
+    async def bare_writes(project_id: str, count: int) -> dict[str, Any]:
+        """The limit of one project's changes: publish_change's two writes (the seq bump under
+        the row lock, the event-log INSERT) in one transaction each, back to back, with no
+        change applied and nothing published."""
+        pid = UUID(project_id)
+        t0 = time.monotonic()
+        for _ in range(count):
+            async with store.db.transaction():
+                seq = await store.db.fetch_val(
+                    "UPDATE projects SET seq = seq + 1, updated_at = now() WHERE id = :id "
+                    "RETURNING seq",
+                    {"id": pid},
+                )
+                await store.db.execute(
+                    "INSERT INTO events (project_id, seq, kind, data) "
+                    "VALUES (:project_id, :seq, 'bench.bare', CAST(CAST(:data AS text) AS json))",
+                    {"project_id": pid, "seq": seq, "data": '{"t": 0}'},
+                )
+        return {"first": t0, "last": time.monotonic(), "count": count}
+
     async def progress(
         targets: list[tuple[str, str]], rate: float | None, count: int, budget_s: float
     ) -> dict[str, Any]:
@@ -166,6 +186,8 @@ async def _run(config: PublisherConfig, conn: Connection) -> None:
                 continue
             if command[0] == "changes":
                 conn.send(("done", await changes(*command[1:])))
+            elif command[0] == "bare_writes":
+                conn.send(("done", await bare_writes(*command[1:])))
             elif command[0] == "raw":
                 conn.send(("done", await raw(*command[1:])))
             elif command[0] == "progress":
@@ -220,6 +242,10 @@ class Publisher:
     ) -> dict[str, Any]:
         """Publish `count` node-updated events with publish_raw (no Postgres) at `rate`/s."""
         return self._run(("raw", targets, rate, count, budget_s), budget_s + 30)
+
+    def bare_writes(self, project_id: str, count: int, budget_s: float) -> dict[str, Any]:
+        """`count` bare seq-bump + event-log transactions on one project, back to back."""
+        return self._run(("bare_writes", project_id, count), budget_s + 30)
 
     def progress(
         self, targets: list[tuple[str, str]], rate: float | None, count: int, budget_s: float
