@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import msgspec
@@ -45,7 +46,10 @@ def phase(
         wait_delivered(pool, "events", n * int(sent["count"]))
     got = pool.collect(clear=True)
     span = got.last_recv - sent["first"]
+    cpu_s = cpu.figures["server_cpu_s"]
     return {
+        # the server's CPU per frame delivered: the figure the issue's limits are set on
+        "server_us_per_frame": round(1e6 * cpu_s / got.events, 2) if got.events else None,
         "rate_per_s": rate,
         "events_sent": sent["count"],
         "achieved_events_per_s": round(sent["count"] / max(1e-9, sent["last"] - sent["first"]), 1),
@@ -95,10 +99,15 @@ def measure_bare(ctx: Context, n: int, template: dict[str, Any] | None) -> dict[
                 return bare.send(r, c, timeout_s=budget, template=template)
 
             phase(pool, meter, send, None, 3)  # warm up
+            paced_figures = phase(pool, meter, send, rate, paced)
+            bursts = [
+                phase(pool, meter, send, None, burst) for _ in range(ctx.sizes.broadcast_repeats)
+            ]
             return {
                 "connected": bare.count(),
-                "paced": phase(pool, meter, send, rate, paced),
-                "burst": phase(pool, meter, send, None, burst),
+                "paced": paced_figures,
+                "burst": bursts[0],
+                "bursts": bursts,
             }
 
 
@@ -127,20 +136,54 @@ def measure_canvasflow(ctx: Context, n: int) -> dict[str, Any]:
             meter = Meter(web.pid)
             budget = ctx.sizes.broadcast_seconds * 3 + 30
             target = [(seat.project_id, seat.node_id)]
+            # one project's changes per second, before any client follows it, beside the
+            # bare seq bump + log INSERT transaction (the row lock serialises both)
+            k = ctx.sizes.durable_changes
+            durable = publisher.changes(target, None, k, budget)
+            bare_writes = publisher.bare_writes(seat.project_id, k, budget)
 
             def send(r: float | None, c: int) -> dict[str, Any]:
                 return publisher.changes(target, r, c, budget)
 
+            def send_raw(r: float | None, c: int) -> dict[str, Any]:
+                return publisher.raw(target, r, c, budget)
+
             phase(pool, meter, send, None, 3)  # warm up
+            paced_figures = phase(
+                pool, meter, send, rate, paced, ctx.profile_path(f"broadcast-n{n}-paced")
+            )
+            # durable and hub-only bursts alternate, so both see the same machine
+            bursts, raw_bursts = [], []
+            for i in range(ctx.sizes.broadcast_repeats):
+                bursts.append(
+                    phase(
+                        pool,
+                        meter,
+                        send,
+                        None,
+                        burst,
+                        ctx.profile_path(f"broadcast-n{n}-burst-{i}"),
+                    )
+                )
+                raw_bursts.append(
+                    phase(
+                        pool,
+                        meter,
+                        send_raw,
+                        None,
+                        burst,
+                        ctx.profile_path(f"broadcast-n{n}-raw-{i}"),
+                    )
+                )
             return {
                 "subscribed": pool.ready["subscribed"],
                 "connect_errors": pool.ready["errors"],
-                "paced": phase(
-                    pool, meter, send, rate, paced, ctx.profile_path(f"broadcast-n{n}-paced")
-                ),
-                "burst": phase(
-                    pool, meter, send, None, burst, ctx.profile_path(f"broadcast-n{n}-burst")
-                ),
+                "paced": paced_figures,
+                "burst": bursts[0],
+                "bursts": bursts,
+                "raw_bursts": raw_bursts,
+                "changes_per_s": _per_s(durable),
+                "bare_writes_per_s": _per_s(bare_writes),
                 "web_rss_bytes": Meter(web.pid).rss_bytes(),
             }
     finally:
@@ -191,7 +234,58 @@ def run(ctx: Context) -> Section:
             f">= {t.broadcast_fraction_of_bare:.0%} of limit",
             verdict(ratio >= t.broadcast_fraction_of_bare),
         )
+        bare_us = _per_frame(bare["bursts"])
+        raw_us = _per_frame(cf["raw_bursts"])
+        durable_us = _per_frame(cf["bursts"])
+        if bare_us and raw_us:
+            section.row(
+                f"N={n} CPU us/delivery, hub only",
+                f"{_range(raw_us)} ({_range([r / median(bare_us) for r in raw_us], 2)}x)",
+                f"bare {_range(bare_us)}",
+                f"<= {t.delivery_cpu_over_bare:g}x bare" if n == 1000 else "",
+                verdict(median(raw_us) <= t.delivery_cpu_over_bare * median(bare_us))
+                if n == 1000
+                else "",
+            )
+        if raw_us and durable_us:
+            section.row(
+                f"N={n} CPU us/delivery, durable",
+                f"{_range(durable_us)} ({_range([d / median(raw_us) for d in durable_us], 2)}x)",
+                f"hub only {_range(raw_us)}",
+                f"<= {t.durable_over_raw:g}x hub only" if n == 1000 else "",
+                verdict(median(durable_us) <= t.durable_over_raw * median(raw_us))
+                if n == 1000
+                else "",
+            )
+        if cf.get("changes_per_s"):
+            section.row(
+                f"N={n} one project's changes/s",
+                f"{fmt(cf['changes_per_s'])}/s (publish_change, back to back, no subscriber)",
+                f"bare UPDATE+INSERT {fmt(cf['bare_writes_per_s'])}/s",
+            )
     return section
+
+
+def _per_s(sent: dict[str, Any]) -> float:
+    """Calls per second of a back-to-back run."""
+    count: float = sent["count"]
+    span: float = sent["last"] - sent["first"]
+    return round(count / max(1e-9, span), 1)
+
+
+def _per_frame(phases: list[dict[str, Any]]) -> list[float]:
+    """Server CPU per delivered frame (us) of each phase that delivered something."""
+    return [p["server_us_per_frame"] for p in phases if p.get("server_us_per_frame")]
+
+
+def _range(values: list[float], digits: int = 1) -> str:
+    """`lo-hi` of `values` (one value alone when they are all the same)."""
+    lo, hi = min(values), max(values)
+    return (
+        f"{lo:.{digits}f}"
+        if f"{lo:.{digits}f}" == f"{hi:.{digits}f}"
+        else (f"{lo:.{digits}f}-{hi:.{digits}f}")
+    )
 
 
 def _lat(phase_figures: dict[str, Any]) -> str:

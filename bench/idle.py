@@ -6,8 +6,14 @@ code and the first pool connections are in the baseline; RSS per connection is
 (RSS with N - baseline) / N once the connections settled. Clients connect at a gentle,
 bounded pace (this is not the storm: 5. is), so the figure is memory, not a queue.
 
-The limit beside it is the floor of the stack: uvicorn + Starlette with the same
-websocket options and an endpoint that only reads (bench/bare_asgi.py).
+The limit beside it is the bare `websockets` server (bench/bare.py) holding the same
+clients; the floor of canvasflow's own stack — uvicorn + Starlette with the same
+websocket options and an endpoint that only reads (bench/bare_asgi.py) — is shown too.
+
+Then the connect storm: N clients connecting 40 at a time (the idle run above) and all
+N at once, against a fresh web process, every one of them subscribing; the time until
+all are subscribed is reported beside the bare server's time until all are connected,
+with every refusal (closes with 1013, `unavailable` answers) counted.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.bare import BareServer
 from bench.clients import ClientPool, processes_for
 from bench.plan import Context
 from bench.profile import sampled
@@ -52,9 +59,16 @@ class FloorProc(Proc):
 
 
 def measure(
-    ctx: Context, server: Any, n: int, seats: list[Seat], profile: Path | None = None
+    ctx: Context,
+    server: Any,
+    n: int,
+    seats: list[Seat],
+    profile: Path | None = None,
+    concurrency: int = CONNECT_CONCURRENCY,
+    idle: bool = True,
 ) -> dict[str, Any]:
-    """One fresh server process (canvasflow or the floor) holding `n` idle clients."""
+    """One fresh server process (canvasflow or the floor) holding `n` idle clients, which
+    connect `concurrency` at a time (without `idle`: only how long they took)."""
     settle_s = ctx.sizes.idle_settle_s
     server.start()
     try:
@@ -70,13 +84,16 @@ def measure(
             [(x.project_id, x.token) for x in seats[:n]],
             processes_for(n),
             connect_timeout_s=ctx.sizes.connect_timeout_s,
-            connect_concurrency=CONNECT_CONCURRENCY,
+            connect_concurrency=concurrency,
             backoff=ctx.backoff,
         ) as pool:
             connect_s = time.monotonic() - t0
-            time.sleep(settle_s)
-            with sampled(server.pid, profile) as prof, CpuWindow(meter) as cpu:
-                time.sleep(ctx.sizes.idle_window_s)
+            prof: dict[str, Any] = {}
+            cpu = None
+            if idle:
+                time.sleep(settle_s)
+                with sampled(server.pid, profile) as prof, CpuWindow(meter) as cpu:
+                    time.sleep(ctx.sizes.idle_window_s)
             rss = meter.rss_bytes()
             status = pool.status()
     finally:
@@ -89,10 +106,48 @@ def measure(
         "baseline_rss_bytes": baseline,
         "rss_bytes": rss,
         "rss_per_connection_kb": round((rss - baseline) / max(1, held) / 1024, 1),
-        "idle_cpu_percent": round(cpu.percent, 2),
+        "idle_cpu_percent": round(cpu.percent, 2) if cpu else None,
+        "connect_concurrency": concurrency,
         "errors": status["errors"],
         **({"profile": prof} if prof else {}),
     }
+
+
+def measure_bare(ctx: Context, n: int, concurrency: int) -> dict[str, Any]:
+    """The bare websockets server holding `n` idle clients (RSS per connection, and how
+    long they took to connect `concurrency` at a time)."""
+    settle_s = ctx.sizes.idle_settle_s
+    with BareServer(free_port()) as bare:
+        meter = Meter(bare.pid)
+        with ClientPool(bare.url, [("", "")], 1, subscribe=False):
+            time.sleep(settle_s)
+            baseline = meter.rss_bytes()
+        t0 = time.monotonic()
+        with ClientPool(
+            bare.url,
+            [("", "")] * n,
+            processes_for(n),
+            subscribe=False,
+            connect_timeout_s=ctx.sizes.connect_timeout_s,
+            connect_concurrency=concurrency,
+        ):
+            connect_s = time.monotonic() - t0
+            time.sleep(settle_s)
+            rss = meter.rss_bytes()
+            held = bare.count()
+    return {
+        "clients": n,
+        "connected": held,
+        "connect_s": round(connect_s, 1),
+        "rss_per_connection_kb": round((rss - baseline) / max(1, held) / 1024, 1),
+        "connect_concurrency": concurrency,
+    }
+
+
+def _refusals(figures: dict[str, Any]) -> int:
+    """Closes with 1013 and `unavailable` answers among a run's client errors."""
+    errors = figures.get("errors") or {}
+    return int(errors.get("closed:1013", 0)) + int(errors.get("frame:unavailable", 0))
 
 
 def run(ctx: Context) -> Section:
@@ -104,23 +159,46 @@ def run(ctx: Context) -> Section:
     biggest = max(ctx.sizes.idle_clients)
     seats = asyncio.run(make_seats(ctx.services.database_url, biggest, users=max(1, biggest // 10)))
     limit_kb = ctx.targets.idle_rss_per_conn_kb
+    ratio = ctx.targets.idle_rss_over_bare
     for n in ctx.sizes.idle_clients:
         cf = measure(ctx, ctx.web(), n, seats, ctx.profile_path(f"idle-n{n}"))
         floor = measure(ctx, FloorProc(ctx), n, seats)
-        section.figures[f"n={n}"] = {"canvasflow": cf, "floor": floor}
-        graded = n == biggest
+        bare = (
+            measure_bare(ctx, n, CONNECT_CONCURRENCY)
+            if ctx.sizes.idle_storm
+            else {"rss_per_connection_kb": float("nan"), "connect_s": float("nan")}
+        )
+        figures = {"canvasflow": cf, "bare": bare, "floor": floor}
+        storms = [(f"{CONNECT_CONCURRENCY} at a time", cf, bare)]
+        if ctx.sizes.idle_storm:
+            figures["storm"] = measure(ctx, ctx.web(), n, seats, concurrency=n, idle=False)
+            figures["bare_storm"] = measure_bare(ctx, n, n)
+            storms.append(("all at once", figures["storm"], figures["bare_storm"]))
+        section.figures[f"n={n}"] = figures
+        graded = n >= 5000 or n == biggest
+        per_conn, bare_kb = cf["rss_per_connection_kb"], bare["rss_per_connection_kb"]
         section.row(
             f"N={n} RSS per connection",
-            f"{fmt(cf['rss_per_connection_kb'])} KB ({cf['subscribed']} held)",
-            f"{fmt(floor['rss_per_connection_kb'])} KB (stack floor)",
-            f"<= {limit_kb:g} KB" if graded else "",
-            verdict(cf["rss_per_connection_kb"] <= limit_kb and cf["subscribed"] == n)
+            f"{fmt(per_conn)} KB ({cf['subscribed']} held; {per_conn / max(0.1, bare_kb):.2f}x)",
+            f"bare {fmt(bare_kb)} KB; stack floor {fmt(floor['rss_per_connection_kb'])} KB",
+            f"<= {limit_kb:g} KB, <= {ratio:g}x bare" if graded else "",
+            verdict(per_conn <= limit_kb and per_conn <= ratio * bare_kb and cf["subscribed"] == n)
             if graded
             else "",
         )
         section.row(
             f"N={n} idle web CPU",
             f"{fmt(cf['idle_cpu_percent'], digits=2)} %",
-            f"{fmt(floor['idle_cpu_percent'], digits=2)} %",
+            f"{fmt(floor['idle_cpu_percent'], digits=2)} % (stack floor)",
         )
+        for label, ours, theirs in storms:
+            refused = _refusals(ours)
+            section.row(
+                f"N={n} storm, {label}",
+                f"all subscribed in {fmt(ours['connect_and_subscribe_s'])} s "
+                f"({ours['subscribed']}/{n}; {refused} refused)",
+                f"bare: all connected in {fmt(theirs['connect_s'])} s",
+                "every one subscribed, 0 refused",
+                verdict(ours["subscribed"] == n and refused == 0),
+            )
     return section

@@ -46,12 +46,14 @@ async def _paced(count: int, rate: float | None, budget_s: float) -> Any:
 
 
 async def _run(config: PublisherConfig, conn: Connection) -> None:
+    import msgspec
     from redis.asyncio import Redis
 
-    from common.protocol.events import NodeUpdated
+    from common.protocol.events import NodeUpdated, encode_bus, event_of
     from db import nodes as node_queries
-    from db.changes import Store, publish_change, publish_progress
+    from db.changes import Store, publish_change, publish_progress, publish_raw
     from db.connect import make_database
+    from db.projects import current_seq
 
     db = make_database(config.database_url)
     await db.connect()
@@ -108,6 +110,55 @@ async def _run(config: PublisherConfig, conn: Connection) -> None:
         await asyncio.gather(*in_flight.values())
         return {"first": t0, "last": time.monotonic(), "count": sent, "durations_s": durations}
 
+    async def raw(
+        targets: list[tuple[str, str]], rate: float | None, count: int, budget_s: float
+    ) -> dict[str, Any]:
+        """The same node-updated events as `changes`, straight to Redis (publish_raw): no
+        transaction, no log. The hub's share of a delivery without Postgres's. The project's
+        seq is moved past them at the end, so durable changes carry on after them."""
+        ids = [(UUID(p), UUID(n)) for p, n in targets]
+        seqs: dict[UUID, int] = {}
+        nodes: dict[UUID, Any] = {}
+        for project_id, node_id in ids:
+            seqs[project_id] = int(await current_seq(store.db, project_id) or 0)
+            nodes[node_id] = await node_queries.get_node(store.db, node_id)
+        t0 = time.monotonic()
+        sent = 0
+        async for i in _paced(count, rate, budget_s):
+            project_id, node_id = ids[i % len(ids)]
+            seqs[project_id] += 1
+            node = msgspec.structs.replace(
+                nodes[node_id], data={**nodes[node_id].data, "t": time.monotonic()}
+            )
+            event = event_of(project_id, seqs[project_id], NodeUpdated(node=node))
+            await publish_raw(store, project_id, encode_bus(event))
+            sent += 1
+        for project_id, seq in seqs.items():
+            await store.db.execute(
+                "UPDATE projects SET seq = :seq WHERE id = :id", {"seq": seq, "id": project_id}
+            )
+        return {"first": t0, "last": time.monotonic(), "count": sent}
+
+    async def bare_writes(project_id: str, count: int) -> dict[str, Any]:
+        """The limit of one project's changes: publish_change's two writes (the seq bump under
+        the row lock, the event-log INSERT) in one transaction each, back to back, with no
+        change applied and nothing published."""
+        pid = UUID(project_id)
+        t0 = time.monotonic()
+        for _ in range(count):
+            async with store.db.transaction():
+                seq = await store.db.fetch_val(
+                    "UPDATE projects SET seq = seq + 1, updated_at = now() WHERE id = :id "
+                    "RETURNING seq",
+                    {"id": pid},
+                )
+                await store.db.execute(
+                    "INSERT INTO events (project_id, seq, kind, data) "
+                    "VALUES (:project_id, :seq, 'bench.bare', CAST(CAST(:data AS text) AS json))",
+                    {"project_id": pid, "seq": seq, "data": '{"t": 0}'},
+                )
+        return {"first": t0, "last": time.monotonic(), "count": count}
+
     async def progress(
         targets: list[tuple[str, str]], rate: float | None, count: int, budget_s: float
     ) -> dict[str, Any]:
@@ -135,6 +186,10 @@ async def _run(config: PublisherConfig, conn: Connection) -> None:
                 continue
             if command[0] == "changes":
                 conn.send(("done", await changes(*command[1:])))
+            elif command[0] == "bare_writes":
+                conn.send(("done", await bare_writes(*command[1:])))
+            elif command[0] == "raw":
+                conn.send(("done", await raw(*command[1:])))
             elif command[0] == "progress":
                 conn.send(("done", await progress(*command[1:])))
             elif command[0] == "stop":
@@ -181,6 +236,16 @@ class Publisher:
     ) -> dict[str, Any]:
         """Publish `count` node updates at `rate`/s (None: back to back) within `budget_s`."""
         return self._run(("changes", targets, rate, count, budget_s), budget_s + 30)
+
+    def raw(
+        self, targets: list[tuple[str, str]], rate: float | None, count: int, budget_s: float
+    ) -> dict[str, Any]:
+        """Publish `count` node-updated events with publish_raw (no Postgres) at `rate`/s."""
+        return self._run(("raw", targets, rate, count, budget_s), budget_s + 30)
+
+    def bare_writes(self, project_id: str, count: int, budget_s: float) -> dict[str, Any]:
+        """`count` bare seq-bump + event-log transactions on one project, back to back."""
+        return self._run(("bare_writes", project_id, count), budget_s + 30)
 
     def progress(
         self, targets: list[tuple[str, str]], rate: float | None, count: int, budget_s: float

@@ -286,6 +286,7 @@ class CpuSplit:
         cores = psutil.cpu_count() or 1
         self.figures = {
             "server_cpu_percent": round(self.server.percent, 1),
+            "server_cpu_s": round(self.server.cpu_s, 4),
             "clients_cpu_percent": round(sum(c.percent for c in self.clients), 1),
             "machine_busy_percent": round(100 * busy / wall, 1) if wall > 0 else float("nan"),
             "machine_cores": cores,

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from common.config import ConfigError, Settings, load_settings
 from db.changes import ProjectGone, Store
@@ -45,7 +46,7 @@ from server.login_guard import make_login_guard
 from server.present import Presenter
 from server.queue_ticker import QueueTicker
 from server.realtime import Hub, HubConfig
-from server.realtime.endpoint import websocket_endpoint
+from server.realtime.endpoint import serve_websocket, websocket_endpoint
 from server.state import AppState
 from tasks.providers.auto import make_image_provider, make_provider
 from tasks.queue import open_queue
@@ -143,6 +144,19 @@ def routes() -> list[BaseRoute]:
     ]
 
 
+class App(Starlette):
+    """canvasflow's Starlette app, with `GET /ws` served from the entry itself."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Websockets on /ws go straight to the endpoint; everything else through Starlette."""
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            # what Starlette's own entry does first, so app_state() finds the app
+            scope["app"] = self
+            await serve_websocket(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, hub_config: HubConfig | None = None) -> Starlette:
     """The ASGI app. DATABASE_URL and REDIS_URL must be set (`canvasflow dev` sets them).
 
@@ -205,7 +219,7 @@ def create_app(settings: Settings | None = None, hub_config: HubConfig | None = 
     handlers = dict(EXCEPTION_HANDLERS)
     handlers[ProjectGone] = _project_gone
     handlers[NodeDataTooLarge] = _node_data_too_large
-    return Starlette(
+    return App(
         routes=routes(),
         lifespan=lifespan,
         exception_handlers=handlers,

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import msgspec
@@ -114,7 +115,12 @@ def session_hash(conn: HTTPConnection) -> bytes | None:
     return hash_token(token) if token else None
 
 
-async def authenticate(conn: HTTPConnection) -> User | None:
+#: how a session's user is looked up by the hash of its token (the websocket handshake
+#: passes one that queues and shares lookups: server/realtime/reads.py)
+SessionLookup = Callable[[bytes], Awaitable[User | None]]
+
+
+async def authenticate(conn: HTTPConnection, lookup: SessionLookup | None = None) -> User | None:
     """The user behind the request's session, or None."""
     if "user" in conn.scope.get("state", {}):
         user: User | None = conn.state.user
@@ -122,8 +128,11 @@ async def authenticate(conn: HTTPConnection) -> User | None:
     token, from_cookie = _token_from(conn)
     user = None
     if token:
-        store = app_state(conn).store
-        user = await sessions.user_for_session(store.db, hash_token(token))
+        if lookup is None:
+            store = app_state(conn).store
+            user = await sessions.user_for_session(store.db, hash_token(token))
+        else:
+            user = await lookup(hash_token(token))
     conn.state.user = user
     conn.state.cookie_auth = from_cookie and user is not None
     if user is not None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from common.config import load_settings
 
@@ -28,18 +30,21 @@ def ensure_services(data_dir: Path) -> list[str]:
     return started
 
 
-def run_web(host: str, port: int, workers: int = 1) -> None:
-    """Serve the web process with uvicorn."""
+def run_web(host: str, port: int, workers: int = 1, reuse_port: bool = False) -> None:
+    """Serve the web process with uvicorn.
+
+    Several web processes can share one port: `workers` > 1 has uvicorn fork that many
+    from one listening socket; `reuse_port` binds this process's socket with
+    SO_REUSEPORT, so independently started `canvasflow web --reuse-port` processes share
+    the port and the kernel spreads new connections evenly over them. Each process runs
+    its own hub; Redis carries every event to all of them.
+    """
     import uvicorn
 
     from server.serving import uvicorn_options
 
-    uvicorn.run(
-        "server.app:create_app",
+    options: dict[str, Any] = dict(
         factory=True,
-        host=host,
-        port=port,
-        workers=workers,
         # many small JSON frames: per-message deflate costs ~50 KiB a socket for little gain
         ws_per_message_deflate=False,
         ws_max_size=64 * 1024,
@@ -51,6 +56,29 @@ def run_web(host: str, port: int, workers: int = 1) -> None:
         # trusted proxies, the connection limit and the header-read timeout (server/serving.py)
         **uvicorn_options(load_settings()),
     )
+    if reuse_port:
+        config = uvicorn.Config("server.app:create_app", workers=workers, **options)
+        sock = reuse_port_socket(host, port)
+        if workers > 1:
+            from uvicorn.supervisors import Multiprocess
+
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            uvicorn.Server(config).run(sockets=[sock])
+        return
+    uvicorn.run("server.app:create_app", host=host, port=port, workers=workers, **options)
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port) that other processes may bind too."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 def worker_command() -> list[str]:
@@ -72,11 +100,13 @@ def cmd_web(args: argparse.Namespace) -> int:
     from server.dev import DevError, check_port
 
     try:
-        check_port(args.host, args.port, "web")
+        # a port shared on purpose (SO_REUSEPORT) is busy by design
+        if not args.reuse_port:
+            check_port(args.host, args.port, "web")
     except DevError as exc:
         print(exc, file=sys.stderr)
         return 1
-    run_web(args.host, args.port, args.workers)
+    run_web(args.host, args.port, args.workers, args.reuse_port)
     return 0
 
 
@@ -131,7 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web", help="run the web process")
     web.add_argument("--host", default=defaults.host, help="default $HOST, else 0.0.0.0")
     web.add_argument("--port", type=int, default=defaults.port, help="default $PORT, else 8000")
-    web.add_argument("--workers", type=int, default=1)
+    web.add_argument(
+        "--workers", type=int, default=1, help="web processes forked on one socket (default 1)"
+    )
+    web.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="bind with SO_REUSEPORT: several canvasflow web processes share the port",
+    )
     web.set_defaults(func=cmd_web)
     worker = sub.add_parser("worker", help="run an arq worker")
     worker.set_defaults(func=cmd_worker)

@@ -32,6 +32,7 @@ from typing import Any, cast
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from common.config import Settings
+from server.realtime.wire import HubWebSocketProtocol
 
 log = logging.getLogger(__name__)
 
@@ -256,4 +257,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "proxy_headers": bool(settings.trusted_proxies),
         "forwarded_allow_ips": list(settings.trusted_proxies),
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        # uvicorn's sans-I/O websockets protocol, letting the hub write pre-built frames
+        # straight to the socket and hear client frames by callback (server/realtime/wire.py)
+        "ws": HubWebSocketProtocol,
     }

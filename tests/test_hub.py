@@ -27,6 +27,7 @@ from db.changes import Store
 from server.present import Presenter
 from server.realtime import Hub, HubConfig
 from server.realtime.endpoint import TokenBucket
+from server.realtime.framing import payload_of
 from server.realtime.ordering import Sequencer
 from server.realtime.outbox import Outbox
 from server.realtime.subscription import Peer, Subscription
@@ -111,34 +112,34 @@ def test_sequencer_caps_what_it_holds() -> None:
 def test_outbox_fails_with_slow_consumer_when_full() -> None:
     """A full outbox closes with 4008, drops what it held and refuses more."""
     box = Outbox(3)
-    assert all(box.offer(f"f{i}") for i in range(3))
-    assert not box.offer("f3")
+    assert all(box.offer(f"f{i}".encode()) for i in range(3))
+    assert not box.offer(b"f3")
     assert box.close_code == CloseCode.SLOW_CONSUMER and box.failed.is_set()
     assert box.take() is None and box.done
-    assert not box.offer("f4")
+    assert not box.offer(b"f4")
 
 
 def test_outbox_drops_progress_ticks_when_half_full() -> None:
     """Droppable frames are dropped at half the capacity; the others still fit."""
     box = Outbox(4)
-    assert box.offer("a", droppable=True) and box.offer("b", droppable=True)
-    assert not box.offer("c", droppable=True)
+    assert box.offer(b"a", droppable=True) and box.offer(b"b", droppable=True)
+    assert not box.offer(b"c", droppable=True)
     assert box.dropped == 1
-    assert box.offer("d") and box.offer("e")
+    assert box.offer(b"d") and box.offer(b"e")
     assert box.open
-    assert [box.take() for _ in range(4)] == ["a", "b", "d", "e"]
+    assert [box.take() for _ in range(4)] == [b"a", b"b", b"d", b"e"]
 
 
 async def test_outbox_finish_drains_before_closing() -> None:
     """finish() lets the queued frames out, then next() ends; fail() ends at once."""
     box = Outbox(10)
-    box.offer("a")
-    box.offer("b")
+    box.offer(b"a")
+    box.offer(b"b")
     box.finish(CloseCode.TOO_MANY_ERRORS, "too many errors")
-    assert not box.offer("c")
-    assert [await box.next(), await box.next(), await box.next()] == ["a", "b", None]
+    assert not box.offer(b"c")
+    assert [await box.next(), await box.next(), await box.next()] == [b"a", b"b", None]
     other = Outbox(10)
-    other.offer("a")
+    other.offer(b"a")
     other.fail(CloseCode.GOING_AWAY, "bye")
     assert await other.next() is None and other.close_code == 1001
 
@@ -149,8 +150,8 @@ async def test_outbox_next_waits_for_a_frame() -> None:
     waiter = asyncio.create_task(box.next())
     await until(lambda: box._wake is not None, "the writer to wait on its wake-up", interval_s=0)
     assert not waiter.done()
-    box.offer("x")
-    assert await asyncio.wait_for(waiter, 1) == "x"
+    box.offer(b"x")
+    assert await asyncio.wait_for(waiter, 1) == b"x"
 
 
 def test_subscription_buffers_until_live_then_filters_by_seq() -> None:
@@ -158,21 +159,21 @@ def test_subscription_buffers_until_live_then_filters_by_seq() -> None:
     peer = Peer(uuid4(), Outbox(10))
     sub = Subscription(peer, UUID(int=1))
     for seq in (4, 5, 6):
-        assert sub.deliver(seq, f"e{seq}")
+        assert sub.deliver(seq, f"e{seq}".encode())
     assert peer.outbox.frames == deque_of()
     sub.seq = 5  # the snapshot was at 5
     assert sub.go_live()
-    assert list(peer.outbox.frames) == ["e6"]
-    assert sub.deliver(6, "e6") and sub.deliver(7, "e7")
-    assert list(peer.outbox.frames) == ["e6", "e7"]
-    assert not sub.deliver(9, "e9"), "a gap is reported, not sent"
-    assert list(peer.outbox.frames) == ["e6", "e7"]
+    assert list(peer.outbox.frames) == [b"e6"]
+    assert sub.deliver(6, b"e6") and sub.deliver(7, b"e7")
+    assert list(peer.outbox.frames) == [b"e6", b"e7"]
+    assert not sub.deliver(9, b"e9"), "a gap is reported, not sent"
+    assert list(peer.outbox.frames) == [b"e6", b"e7"]
 
 
 def test_subscription_reports_a_gap_in_its_buffer() -> None:
     """go_live refuses to jump over a seq its buffer lacks."""
     sub = Subscription(Peer(uuid4(), Outbox(10)), UUID(int=1))
-    sub.deliver(7, "e7")
+    sub.deliver(7, b"e7")
     sub.seq = 5
     assert not sub.go_live()
 
@@ -187,7 +188,7 @@ def test_peer_closes_after_too_many_errors() -> None:
     assert peer.outbox.open
     peer.client_error(protocol.ErrorCode.MALFORMED_JSON, "bad")
     assert peer.outbox.close_code == CloseCode.TOO_MANY_ERRORS and peer.outbox.draining
-    frames = [protocol.decode_server(f) for f in peer.outbox.frames]
+    frames = [protocol.decode_server(payload_of(f)) for f in peer.outbox.frames]
     assert [f.code for f in frames if isinstance(f, protocol.Error)] == [
         "malformed_json",
         "malformed_json",
@@ -256,7 +257,7 @@ async def frames_of(peer: Peer, n: int, timeout_s: float = 10) -> list[protocol.
     for _ in range(n):
         frame = await asyncio.wait_for(peer.outbox.next(), timeout_s)
         assert frame is not None
-        out.append(protocol.decode_server(frame))
+        out.append(protocol.decode_server(payload_of(frame)))
     return out
 
 

@@ -20,6 +20,7 @@ from common.protocol.mirror import Mirror
 from common.protocol.presence import Cursor, PresenceUpdate, color_of
 from db.changes import Store
 from server.realtime import HubConfig
+from server.realtime.framing import payload_of
 from server.realtime.membership import role_changes
 from server.realtime.outbox import Outbox
 from server.realtime.presence import PresenceHub
@@ -139,14 +140,14 @@ def test_a_subscription_sends_nothing_after_the_event_that_removed_its_user() ->
     sub = Subscription(peer, PROJECT)
     sub.role = protocol.Role.EDITOR
     sub.seq = 0
-    sub.deliver(1, "e1", {user: protocol.Role.VIEWER})
-    sub.deliver(2, "e2", {uuid4(): None})  # someone else's removal
-    sub.deliver(3, "e3", {user: None})
-    sub.deliver(4, "e4")
+    sub.deliver(1, b"e1", {user: protocol.Role.VIEWER})
+    sub.deliver(2, b"e2", {uuid4(): None})  # someone else's removal
+    sub.deliver(3, b"e3", {user: None})
+    sub.deliver(4, b"e4")
     assert sub.go_live()
-    assert list(peer.outbox.frames) == ["e1", "e2", "e3"]
+    assert list(peer.outbox.frames) == [b"e1", b"e2", b"e3"]
     assert sub.revoked and sub.role == protocol.Role.VIEWER
-    assert sub.deliver(5, "e5") and list(peer.outbox.frames)[-1] == "e3"
+    assert sub.deliver(5, b"e5") and list(peer.outbox.frames)[-1] == b"e3"
 
 
 def test_the_mirror_keeps_a_subscription_after_forbidden_role_and_ends_it_on_revocation() -> None:
@@ -195,7 +196,7 @@ class WatchedOutbox(Outbox):
         super().__init__(max_frames)
         self.dropped_one = asyncio.Event()
 
-    def offer(self, frame: str, droppable: bool = False) -> bool:
+    def offer(self, frame: bytes, droppable: bool = False) -> bool:
         """Offer, and note a drop."""
         taken = super().offer(frame, droppable)
         if not taken and droppable:
@@ -216,7 +217,7 @@ async def next_presence(sub: Subscription, timeout_s: float = 5) -> PresenceUpda
     """The next frame queued for `sub`, which must be a presence frame."""
     frame = await asyncio.wait_for(sub.peer.outbox.next(), timeout_s)
     assert frame is not None
-    message = protocol.decode_server(frame)
+    message = protocol.decode_server(payload_of(frame))
     assert isinstance(message, PresenceUpdate), message
     return message
 
@@ -249,14 +250,14 @@ async def test_a_client_that_lost_a_diff_gets_the_full_list(presence: PresenceHu
     await presence.join(mover)
     await next_presence(busy)
     # the busy client's queue is half full of events it has not read
-    assert busy.peer.outbox.offer("e1") and busy.peer.outbox.offer("e2")
+    assert busy.peer.outbox.offer(b"e1") and busy.peer.outbox.offer(b"e2")
     presence.update(mover.peer, protocol.Presence(project_id=PROJECT, cursor=Cursor(x=5, y=5)))
     outbox = busy.peer.outbox
     assert isinstance(outbox, WatchedOutbox)
     await asyncio.wait_for(outbox.dropped_one.wait(), 5)
-    assert busy in presence.rooms[PROJECT].stale and list(outbox.frames) == ["e1", "e2"]
+    assert busy in presence.rooms[PROJECT].stale and list(outbox.frames) == [b"e1", b"e2"]
     # it reads its events; the full list follows at the next flush, and nothing was lost
-    assert busy.peer.outbox.take() == "e1" and busy.peer.outbox.take() == "e2"
+    assert busy.peer.outbox.take() == b"e1" and busy.peer.outbox.take() == b"e2"
     full = await next_presence(busy)
     assert full.full and {u.user_id: u.cursor for u in full.users}[mover.peer.user_id] == Cursor(
         x=5, y=5
@@ -269,7 +270,7 @@ async def test_a_viewer_may_not_mark_a_node_as_being_edited(presence: PresenceHu
     await presence.join(viewer)
     await next_presence(viewer)
     presence.update(viewer.peer, protocol.Presence(project_id=PROJECT, editing=uuid4()))
-    frame = protocol.decode_server((await viewer.peer.outbox.next()) or "")
+    frame = protocol.decode_server(payload_of((await viewer.peer.outbox.next()) or b"\x81\x00"))
     assert isinstance(frame, protocol.Error) and frame.code == "forbidden_role"
     assert presence.local[viewer].state.editing is None
     # a demotion clears a marker that was allowed before

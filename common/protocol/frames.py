@@ -244,6 +244,11 @@ def encode(message: ServerMessage | ClientMessage) -> str:
     return _encoder.encode(message).decode()
 
 
+def encode_bytes(message: ServerMessage | ClientMessage) -> bytes:
+    """A message as the UTF-8 of one websocket frame (what the hub frames and sends)."""
+    return _encoder.encode(message)
+
+
 def decode_client(text: str | bytes) -> ClientMessage:
     """A client frame as its struct, or ProtocolError saying what is wrong with it."""
     try:

@@ -27,6 +27,8 @@ from common.protocol.events import AnyEvent, JobProgress, ProjectDeleted, decode
 from common.protocol.frames import ErrorCode
 from db.events import events_after
 from db.projects import current_seq
+from server.realtime.flag import Flag
+from server.realtime.framing import encode_frame, frame_text
 from server.realtime.membership import role_changes
 from server.realtime.ordering import Sequencer
 from server.realtime.subscription import Subscription
@@ -69,6 +71,24 @@ Item = bytes | Start | FillTo | Resync | Gone
 class Channel:
     """One project's stream in this process: its order, its subscribers, its worker."""
 
+    # one per followed project, most of them idle: no instance dict, Flags not Events
+    __slots__ = (
+        "closed",
+        "confirmed",
+        "gap_since",
+        "hub",
+        "inbox",
+        "name",
+        "opening",
+        "project_id",
+        "retry_at",
+        "sequencer",
+        "started",
+        "subscribers",
+        "wake",
+        "worker",
+    )
+
     def __init__(self, hub: Hub, project_id: UUID, name: str) -> None:
         self.hub = hub
         self.project_id = project_id
@@ -76,11 +96,11 @@ class Channel:
         self.sequencer = Sequencer(hub.config.max_held_events)
         self.subscribers: set[Subscription] = set()
         self.inbox: deque[Item] = deque()
-        self.wake = asyncio.Event()
+        self.wake = Flag()
         #: Redis confirmed the SUBSCRIBE on the current pub/sub connection
-        self.confirmed = asyncio.Event()
+        self.confirmed = Flag()
         #: the baseline is set: the channel delivers every seq after it
-        self.started = asyncio.Event()
+        self.started = Flag()
         self.closed = False
         self.worker: asyncio.Task[None] | None = None
         self.opening: asyncio.Task[None] | None = None
@@ -209,19 +229,19 @@ class Channel:
                     self.hub.role_changed(sub)
             metrics.WS_FRAMES_DELIVERED.labels("event").inc(delivered)
 
-    async def encode_event(self, event: AnyEvent) -> str:
-        """An `event` frame, its URLs signed now."""
+    async def encode_event(self, event: AnyEvent) -> bytes:
+        """An `event` frame (wire bytes), its URLs signed now."""
         try:
             event = await self.hub.presenter.event(event)
         except Exception:
             # an event whose data cannot be presented still carries its seq: send it as is
             log.exception("presenting %s event %d failed", event.kind, event.seq)
-        return frames.encode(event)
+        return encode_frame(event)
 
     def _fan_out_progress(self, payload: bytes, tick: JobProgress) -> None:
         """A progress tick to every live subscriber; droppable, so never a reason to close."""
         # the bus carries ticks in their wire shape: forward the bytes as they came
-        frame = payload.decode()
+        frame = frame_text(payload)
         delivered = 0
         for sub in self.subscribers:
             if sub.live and sub.peer.outbox.offer(frame, droppable=True):

@@ -26,8 +26,14 @@ class HubConfig:
     gap_grace_s: float = 0.05
     #: a resume further behind than this gets a snapshot instead of a replay
     replay_max_events: int = 1000
-    #: the longest a Postgres call of the hub may take
+    #: the longest a Postgres call of the hub may take, once it runs
     db_timeout_s: float = 5.0
+    #: hub reads (sessions, access, snapshots, fills) running at once; the rest queue, so
+    #: a connect storm waits its turn instead of timing out on the pool (reads.py). Below
+    #: the pool's 10 connections: REST requests keep a few
+    db_concurrency: int = 6
+    #: the longest a hub read waits for its turn before the client is told `unavailable`
+    db_queue_timeout_s: float = 60.0
     #: the longest the hub waits for Redis to confirm a SUBSCRIBE
     subscribe_confirm_timeout_s: float = 2.0
     #: reconnect delays to Redis: doubling from the first to the cap, with jitter

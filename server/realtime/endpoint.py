@@ -1,11 +1,13 @@
 """Delivery: `GET /ws`, the websocket endpoint. It checks the handshake, then only moves frames.
 
-Each connection runs a reader task (client frames → rate limit → decode →
-hub). Frames the hub queues on the connection's Outbox are written at once
-while the socket keeps up; only when a write has to wait (the socket's buffer
-is full) does a writer task take over until the queue is empty again, and a
-write that waits longer than `write_timeout_s` ends the connection (a client
-that stopped reading holds no memory for long). The hub never awaits a
+Client frames reach the connection by callback from the websocket protocol
+(server/realtime/wire.py: rate limit → decode → hub), so an idle connection
+holds no task but the one uvicorn runs the endpoint in. Frames the hub queues
+on the connection's Outbox are wire bytes, written to the socket at once while
+its buffer is below the high-water mark; only when it is not does a writer
+task take over until the queue is empty again, and a wait longer than
+`write_timeout_s` ends the connection (a client that stopped reading holds no
+memory for long). The hub never awaits a
 socket; a close is requested on the Outbox (slow consumer, too many errors,
 going away) and carried out here.
 """
@@ -16,10 +18,8 @@ import asyncio
 import contextlib
 import logging
 import time
-import types
-from collections.abc import Awaitable, Coroutine, Generator
-from typing import Any
 
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from common import metrics
@@ -27,22 +27,24 @@ from common.config import Settings
 from common.protocol import frames
 from common.protocol.frames import CloseCode, ErrorCode
 from common.protocol.presence import Presence
+from db import sessions
+from db.users import User
 from server.auth import authenticate, origin_allowed, session_hash
 from server.realtime.hub import Hub
 from server.realtime.outbox import Outbox
 from server.realtime.subscription import Peer
+from server.realtime.wire import HubWebSocketProtocol, wire_of
 from server.state import app_state
 
 Outbox.on_sample = metrics.WS_SEND_QUEUE.observe
 
 log = logging.getLogger(__name__)
 
-#: only a frame with this in it may be a presence frame (a substring test spares the
-#: decode of every other frame before its rate limit)
-
 
 class TokenBucket:
     """Allows `burst` frames at once and `rate_per_s` a second after that."""
+
+    __slots__ = ("burst", "rate_per_s", "tokens", "updated")
 
     def __init__(self, rate_per_s: float, burst: int, now: float) -> None:
         self.rate_per_s = rate_per_s
@@ -62,6 +64,23 @@ class TokenBucket:
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
     """GET /ws: authenticate the handshake, then serve the connection until it ends."""
+    connection = await _handshake(websocket)
+    if connection is not None:
+        await connection.run()
+
+
+async def serve_websocket(scope: Scope, receive: Receive, send: Send) -> None:
+    """GET /ws straight from the app's entry (server/app.py), past the middleware and the
+    router: their coroutines would stay suspended for the connection's whole life (~4.6 KB
+    of the ~27 KB tracemalloc found per idle connection, 2026-12-02)."""
+    # the WebSocket (its scope, cached headers) lives only as long as the handshake
+    connection = await _handshake(WebSocket(scope, receive, send))
+    if connection is not None:
+        await connection.run()
+
+
+async def _handshake(websocket: WebSocket) -> Connection | None:
+    """Check the handshake and accept it; the connection to serve, or None if refused."""
     state = app_state(websocket)
     hub = state.hub
     refusal = await _refusal(websocket, hub, state.settings)
@@ -71,11 +90,11 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     if refusal is not None:
         code, reason = refusal
         await websocket.close(code, reason)
-        return
+        return None
     user = websocket.state.user
     outbox = Outbox(hub.config.send_queue_max, hub.config.send_queue_max_bytes)
     peer = Peer(user.id, outbox, session=session_hash(websocket), email=user.email)
-    await Connection(websocket, hub, peer).run()
+    return Connection(wire_of(websocket), hub, peer)
 
 
 async def _refusal(websocket: WebSocket, hub: Hub, settings: Settings) -> tuple[int, str] | None:
@@ -86,7 +105,9 @@ async def _refusal(websocket: WebSocket, hub: Hub, settings: Settings) -> tuple[
     if hub.closing:
         return CloseCode.GOING_AWAY, "server shutting down"
     try:
-        user = await asyncio.wait_for(authenticate(websocket), hub.config.db_timeout_s)
+        # in the hub's turn, and shared by a session's tabs connecting at once (reads.py):
+        # a connect storm waits instead of being told to come back
+        user = await authenticate(websocket, lambda token_hash: _session_user(hub, token_hash))
     except Exception as exc:
         log.warning("websocket auth failed: %r", exc)
         return CloseCode.TRY_AGAIN_LATER, "cannot check the session now; retry"
@@ -95,11 +116,20 @@ async def _refusal(websocket: WebSocket, hub: Hub, settings: Settings) -> tuple[
     return None
 
 
-class Connection:
-    """One accepted websocket: a reader task, a writer task, and the close."""
+async def _session_user(hub: Hub, token_hash: bytes) -> User | None:
+    """The session's user, read through the hub's gate, one read per session at a time."""
+    return await hub.shared(
+        ("session", token_hash),
+        lambda: hub.db(sessions.user_for_session(hub.store.db, token_hash)),
+    )
 
-    def __init__(self, websocket: WebSocket, hub: Hub, peer: Peer) -> None:
-        self.websocket = websocket
+
+class Connection:
+    """One accepted websocket: client frames by callback, frames out straight to the socket,
+    a writer task only while the socket's buffer is full, and the close."""
+
+    def __init__(self, wire: HubWebSocketProtocol, hub: Hub, peer: Peer) -> None:
+        self.wire = wire
         self.hub = hub
         self.peer = peer
         peer.max_errors = hub.config.max_errors
@@ -115,39 +145,48 @@ class Connection:
         self.presence_bucket = TokenBucket(cfg.presence_per_s, cfg.presence_burst, now)
         #: when the client was last told its presence frames are being dropped
         self.presence_warned = float("-inf")
-        #: drains the outbox while a write waits; None while writes go straight out
+        #: drains the outbox while the socket's buffer is full; None while writes go out
         self.writer: asyncio.Task[None] | None = None
         #: a write failed: the socket is gone, there is nobody to send a close to
         self.send_failed = False
+        #: the client left (its close frame, or the connection dropped)
+        self.client_gone = False
+        #: client frames are handled (False once a close is asked for)
+        self.reading = True
+        self.stop: asyncio.Future[None] | None = None
+
+    def _stop(self) -> None:
+        """End serving: the client went, a write failed, or a close was asked for."""
+        stop = self.stop
+        if stop is None or stop.done():
+            return
+        if self.peer.outbox.close_code == CloseCode.SLOW_CONSUMER:
+            metrics.WS_RESYNCS.labels("slow_consumer").inc()
+        stop.set_result(None)
+
+    def _on_gone(self) -> None:
+        self.client_gone = True
+        self.reading = False
+        self._stop()
 
     async def run(self) -> None:
         """Serve until the client leaves or the outbox asks for a close."""
         outbox = self.peer.outbox
-        # one future, resolved by the outbox's failure or the reader's end: lighter than
-        # another task, or asyncio.wait's set and callbacks, on every connection
-        stop: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def on_fail(_: object = None) -> None:
-            if stop.done():
-                return
-            if outbox.close_code == CloseCode.SLOW_CONSUMER:
-                metrics.WS_RESYNCS.labels("slow_consumer").inc()
-            stop.set_result(None)
-
-        outbox.on_fail = on_fail
+        # one future, resolved by a close request or the client's leaving: the connection
+        # needs no task of its own beyond the one uvicorn runs it in (profile: three per
+        # connection held ~6 KB each idle; bench idle, 2026-12-02)
+        self.stop = asyncio.get_running_loop().create_future()
+        outbox.on_fail = self._stop
         outbox.sink = self._send_now
         if outbox.frames:
-            self.writer = asyncio.create_task(self._write(None))
+            self.writer = asyncio.create_task(self._write())
         self.hub.add_peer(self.peer)
-        reader = asyncio.create_task(self._read())
-        reader.add_done_callback(on_fail)
-        client_gone = False
+        self.wire.listen(self._on_message, self._on_gone)
         try:
             # 1. serve: until the client goes, a write fails, or a close is forced
-            await stop
-            if reader.done() and not reader.cancelled() and reader.exception() is None:
-                client_gone = reader.result()
-            client_gone = client_gone or self.send_failed
+            await self.stop
+            self.reading = False
+            client_gone = self.client_gone or self.send_failed
             if not client_gone and outbox.close_code is None:
                 outbox.fail(CloseCode.INTERNAL_ERROR, "internal error")
             # 2. a draining close (too many errors) lets the queued frames out first
@@ -155,48 +194,59 @@ class Connection:
             if not client_gone and outbox.draining and writer is not None:
                 with contextlib.suppress(Exception, TimeoutError):
                     await asyncio.wait_for(asyncio.shield(writer), self.hub.config.close_timeout_s)
-            client_gone = client_gone or self.send_failed
+            client_gone = self.client_gone or self.send_failed
         finally:
-            # 3. stop both tasks and leave every channel before the close goes out
+            # 3. stop writing and leave every channel before the close goes out
+            self.reading = False
             outbox.on_fail = None
             outbox.sink = None
-            stop.cancel()
-            tasks = [t for t in (reader, self.writer) if t is not None]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            self.stop.cancel()
+            if self.writer is not None:
+                self.writer.cancel()
+                await asyncio.gather(self.writer, return_exceptions=True)
             self.hub.remove_peer(self.peer)
         # 4. the close frame, bounded: a client that reads nothing cannot hold us
         if not client_gone and outbox.close_code is not None:
             with contextlib.suppress(Exception, TimeoutError):
                 await asyncio.wait_for(
-                    self.websocket.close(outbox.close_code, outbox.close_reason),
+                    self.wire.send(
+                        {
+                            "type": "websocket.close",
+                            "code": outbox.close_code,
+                            "reason": outbox.close_reason,
+                        }
+                    ),
                     self.hub.config.close_timeout_s,
                 )
 
-    def _send_now(self, frame: str) -> bool:
-        """The outbox's sink: write `frame` now; False (queue it) while a writer is busy."""
-        if self.writer is not None:
-            return False
-        try:
-            rest = _step(self.websocket.send_text(frame))
-        except Exception:
-            self._fail_send()
+    def _send_now(self, frame: bytes) -> bool:
+        """The outbox's sink: write `frame` now; False (queue it) while the socket's buffer
+        is full, with a writer to send it once the buffer drains."""
+        wire = self.wire
+        if wire.can_write and self.writer is None:
+            try:
+                wire.transport.write(frame)
+            except Exception:
+                self._fail_send()
             return True
-        if rest is not None:
-            # the socket's buffer is full: the send waits, and later frames queue behind it
-            self.writer = asyncio.create_task(self._write(rest))
-        return True
+        if self.writer is None:
+            # the buffer is past its high-water mark (or the socket is going): this frame
+            # and later ones queue, and the writer sends them or finds the socket gone
+            self.writer = asyncio.create_task(self._write())
+        return False
 
-    async def _write(self, rest: Awaitable[None] | None) -> None:
-        """Finish the send that had to wait, then send what queued meanwhile, in order."""
-        outbox = self.peer.outbox
+    async def _write(self) -> None:
+        """Send what queued, in order, each time the socket's buffer has drained."""
+        outbox, wire = self.peer.outbox, self.wire
         timeout_s = self.hub.config.write_timeout_s
         try:
-            if rest is not None:
-                await asyncio.wait_for(rest, timeout_s)
-            while (frame := outbox.take()) is not None:
-                await asyncio.wait_for(self.websocket.send_text(frame), timeout_s)
+            while True:
+                if not wire.writable.is_set():
+                    await asyncio.wait_for(wire.writable.wait(), timeout_s)
+                frame = outbox.take()
+                if frame is None:
+                    break
+                wire.write_frame(frame)
         except Exception:
             # a timeout too: the client stopped reading, and its frames only pile up
             self._fail_send()
@@ -209,46 +259,45 @@ class Connection:
         self.send_failed = True
         self.peer.outbox.fail(CloseCode.INTERNAL_ERROR, "internal error")
 
-    async def _read(self) -> bool:
-        """Handle client frames; True when the client left, False when we stop reading."""
+    def _on_message(self, text: str | bytes) -> None:
+        """One client frame (the protocol calls this as it parses it)."""
+        if not self.reading:
+            return
         peer, cfg = self.peer, self.hub.config
-        while True:
-            message = await self.websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return True
-            text = message.get("text")
-            if text is not None and _too_big(text, cfg.max_message_bytes):
-                peer.outbox.finish(CloseCode.MESSAGE_TOO_BIG, "message too big (max 64 KiB)")
-                return False
-            decoded: frames.ClientMessage | frames.ProtocolError
-            if text is None:
-                decoded = frames.ProtocolError(
-                    ErrorCode.INVALID_MESSAGE, "Send JSON in text frames, not binary."
-                )
-            else:
-                try:
-                    decoded = frames.decode_client(text)
-                except frames.ProtocolError as exc:
-                    decoded = exc
-            now = time.monotonic()
-            if isinstance(decoded, Presence):
-                # a bucket of its own: a moving cursor never eats what a subscribe needs
-                self._presence(decoded, now)
-                continue
-            allowed = (
-                isinstance(decoded, frames.Subscribe) and self.subscribes.take(now)
-            ) or self.bucket.take(now)
-            if not allowed:
-                peer.client_error(
-                    ErrorCode.RATE_LIMITED,
-                    f"More than {cfg.messages_per_s:g} frames a second; this one was ignored.",
-                )
-            elif isinstance(decoded, frames.ProtocolError):
-                peer.client_error(decoded.code, decoded.message)
-            else:
-                self._dispatch(decoded)
-            if not peer.outbox.open:
-                return False
+        if isinstance(text, str) and _too_big(text, cfg.max_message_bytes):
+            peer.outbox.finish(CloseCode.MESSAGE_TOO_BIG, "message too big (max 64 KiB)")
+            self.reading = False
+            return
+        decoded: frames.ClientMessage | frames.ProtocolError
+        if not isinstance(text, str):
+            decoded = frames.ProtocolError(
+                ErrorCode.INVALID_MESSAGE, "Send JSON in text frames, not binary."
+            )
+        else:
+            try:
+                decoded = frames.decode_client(text)
+            except frames.ProtocolError as exc:
+                decoded = exc
+        now = time.monotonic()
+        if isinstance(decoded, Presence):
+            # a bucket of its own: a moving cursor never eats what a subscribe needs
+            self._presence(decoded, now)
+            return
+        allowed = (
+            isinstance(decoded, frames.Subscribe) and self.subscribes.take(now)
+        ) or self.bucket.take(now)
+        if not allowed:
+            peer.client_error(
+                ErrorCode.RATE_LIMITED,
+                f"More than {cfg.messages_per_s:g} frames a second; this one was ignored.",
+            )
+        elif isinstance(decoded, frames.ProtocolError):
+            peer.client_error(decoded.code, decoded.message)
+        else:
+            self._dispatch(decoded)
+        if not peer.outbox.open:
+            self.reading = False
+            self._stop()
 
     def _presence(self, message: Presence, now: float) -> None:
         """A presence frame, under its own bucket: dropped (and said so, rarely) when over it."""
@@ -274,40 +323,6 @@ class Connection:
             self.hub.presence.update(self.peer, message)
         else:
             self.hub.unsubscribe(self.peer, message.project_id)
-
-
-def _step(coro: Coroutine[Any, Any, None]) -> Awaitable[None] | None:
-    """Run `coro` now, up to its end or its first suspension; None when it ended, else an
-    awaitable that finishes it (to be awaited in a task). Its exceptions propagate.
-
-    An ASGI send returns without suspending while the socket accepts data, so a frame
-    costs no task switch; only a send that must wait for the socket needs a task."""
-    try:
-        waiting_on = coro.send(None)
-    except StopIteration:
-        return None
-    return _finish(coro, waiting_on)
-
-
-@types.coroutine
-def _finish(coro: Coroutine[Any, Any, None], waiting_on: Any) -> Generator[Any, None, None]:
-    """Go on driving a coroutine that `_step` started, as a task would have."""
-    # Each value the coroutine yields (the future it waits for) goes up to the task
-    # awaiting us, which resumes us when it is done; what the task throws in
-    # (a cancellation) goes down into the coroutine.
-    while True:
-        try:
-            yield waiting_on
-        except BaseException as exc:
-            try:
-                waiting_on = coro.throw(exc)
-            except StopIteration:
-                return
-        else:
-            try:
-                waiting_on = coro.send(None)
-            except StopIteration:
-                return
 
 
 def _too_big(text: str, max_bytes: int) -> bool:

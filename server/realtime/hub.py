@@ -19,24 +19,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any, TypeVar
 from uuid import UUID
 
-from common import metrics, protocol
+from common import metrics
 from common.keys import project_channel
 from common.protocol import frames
-from common.protocol.events import AnyEvent
 from common.protocol.frames import CloseCode, ErrorCode
 from db.changes import Store
-from db.events import events_after, read_snapshot
 from db.projects import current_seq
 from server.present import Presenter
 from server.realtime.bus import Bus
+from server.realtime.catch_up import catch_up
+from server.realtime.catch_up import resync as resync_subscription
 from server.realtime.channel import Channel, Resync, Start
 from server.realtime.config import HubConfig, HubError
-from server.realtime.membership import REVOKED, admit, readmit, role_changes
+from server.realtime.membership import REVOKED, standing
 from server.realtime.presence import PresenceHub
+from server.realtime.reads import ReadGate, SingleFlight
 from server.realtime.shutdown import SignalRelay
 from server.realtime.subscription import Peer, Subscription
 from server.realtime.sweep import check_sessions, sweep_channels, sweep_loop
@@ -63,7 +64,14 @@ class Hub:
         self.peers: set[Peer] = set()
         self.closing = False
         self._by_name: dict[str, Channel] = {}
+        #: every background task the hub starts (channel workers and openers, unsubscribes,
+        #: shared reads): referenced until it ends, so none is destroyed while pending,
+        #: and cancelled on stop
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.gate = ReadGate(
+            self.config.db_concurrency, self.config.db_queue_timeout_s, self.config.db_timeout_s
+        )
+        self.flights = SingleFlight(self._spawn)
         self._sweeper: asyncio.Task[None] | None = None
         self.bus = Bus(
             redis_url,
@@ -127,16 +135,20 @@ class Hub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._no_peers.wait(), 1.0)
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
         """A background task the hub keeps a reference to until it ends."""
-        task = asyncio.create_task(coro)
+        task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
     async def db(self, call: Awaitable[T]) -> T:
-        """A Postgres call bounded by db_timeout_s."""
-        return await asyncio.wait_for(call, self.config.db_timeout_s)
+        """A Postgres call of the hub: in its turn (reads.py), then bounded by db_timeout_s."""
+        return await self.gate.read(call)
+
+    async def shared(self, key: Hashable, make: Callable[[], Awaitable[T]]) -> T:
+        """A read that concurrent callers with the same key share (reads.py)."""
+        return await self.flights.run(key, make)
 
     async def sweep(self) -> None:
         """One safety-net pass over the channels (also run every sweep_interval_s)."""
@@ -222,7 +234,12 @@ class Hub:
         project_id = sub.project_id
         # 1. Only members may follow a project (the one access decision); a stranger is
         #    told it does not exist.
-        await self.db(admit(self.store, sub))
+        #    A user's tabs subscribing at once share one check.
+        user_id = sub.peer.user_id
+        sub.role, sub.added_seq = await self.shared(
+            ("standing", user_id, project_id),
+            lambda: self.db(standing(self.store, user_id, project_id)),
+        )
         # 2. Join the channel BEFORE reading anything: from here on every event the
         #    channel delivers lands in this subscription's buffer. On the first local
         #    subscriber the channel SUBSCRIBEs in Redis and reads its baseline seq
@@ -233,105 +250,14 @@ class Hub:
         await asyncio.shield(ch.opening)
         # 3. Read the state (snapshot, or the seq and a replay for `since`) and send it.
         #    Whatever the channel delivered before we joined has a seq this read sees.
-        await self._catch_up(ch, sub, since)
+        await catch_up(self, ch, sub, since)
         # 4. Now that the client holds the project, it sees who else is here (and they it).
         if sub.presence and not sub.ended:
             await self.presence.join(sub)
 
-    async def _catch_up(self, ch: Channel, sub: Subscription, since: int | None) -> None:
-        """Send the client its state (snapshot, `subscribed`, or a replay), then go live."""
-        peer = sub.peer
-        sent = False
-        if since is not None:
-            # The channel's position will do as the state's seq: every seq up to it is
-            # committed and logged, and every later one reaches this subscription through
-            # the channel. It saves a query per resume, a storm's worth after a restart.
-            seq = ch.sequencer.last_seq
-            if seq is None or since > seq:
-                # the client may be further along than this process (it resumes from
-                # another one): Postgres decides
-                seq = await self.db(current_seq(self.store.db, ch.project_id))
-            if seq is None:
-                raise HubError(ErrorCode.PROJECT_NOT_FOUND, "No project with that id.")
-            if since == seq:
-                # 3a. the client is current: no snapshot, just the confirmation
-                peer.send(frames.Subscribed(project_id=ch.project_id, seq=seq))
-                sub.seq, sent = seq, True
-            elif sub.added_seq <= since < seq:
-                # 3b. the client missed a few: replay them from the log if it reaches back
-                #     (never from before the user joined: they were not there for those)
-                replay = await self._replay(ch.project_id, since, seq)
-                if replay is not None:
-                    peer.send(frames.Subscribed(project_id=ch.project_id, seq=since))
-                    sub.seq, sent = since, True
-                    for event in replay:
-                        frame = await ch.encode_event(event)
-                        if not sub.send(event.seq, frame, role_changes(event.data)):
-                            break  # the replay removed the user: the rest is not theirs
-                    if sub.revoked:
-                        self.role_changed(sub)
-                        return
-            # 3c. since > seq (the client is ahead, e.g. after a restore): a snapshot
-        if not sent:
-            snapshot = await self._snapshot_frame(ch.project_id)
-            if snapshot is None:
-                raise HubError(ErrorCode.PROJECT_NOT_FOUND, "No project with that id.")
-            seq, frame, members = snapshot
-            # the snapshot's own members decide: a removal after the access check shows here
-            readmit(sub, members)
-            peer.outbox.offer(frame)
-            metrics.WS_FRAMES_DELIVERED.labels("snapshot").inc()
-            sub.seq = seq
-        # 4. Then the buffered events with a greater seq, and live from here on.
-        if not sub.go_live():
-            self.resync(ch, sub, "gap")
-        self.role_changed(sub)
-
-    async def _replay(self, project_id: UUID, since: int, seq: int) -> list[AnyEvent] | None:
-        """The logged events after `since` up to `seq`, or None unless all of them are there."""
-        if seq - since > self.config.replay_max_events:
-            return None
-        events = await self.db(events_after(self.store.db, project_id, since, seq))
-        if [e.seq for e in events] != list(range(since + 1, seq + 1)):
-            return None  # pruned from the log: the client gets a snapshot
-        return events
-
-    async def _snapshot_frame(
-        self, project_id: UUID
-    ) -> tuple[int, str, list[protocol.Member]] | None:
-        """The project's snapshot, URLs signed now, encoded, and its members; None if gone."""
-        snap = await self.db(read_snapshot(self.store.db, project_id))
-        if snap is None:
-            return None
-        return snap.seq, frames.encode(await self.presenter.snapshot(snap)), snap.members
-
     def resync(self, ch: Channel, sub: Subscription, reason: str) -> None:
         """Bring one subscription back in step: buffer again and catch up from its seq."""
-        if sub.ended or not sub.live:
-            return  # a catch-up is running already and its buffer holds what came
-        metrics.WS_RESYNCS.labels(reason).inc()
-        sub.live = False
-        sub.buffer = []
-
-        async def run() -> None:
-            try:
-                await self._catch_up(ch, sub, sub.seq)
-            except asyncio.CancelledError:
-                raise
-            except HubError as exc:
-                self.end(sub)
-                sub.peer.client_error(exc.code, exc.message, sub.project_id, count=False)
-            except Exception as exc:
-                log.warning("resync of %s failed: %r", sub.project_id, exc)
-                self.end(sub)
-                sub.peer.client_error(
-                    ErrorCode.UNAVAILABLE,
-                    "The server lost track of this project; subscribe again with since.",
-                    sub.project_id,
-                    count=False,
-                )
-
-        sub.task = asyncio.create_task(run())
+        resync_subscription(self, ch, sub, reason)
 
     def role_changed(self, sub: Subscription) -> None:
         """An event changed the subscription's role: end it if revoked, else tell presence."""
@@ -371,8 +297,8 @@ class Hub:
             self.channels[project_id] = ch
             self._by_name[name] = ch
             metrics.WS_CHANNELS.set(len(self.channels))
-            ch.worker = asyncio.create_task(ch.run(), name=f"hub-channel-{name}")
-            ch.opening = asyncio.create_task(self._open_channel(ch))
+            ch.worker = self._spawn(ch.run(), name=f"hub-channel-{name}")
+            ch.opening = self._spawn(self._open_channel(ch))
             # joiners may all be gone by the time it fails: nobody else reads its error
             ch.opening.add_done_callback(_retrieve)
         return ch

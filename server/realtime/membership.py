@@ -31,15 +31,15 @@ from server.realtime.subscription import RoleChanges, Subscription
 REVOKED = "You were removed from this project; no more of its frames follow."
 
 
-async def admit(store: Store, sub: Subscription) -> None:
-    """May the subscription's user follow its project? Sets its role; HubError if not.
+async def standing(store: Store, user_id: UUID, project_id: UUID) -> tuple[Role, int]:
+    """May the user follow the project? Their role and the seq they joined at; HubError if not.
 
     A stranger is told the project does not exist, as over REST.
     """
-    decision, member = await check(store, sub.peer.user_id, sub.project_id, Action.READ)
+    decision, member = await check(store, user_id, project_id, Action.READ)
     if decision is not Decision.ALLOWED or member is None:
         raise HubError(ErrorCode.PROJECT_NOT_FOUND, "No project with that id.")
-    sub.role, sub.added_seq = member.role, member.added_seq
+    return member.role, member.added_seq
 
 
 def readmit(sub: Subscription, members: Sequence[Member]) -> None:

@@ -1,4 +1,4 @@
-"""Backpressure: a connection's bounded queue of encoded frames. Plain code: no I/O.
+"""Backpressure: a connection's bounded queue of websocket frames. Plain code: no I/O.
 
 Fan-out never awaits a client. While the socket keeps up, `offer` hands each
 frame to the connection's `sink`, which writes it at once (as websockets'
@@ -8,6 +8,9 @@ full queue — `max_frames` frames or `max_bytes` bytes — means the client
 cannot keep up: the outbox fails with SLOW_CONSUMER, the client reconnects
 and resumes with `since`, and nobody else is slowed down. Droppable frames
 (progress ticks, presence) are dropped once the queue is half full.
+
+Frames are wire bytes (server/realtime/wire.py builds them once per event), so
+`max_bytes` counts exactly what the socket will carry.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from common.protocol.frames import CloseCode
 
 
 class Outbox:
-    """A connection's bounded queue of encoded frames."""
+    """A connection's bounded queue of websocket frames (wire bytes)."""
 
     # an outbox per connection, thousands of them: no instance dict, and the two asyncio
     # Events (a deque each, ~0.7 KB) are made only when something waits on them
@@ -47,15 +50,16 @@ class Outbox:
     def __init__(self, max_frames: int, max_bytes: int = 1 << 62) -> None:
         self.max_frames = max_frames
         self.max_bytes = max_bytes
-        self.frames: deque[str] = deque()
-        #: characters of the queued frames (a frame's UTF-8 is at most 4x; JSON is ASCII-heavy)
+        self.frames: deque[bytes] = deque()
+        #: bytes of the queued frames
         self.queued_bytes = 0
         #: the connection's send-without-waiting, tried when nothing is queued: True when
         #: it took the frame (no queue, no writer wake-up), False to queue it (None: queue)
-        self.sink: Callable[[str], bool] | None = None
+        self.sink: Callable[[bytes], bool] | None = None
         self._failed = False
         self._failed_event: asyncio.Event | None = None
-        #: called once on failure: the endpoint's cheap way to hear of it (no task)
+        #: called when a close is asked for (fail or finish): the endpoint's cheap way to
+        #: hear of it (no task)
         self.on_fail: Callable[[], None] | None = None
         self.close_code: int | None = None
         self.close_reason = ""
@@ -83,7 +87,7 @@ class Outbox:
         """Whether frames are still accepted."""
         return self.close_code is None
 
-    def offer(self, frame: str, droppable: bool = False) -> bool:
+    def offer(self, frame: bytes, droppable: bool = False) -> bool:
         """Queue `frame`; False when it was not queued."""
         if self.close_code is not None:
             return False
@@ -126,8 +130,10 @@ class Outbox:
             return
         self.close_code, self.close_reason, self.draining = code, reason, True
         self._wake_writer()
+        if self.on_fail is not None:
+            self.on_fail()
 
-    def take(self) -> str | None:
+    def take(self) -> bytes | None:
         """The next frame to send, or None when there is none now."""
         if self.close_code is not None and not self.draining:
             return None
@@ -142,7 +148,7 @@ class Outbox:
         """Whether the writer has nothing more to send, ever."""
         return self.close_code is not None and (not self.draining or not self.frames)
 
-    async def next(self) -> str | None:
+    async def next(self) -> bytes | None:
         """Wait for the next frame; None once the outbox is closed (and drained)."""
         while True:
             frame = self.take()

@@ -40,12 +40,12 @@ import msgspec
 from redis.asyncio import Redis
 
 from common import metrics
-from common.protocol import frames
 from common.protocol.frames import ErrorCode
 from common.protocol.presence import Presence
 from server.access import Action, Decision, decide, forbidden_message
 from server.realtime.bus import Bus
 from server.realtime.config import HubConfig
+from server.realtime.framing import encode_frame
 from server.realtime.presence_liveness import check_loop, heartbeat_loop
 from server.realtime.presence_room import Room, TabState, proc_of
 from server.realtime.presence_store import PresenceStore, decode_message
@@ -319,7 +319,7 @@ class PresenceHub:
         diff = live.room.take_diff()
         sent = 0
         if diff is not None:
-            frame = frames.encode(diff)
+            frame = encode_frame(diff)
             for sub in live.subs:
                 if sub in live.stale:
                     continue
@@ -328,7 +328,7 @@ class PresenceHub:
                 else:
                     live.stale.add(sub)  # it missed a diff: a full list follows
         if live.stale:
-            full = frames.encode(live.room.full())
+            full = encode_frame(live.room.full())
             for sub in list(live.stale):
                 if sub.peer.outbox.offer(full, droppable=True):
                     live.stale.discard(sub)

@@ -18,6 +18,7 @@ from uuid import UUID
 from common.protocol import frames
 from common.protocol.entities import Role
 from common.protocol.frames import CloseCode, ErrorCode
+from server.realtime.framing import encode_frame
 from server.realtime.outbox import Outbox
 
 #: what an event does to roles: user id → their role after it, or None when they may no
@@ -48,7 +49,7 @@ class Peer:
 
     def send(self, message: frames.ServerMessage) -> bool:
         """Encode and queue one frame for this connection only."""
-        return self.outbox.offer(frames.encode(message))
+        return self.outbox.offer(encode_frame(message))
 
     def client_error(
         self, code: ErrorCode, message: str, project_id: UUID | None = None, count: bool = True
@@ -78,7 +79,7 @@ class Subscription:
         self.seq = -1
         self.live = False
         self.ended = False
-        self.buffer: list[tuple[int, str, RoleChanges | None]] = []
+        self.buffer: list[tuple[int, bytes, RoleChanges | None]] = []
         self.task: asyncio.Task[None] | None = None
         #: the user's role in the project as of `seq` (None until the access check)
         self.role: Role | None = None
@@ -87,8 +88,13 @@ class Subscription:
         #: an event sent on this subscription removed its user: send nothing more
         self.revoked = False
 
-    def deliver(self, seq: int, frame: str, changes: RoleChanges | None = None) -> bool:
+    def deliver(self, seq: int, frame: bytes, changes: RoleChanges | None = None) -> bool:
         """Take one event frame of the channel; False when it would leave a gap."""
+        if changes is None and self.live and seq == self.seq + 1 and not self.revoked:
+            # the common case, once per subscriber per event: the next seq, roles unchanged
+            self.seq = seq
+            self.peer.outbox.offer(frame)
+            return True
         if self.revoked:
             return True
         if not self.live:
@@ -101,7 +107,7 @@ class Subscription:
         self.send(seq, frame, changes)
         return True
 
-    def send(self, seq: int, frame: str, changes: RoleChanges | None = None) -> bool:
+    def send(self, seq: int, frame: bytes, changes: RoleChanges | None = None) -> bool:
         """Send the event `seq` (the caller checked it is next) and apply what it does to roles.
 
         False when it revoked the subscription: the caller sends nothing more.
