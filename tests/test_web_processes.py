@@ -16,10 +16,11 @@ import pytest
 
 from common import protocol
 from db.changes import Store
-from tests.conftest import Account, Services, free_port
-from tests.procs import WebProc
-from tests.waits import until
-from tests.ws_utils import WsClient, add_node, new_project
+from tests.support.accounts import Account
+from tests.support.procs import WebProc
+from tests.support.services import Services, free_port
+from tests.support.waits import until
+from tests.support.ws import WsClient, add_node, new_project
 
 #: clients opened until both processes hold some (the kernel hashes each connection)
 MAX_CLIENTS = 40
