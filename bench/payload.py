@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 
+from common.protocol.events import NodeUpdated
+
 _encode = msgspec.json.Encoder().encode
 
 
@@ -35,7 +37,7 @@ def node_updated_frame(project_id: str, seq: int, t: float) -> bytes:
         "type": "event",
         "project_id": project_id,
         "seq": seq,
-        "kind": "node.updated",
+        "kind": NodeUpdated.kind,
         "data": {"node": node},
     }
     return _encode(frame)

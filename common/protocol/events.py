@@ -252,8 +252,12 @@ def event_of(project_id: UUID, seq: int, data: P) -> Event[P]:
 AnyEvent: TypeAlias = Event[Payload | Opaque]
 
 
+#: the `type` of a progress tick (a frame of its own, not an event kind)
+PROGRESS_TYPE = "job.progress"
+
+
 class JobProgress(
-    msgspec.Struct, frozen=True, tag="job.progress", tag_field="type", omit_defaults=True
+    msgspec.Struct, frozen=True, tag=PROGRESS_TYPE, tag_field="type", omit_defaults=True
 ):
     """How far a live job is: ephemeral (no seq, not logged), may be dropped.
 

@@ -23,7 +23,7 @@ import msgspec
 
 from common import metrics
 from common.protocol import frames
-from common.protocol.events import AnyEvent, JobProgress, ProjectDeleted, decode_bus
+from common.protocol.events import PROGRESS_TYPE, AnyEvent, JobProgress, ProjectDeleted, decode_bus
 from common.protocol.frames import ErrorCode
 from db.events import events_after
 from db.projects import current_seq
@@ -246,7 +246,7 @@ class Channel:
         for sub in self.subscribers:
             if sub.live and sub.peer.outbox.offer(frame, droppable=True):
                 delivered += 1
-        metrics.WS_FRAMES_DELIVERED.labels("job.progress").inc(delivered)
+        metrics.WS_FRAMES_DELIVERED.labels(PROGRESS_TYPE).inc(delivered)
 
     async def _project_deleted(self, event: AnyEvent) -> None:
         """The last event of a project: deliver what is held, then it, then end the channel."""
