@@ -1,7 +1,7 @@
 // The canvas's context menu (right-click, double-click on the canvas, Shift+F10):
 // add a node where it was opened, paste there, or act on the selection.
 import { useEffect, useRef } from "react";
-import { ADDABLE_TYPES } from "../nodes/specs.js";
+import { ADDABLE_TYPES, NODE_SPECS } from "../nodes/specs.js";
 import { focusNode } from "./Toolbar.jsx";
 
 /** `menu` is {x, y (screen), at (flow point), kind: "pane" | "node"}. */
@@ -28,7 +28,7 @@ export function CanvasMenu({ menu, commands, onClose, onSelectAll, onFit }) {
           ["Delete", run(() => commands.deleteSelection())],
         ]
       : [
-          ...ADDABLE_TYPES.map((type) => [`Add ${type} node here`, run(() => commands.addNode(type, menu.at).then((n) => focusNode(n.id), () => {}))]),
+          ...ADDABLE_TYPES.map((type) => [`Add ${NODE_SPECS[type].title.toLowerCase()} node here`, run(() => commands.addNode(type, menu.at).then((n) => focusNode(n.id), () => {}))]),
           ["Paste here", run(() => commands.paste(menu.at))],
           ["Select all", run(onSelectAll)],
           ["Fit all nodes in view", run(onFit)],

@@ -10,6 +10,7 @@ import { CommandsContext } from "./context.js";
 import { createCommands } from "./commands.js";
 import { Flow } from "./Flow.jsx";
 import { openLive } from "./live.js";
+import { portTableFrom, setPortTable } from "./ports.js";
 import { LiveStore } from "./store.js";
 
 const LINK_LABELS = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", offline: "Offline" };
@@ -57,7 +58,11 @@ function ProjectName({ store, projectId }) {
 
 export function CanvasPage({ projectId }) {
   const app = useApp();
-  const [store] = useState(() => new LiveStore(projectId));
+  const [store] = useState(() => {
+    const s = new LiveStore(projectId);
+    s.me = app.user || null;
+    return s;
+  });
   const [commands] = useState(() => createCommands({ projectId, store, api, notify: toast }));
   const [link, setLink] = useState("connecting");
 
@@ -75,6 +80,14 @@ export function CanvasPage({ projectId }) {
       toast(message, "error", { key: "project-ended" });
       app.navigate("#/");
     };
+    // the ports the server checks links with: labelled handles and the drag rules
+    api.nodeTypes().then(
+      (answer) => {
+        setPortTable(portTableFrom(answer));
+        store.changed();
+      },
+      () => {}, // the built-in table (the same) stays
+    );
     api.getProject(projectId).then(
       (project) => store.setProject(project),
       (err) => {

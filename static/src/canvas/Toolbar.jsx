@@ -31,11 +31,11 @@ export function Toolbar({ commands, hasSelection, onHelp, zoomToSelection }) {
     <div className="toolbar" role="toolbar" aria-label="Canvas tools">
       <div className="tool-group">
         {ADDABLE_TYPES.map((type) => (
-          <Tool key={type} id={`add-${type}`} label={`Add ${type} node`} className={`tool-add tool-${type}`} onClick={() => commands.addNode(type).then((n) => focusNode(n.id), () => {})}>
+          <Tool key={type} id={`add-${type}`} label={`Add ${NODE_SPECS[type].title.toLowerCase()} node`} className={`tool-add tool-${type}`} onClick={() => commands.addNode(type).then((n) => focusNode(n.id), () => {})}>
             <span className="tool-plus" aria-hidden="true">
               +
             </span>
-            <span className="tool-label">{NODE_SPECS[type].title}</span>
+            <span className="tool-label">{NODE_SPECS[type].short || NODE_SPECS[type].title}</span>
           </Tool>
         ))}
       </div>

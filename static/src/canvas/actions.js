@@ -1,6 +1,5 @@
 // Carry out an undo-stack action (undo.js) as server changes, through the live store's
 // overlay so this tab shows each part at once and every other tab through its event.
-import { SERVER_TAKES_TARGET_PORT } from "./ports.js";
 
 const GONE = new Set(["node_not_found", "connection_not_found"]);
 
@@ -38,7 +37,7 @@ export function pasteBody(action) {
       ref: c.id,
       source: c.source,
       target: c.target,
-      ...(SERVER_TAKES_TARGET_PORT && c.port ? { target_port: c.port } : {}),
+      ...(c.port ? { target_port: c.port } : {}),
     })),
   };
 }
@@ -54,7 +53,7 @@ export async function runAction(action, { api, store, projectId }) {
       if (action.nodes.length === 0) {
         // links alone: the plain endpoint
         for (const c of action.connections) {
-          const made = await create(store, "connection", () => api.createConnection(projectId, c.source, c.target, SERVER_TAKES_TARGET_PORT ? c.port : null));
+          const made = await create(store, "connection", () => api.createConnection(projectId, c.source, c.target, c.port));
           ids.set(c.id, made.id);
         }
         return ids;

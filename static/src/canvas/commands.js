@@ -4,11 +4,14 @@
 // when it is the user's own edit, recorded for undo.
 import { CLIPBOARD_KEY, copyNodes, parseClipboard, placeClip } from "./clipboard.js";
 import { create, runAction, write } from "./actions.js";
-import { PORTS, SERVER_TAKES_TARGET_PORT, refuseConnection } from "./ports.js";
+import { PORTS, refuseConnection } from "./ports.js";
 import { UndoStack, inverse, isEmpty, planAction, remapAction } from "./undo.js";
 import { freeSpot } from "./placement.js";
 import { NODE_SPECS, nodeTitle } from "../nodes/specs.js";
-import { currentInputs, rememberInputs } from "../nodes/video-view.js";
+import { videoOptionsBody } from "../nodes/generation.js";
+import { imageRequest } from "../nodes/image-gen-view.js";
+import { currentInputs, deriveVideo, rememberInputs } from "../nodes/video-view.js";
+import { deriveImageGen } from "../nodes/image-gen-view.js";
 
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
@@ -163,7 +166,7 @@ export function createCommands({ projectId, store, api, notify }) {
       }
       const port = connection.targetHandle;
       const made = await create(store, "connection", () =>
-        api.createConnection(projectId, connection.source, connection.target, SERVER_TAKES_TARGET_PORT ? port : null),
+        api.createConnection(projectId, connection.source, connection.target, port),
       ).catch(failed("connect"));
       record({ label: "Connect", forward: { type: "create", nodes: [], connections: [{ id: made.id, source: made.source_id, target: made.target_id, port }] } });
       return made;
@@ -257,18 +260,45 @@ export function createCommands({ projectId, store, api, notify }) {
       if (!inputs.promptNode) throw new Error("Connect a prompt node first.");
       // save the prompt as shown, so every tab and a reload agree with what was generated
       await flushers.get(inputs.promptNode.id)?.();
-      const settings = {
-        resolution: node.data?.resolution || "720p",
-        duration: Number(node.data?.duration || 8),
-        aspect_ratio: node.data?.aspect_ratio || "16:9",
-      };
-      const body = { node_id: nodeId, prompt: inputs.prompt, ...settings };
-      if (inputs.imageKey) body.image_url = inputs.imageKey;
+      // the settings as the node shows them (made to fit what the model can do); the
+      // other inputs (frames, references, a clip to extend) come from the node's ports
+      const derived = deriveVideo(node, graph(), view().jobs);
+      const settings = derived.settings;
+      const body = { node_id: nodeId, prompt: currentInputs(nodeId, graph()).prompt || inputs.prompt, ...settings, ...videoOptionsBody(derived.options) };
       const job = await api.generateVideo(body);
       store.putJob(job);
       // what this take is made from, so the node can tell when its inputs change
       commands.saveData(nodeId, { inputs_by_job: rememberInputs(node.data, job.job_id, inputs, settings) }).catch(() => {});
       return job;
+    },
+
+    async generateImage(nodeId) {
+      const node = view().nodes.get(nodeId);
+      if (!node) return null;
+      const derived = deriveImageGen(node, graph(), view().jobs);
+      if (!derived.promptNode) throw new Error("Connect a prompt node first.");
+      await flushers.get(derived.promptNode.id)?.();
+      const job = await api.generateImage(imageRequest(nodeId, deriveImageGen(view().nodes.get(nodeId), graph(), view().jobs)));
+      store.putJob(job);
+      return job;
+    },
+
+    /** Make a take the node's active one: what it shows and feeds downstream. */
+    pickTake(nodeId, takeId) {
+      return write(store, "node", nodeId, { patch: { active_take_id: takeId } }, () => api.setActiveTake(nodeId, takeId)).catch(failed("choose that take"));
+    },
+
+    /** Delete a take and its media: hidden here at once, gone everywhere with its event. */
+    async deleteTake(nodeId, takeId) {
+      store.hideTake(takeId);
+      try {
+        await api.deleteTake(takeId);
+      } catch (err) {
+        if (err.code === "take_not_found") return;
+        store.hideTake(takeId, false);
+        notify(`Could not delete the take: ${err.message}`, "error");
+        throw err;
+      }
     },
 
     async cancel(jobId) {

@@ -19,20 +19,24 @@ export function createFlowMapper(derivers = {}) {
   const edgeCache = new Map();
   return function toFlow(view) {
     const graph = { nodes: view.nodes, connections: view.connections };
+    const extra = { takes: view.takes || new Map() };
+    // a viewer (or a tab that does not know its role yet) gets no edit controls
+    const canEdit = view.role === "owner" || view.role === "editor";
     const nodes = [];
     for (const node of view.nodes.values()) {
       const derive = derivers[node.type];
-      const derived = derive ? derive(node, graph, view.jobs) : null;
+      const derived = derive ? derive(node, graph, view.jobs, extra) : null;
       const selected = view.selectedNodes.has(node.id);
       const measured = view.measured.get(node.id);
       const known = nodeCache.get(node.id);
-      if (known && known.node === node && known.selected === selected && known.measured === measured && shallowEqual(known.derived, derived)) {
+      const same = known && known.node === node && known.canEdit === canEdit && shallowEqual(known.derived, derived);
+      if (same && known.selected === selected && known.measured === measured) {
         nodes.push(known.flow);
         continue;
       }
-      const data = known && known.node === node && shallowEqual(known.derived, derived) ? known.flow.data : { node, view: derived };
-      const flow = { id: node.id, type: node.type, position: { x: node.x, y: node.y }, data, selected, measured, ariaLabel: nodeTitle(node) };
-      nodeCache.set(node.id, { node, selected, measured, derived, flow });
+      const data = same ? known.flow.data : { node, view: derived, canEdit };
+      const flow = { id: node.id, type: node.type, position: { x: node.x, y: node.y }, data, selected, measured, ariaLabel: nodeTitle(node), draggable: canEdit, connectable: canEdit, deletable: canEdit };
+      nodeCache.set(node.id, { node, selected, measured, derived, canEdit, flow });
       nodes.push(flow);
     }
     for (const id of nodeCache.keys()) if (!view.nodes.has(id)) nodeCache.delete(id);

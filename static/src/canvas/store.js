@@ -56,6 +56,10 @@ export class LiveStore {
     this.selectedNodes = new Set();
     this.selectedEdges = new Set();
     this.measured = new Map();
+    /** the signed-in user ({id, email}): their role comes from the members */
+    this.me = null;
+    /** takes whose delete this tab sent: hidden at once, gone for good with their event */
+    this.hiddenTakes = new Set();
     this.version = 0;
     this.view = null;
     this.listeners = new Set();
@@ -86,6 +90,25 @@ export class LiveStore {
 
   setProject(project) {
     this.restProject = project;
+    this.changed();
+  }
+
+  setMe(user) {
+    this.me = user;
+    this.changed();
+  }
+
+  /** The signed-in user's role here: from the members (kept live by member events), else REST. */
+  role() {
+    const id = this.me?.id;
+    const member = id ? this.server.members?.get(id) : null;
+    if (member) return member.role;
+    return this.server.members?.size && id ? null : this.restProject?.role || null;
+  }
+
+  hideTake(id, hidden = true) {
+    if (hidden) this.hiddenTakes.add(id);
+    else this.hiddenTakes.delete(id);
     this.changed();
   }
 
@@ -300,6 +323,11 @@ export class LiveStore {
       nodes,
       connections,
       jobs: this.server.jobs,
+      takes: visibleTakes(this.server.takes, this.hiddenTakes),
+      members: this.server.members || new Map(),
+      presence: this.server.presence || new Map(),
+      me: this.me,
+      role: this.role(),
       selectedNodes: this.selectedNodes,
       selectedEdges: this.selectedEdges,
       measured: this.measured,
@@ -312,6 +340,14 @@ export class LiveStore {
     const entry = this.overlay[kind].get(id);
     return !!entry && (entry.local || entry.inflight > 0);
   }
+}
+
+/** The takes to draw: the server's, less those this tab is deleting. */
+function visibleTakes(takes = new Map(), hidden) {
+  if (!hidden.size) return takes;
+  const out = new Map(takes);
+  for (const id of hidden) out.delete(id);
+  return out;
 }
 
 const round = (value) => Math.round(value * 10) / 10;
