@@ -190,12 +190,13 @@ class ProjectSubscription {
           break;
         }
         this.pending = false;
+        // said first, so the end that follows knows why (access_revoked, project_not_found)
+        if (this.callbacks.onError) this.callbacks.onError(message);
         if (message.code === "unavailable" || message.code === "rate_limited") {
           this.client._retryLater(this);
         } else {
           this.end();
         }
-        if (this.callbacks.onError) this.callbacks.onError(message);
         break;
     }
   }

@@ -3,11 +3,13 @@
 
 /** An error answered by the API: `status`, machine-readable `code`, human `message`. */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    /** the error's other members: `current` and `patch` of a 409 conflict, `role`, `reason`… */
+    this.details = details;
   }
 }
 
@@ -47,6 +49,7 @@ export async function request(method, path, body, { quiet401 = false } = {}) {
       response.status,
       (error && error.code) || `http_${response.status}`,
       (error && error.message) || `The server answered ${response.status}.`,
+      error || {},
     );
     if (response.status === 401 && !quiet401 && path !== "/api/auth/login") onUnauthenticated(err);
     throw err;

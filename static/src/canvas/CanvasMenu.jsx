@@ -5,7 +5,7 @@ import { ADDABLE_TYPES, NODE_SPECS } from "../nodes/specs.js";
 import { focusNode } from "./Toolbar.jsx";
 
 /** `menu` is {x, y (screen), at (flow point), kind: "pane" | "node"}. */
-export function CanvasMenu({ menu, commands, onClose, onSelectAll, onFit }) {
+export function CanvasMenu({ menu, commands, onClose, onSelectAll, onFit, canEdit = true }) {
   const ref = useRef(null);
   useEffect(() => {
     ref.current?.querySelector('[role="menuitem"]')?.focus();
@@ -20,7 +20,7 @@ export function CanvasMenu({ menu, commands, onClose, onSelectAll, onFit }) {
     onClose();
     fn();
   };
-  const items =
+  const all =
     menu.kind === "node"
       ? [
           ["Copy", run(() => commands.copySelection())],
@@ -33,6 +33,8 @@ export function CanvasMenu({ menu, commands, onClose, onSelectAll, onFit }) {
           ["Select all", run(onSelectAll)],
           ["Fit all nodes in view", run(onFit)],
         ];
+  // a viewer changes nothing: only copying, selecting and looking around
+  const items = canEdit ? all : all.filter(([label]) => ["Copy", "Select all", "Fit all nodes in view"].includes(label));
 
   const onKeyDown = (event) => {
     const all = [...ref.current.querySelectorAll('[role="menuitem"]')];

@@ -11,6 +11,9 @@ import { createCommands } from "./commands.js";
 import { Flow } from "./Flow.jsx";
 import { openLive } from "./live.js";
 import { portTableFrom, setPortTable } from "./ports.js";
+import { PresenceAvatars } from "./PresenceAvatars.jsx";
+import { PresenceThrottle } from "./presence.js";
+import { ShareDialog } from "./ShareDialog.jsx";
 import { LiveStore } from "./store.js";
 
 const LINK_LABELS = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", offline: "Offline" };
@@ -65,6 +68,8 @@ export function CanvasPage({ projectId }) {
   });
   const [commands] = useState(() => createCommands({ projectId, store, api, notify: toast }));
   const [link, setLink] = useState("connecting");
+  const [sharing, setSharing] = useState(false);
+  const view = useSyncExternalStore(store.subscribe, store.getView);
 
   useEffect(() => {
     let over = false;
@@ -76,7 +81,12 @@ export function CanvasPage({ projectId }) {
         app.sessionEnded();
         return;
       }
-      const message = reason === "deleted" ? "This project was deleted." : "That project does not exist, or it is not yours.";
+      const message =
+        reason === "deleted"
+          ? "This project was deleted."
+          : reason === "revoked"
+            ? "You were removed from this project: it is no longer shared with you."
+            : "That project does not exist, or it is not yours.";
       toast(message, "error", { key: "project-ended" });
       app.navigate("#/");
     };
@@ -95,9 +105,34 @@ export function CanvasPage({ projectId }) {
         else if (err.status !== 401) toast(err.message, "error");
       },
     );
-    const live = openLive(projectId, store, { onStatus: setLink, onEnded: ended });
+    // this tab's presence: cursor, selection and editing marker, at most 20 frames a second
+    let live = null;
+    const presence = new PresenceThrottle((frame) => live?.sendPresence(frame) ?? false);
+    commands.attachPresence({
+      cursor: (at) => presence.update({ cursor: at ? { x: Math.round(at.x * 10) / 10, y: Math.round(at.y * 10) / 10 } : null }),
+      selection: (ids) => presence.update({ selection: ids.slice(0, 100) }),
+      // only an editor's marker: a viewer's would be refused
+      editing: (id) => (id === null || commands.canEdit()) && presence.update({ editing: id }),
+    });
+    let selection = "";
+    const unwatch = store.subscribe(() => {
+      const ids = [...store.getView().selectedNodes].sort();
+      const key = ids.join(",");
+      if (key !== selection) {
+        selection = key;
+        presence.update({ selection: ids });
+      }
+    });
+    live = openLive(projectId, store, {
+      onStatus: setLink,
+      onEnded: ended,
+      onRefused: (error) => toast(error.message, "error", { key: "refused" }),
+      onResubscribed: () => presence.resend(),
+    });
     return () => {
       over = true;
+      unwatch();
+      presence.stop();
       live.close();
     };
   }, [projectId]); // eslint-disable-line react-hooks/exhaustive-deps
@@ -108,6 +143,10 @@ export function CanvasPage({ projectId }) {
         ← Projects
       </a>
       <ProjectName store={store} projectId={projectId} />
+      <PresenceAvatars presence={view.presence} me={app.user} />
+      <button className="btn btn-ghost btn-sm share-button" type="button" id="share" onClick={() => setSharing(true)}>
+        Share
+      </button>
       <span className="link-status" id="link-status" data-state={link} role="status" title={LINK_TITLES[link] || "Connecting to the server"}>
         <span className="dot" aria-hidden="true" />
         <span className="link-text">{LINK_LABELS[link] || link}</span>
@@ -123,6 +162,20 @@ export function CanvasPage({ projectId }) {
           <Flow store={store} commands={commands} />
         </ReactFlowProvider>
       </section>
+      {sharing && (
+        <ShareDialog
+          api={api}
+          projectId={projectId}
+          members={view.members}
+          me={app.user}
+          role={view.role}
+          onClose={() => setSharing(false)}
+          onLeft={() => {
+            toast("You left the project.", "info", { key: "project-ended" });
+            app.navigate("#/");
+          }}
+        />
+      )}
     </CommandsContext.Provider>
   );
 }

@@ -5,6 +5,8 @@
 import { Background, MiniMap, Panel, ReactFlow, useReactFlow, useStore, useStoreApi } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import { CanvasMenu } from "./CanvasMenu.jsx";
+import { othersHere } from "./presence.js";
+import { RemoteCursors } from "./RemoteCursors.jsx";
 import { edgeTypes } from "./ConnectionEdge.jsx";
 import { createFlowMapper } from "./flow.js";
 import { visibleRect } from "./placement.js";
@@ -42,6 +44,8 @@ export function Flow({ store, commands }) {
   const nudge = useRef(null); // {from: Map, timer}: arrow-key moves waiting to be saved
   const [menu, setMenu] = useState(null);
   const [help, setHelp] = useState(false);
+  const canEdit = view.role === "owner" || view.role === "editor";
+  const others = useMemo(() => othersHere(view.presence, view.me?.id), [view.presence, view.me]);
 
   useEffect(() => {
     commands.attachFlow({
@@ -228,8 +232,14 @@ export function Flow({ store, commands }) {
       tabIndex={0}
       aria-label="Canvas. Drag the background to pan, scroll to zoom, Shift-drag to select; press ? for every shortcut."
       data-nodes={String(view.nodes.size)}
-      onPointerMove={(e) => (pointer.current = { x: e.clientX, y: e.clientY })}
-      onPointerLeave={() => (pointer.current = null)}
+      onPointerMove={(e) => {
+        pointer.current = { x: e.clientX, y: e.clientY };
+        commands.presence?.cursor(rf.screenToFlowPosition(pointer.current));
+      }}
+      onPointerLeave={() => {
+        pointer.current = null;
+        commands.presence?.cursor(null);
+      }}
       onPointerDownCapture={onPointerDownCapture}
       onDoubleClick={onDoubleClick}
       onDragOver={onDragOver}
@@ -245,6 +255,9 @@ export function Flow({ store, commands }) {
         onConnect={onConnect}
         onConnectEnd={onConnectEnd}
         isValidConnection={isValidConnection}
+        nodesConnectable={canEdit}
+        nodesDraggable={canEdit}
+        edgesReconnectable={false}
         onNodeClick={onNodeClick}
         onNodeDragStart={onNodeDragStart}
         onNodeDragStop={onNodeDragStop}
@@ -272,8 +285,9 @@ export function Flow({ store, commands }) {
           onClick={(_e, at) => rf.setCenter(at.x, at.y, { zoom: rf.getZoom(), duration: 0 })}
         />
         <Panel position="top-left" className="toolbar-panel">
-          <Toolbar commands={commands} hasSelection={view.selectedNodes.size > 0} onHelp={() => setHelp(true)} zoomToSelection={zoomToSelection} />
+          <Toolbar commands={commands} hasSelection={view.selectedNodes.size > 0} onHelp={() => setHelp(true)} zoomToSelection={zoomToSelection} canEdit={canEdit} />
         </Panel>
+        <RemoteCursors others={others} />
       </ReactFlow>
       {!view.loaded && (
         <div className="loading" role="status">
@@ -296,7 +310,7 @@ export function Flow({ store, commands }) {
         </div>
       )}
       <p className="canvas-help muted small">Drag to pan · Shift-drag to select · double-click to add · ? for shortcuts</p>
-      {menu && <CanvasMenu menu={menu} commands={commands} onClose={closeMenu} onSelectAll={() => store.select([...store.getView().nodes.keys()])} onFit={() => rf.fitView({ padding: 0.15, maxZoom: 1, duration: 0 })} />}
+      {menu && <CanvasMenu canEdit={canEdit} menu={menu} commands={commands} onClose={closeMenu} onSelectAll={() => store.select([...store.getView().nodes.keys()])} onFit={() => rf.fitView({ padding: 0.15, maxZoom: 1, duration: 0 })} />}
       {help && <ShortcutsDialog onClose={() => setHelp(false)} />}
     </div>
   );

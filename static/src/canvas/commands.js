@@ -63,10 +63,26 @@ export function createCommands({ projectId, store, api, notify }) {
     return remapAction(action, ids);
   }
 
+  /** Whether this user may change the project (the server refuses a viewer anyway). */
+  const canEdit = () => {
+    const role = store.role();
+    return role === "owner" || role === "editor";
+  };
+  const viewerRefusal = () => {
+    notify("You are a viewer of this project: you may look, not change.", "error", { key: "viewer" });
+  };
+
   const commands = {
     projectId,
     store,
     notify,
+    /** This tab's presence ({cursor, selection, editing}); set by the page (attachPresence). */
+    presence: null,
+    canEdit,
+
+    attachPresence(presence) {
+      commands.presence = presence;
+    },
     get canUndo() {
       return undo.canUndo;
     },
@@ -88,6 +104,10 @@ export function createCommands({ projectId, store, api, notify }) {
     // -- nodes and connections --
 
     async addNode(type, at = null) {
+      if (!canEdit()) {
+        viewerRefusal();
+        throw new Error("A viewer adds no nodes.");
+      }
       const spec = NODE_SPECS[type];
       const spot = at || freeSpot(type, flow?.visibleRect(), [...view().nodes.values()], view().measured);
       const body = { type, x: Math.round(spot.x), y: Math.round(spot.y), data: spec.defaults() };
@@ -99,6 +119,7 @@ export function createCommands({ projectId, store, api, notify }) {
 
     /** Delete nodes and connections at once; offers Undo in a toast. */
     async deleteElements(nodeIds, edgeIds = []) {
+      if (!canEdit()) return viewerRefusal();
       const g = graph();
       const nodes = nodeIds.map((id) => g.nodes.get(id)).filter(Boolean).map(snapshotOf);
       const connections = linksOf(nodes.map((n) => n.id), edgeIds);
@@ -125,6 +146,7 @@ export function createCommands({ projectId, store, api, notify }) {
 
     /** Nodes moved from `from` to `to` ([{id, from, to}]); `key` merges nudges into one undo. */
     async moveNodes(moves, { key = null } = {}) {
+      if (!canEdit()) return viewerRefusal();
       const real = moves.filter((m) => m.from.x !== m.to.x || m.from.y !== m.to.y);
       if (!real.length) return;
       const forward = { type: "move", moves: real };
@@ -132,14 +154,18 @@ export function createCommands({ projectId, store, api, notify }) {
       await runAction(forward, ctx).catch(failed("move"));
     },
 
-    /** An undoable edit of node data; `from` defaults to the values shown now. */
-    async setData(id, to, { from = null, key = null, label = "Edit" } = {}) {
+    /**
+     * An undoable edit of node data; `from` defaults to the values shown now, and
+     * `ifVersion` to the version shown now (the one the edit was made against).
+     * Throws an EditConflict (conflict.js) when someone else changed the same text.
+     */
+    async setData(id, to, { from = null, key = null, label = "Edit", ifVersion = null } = {}) {
       const node = view().nodes.get(id);
       if (!node) return;
       const before = from || Object.fromEntries(Object.keys(to).map((k) => [k, node.data?.[k] ?? null]));
       const forward = { type: "data", id, from: before, to };
       try {
-        await runAction(forward, ctx);
+        await runAction({ ...forward, ifVersion: ifVersion ?? node.version ?? null }, ctx);
       } catch (err) {
         // keep what the user typed on show: the caller retries
         store.edit("node", id, { data: to });
@@ -159,6 +185,7 @@ export function createCommands({ projectId, store, api, notify }) {
     },
 
     async connect(connection) {
+      if (!canEdit()) return viewerRefusal();
       const refused = commands.refuse(connection);
       if (refused) {
         notify(refused.message, "error", { key: "connect" });
@@ -195,6 +222,7 @@ export function createCommands({ projectId, store, api, notify }) {
     },
 
     async pasteClip(clip, at) {
+      if (!canEdit()) return viewerRefusal();
       const placed = placeClip(clip, at);
       const action = { type: "create", nodes: placed.nodes, connections: placed.connections };
       let made;
@@ -217,12 +245,14 @@ export function createCommands({ projectId, store, api, notify }) {
     // -- undo and redo --
 
     async undo() {
+      if (!canEdit()) return viewerRefusal();
       const entry = undo.takeUndo();
       if (!entry) return;
       await replay(entry, entry.backward, "Undid", (ran) => undo.pushUndone({ ...entry, forward: inverse(ran), backward: ran }));
     },
 
     async redo() {
+      if (!canEdit()) return viewerRefusal();
       const entry = undo.takeRedo();
       if (!entry) return;
       await replay(entry, entry.forward, "Redid", (ran) => undo.pushDone({ ...entry, forward: ran, backward: inverse(ran) }));

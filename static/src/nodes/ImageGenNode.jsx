@@ -10,7 +10,7 @@ import { TakeStrip } from "./TakeStrip.jsx";
 const STATUS_LABELS = { idle: "Idle", pending: "Pending", processing: "Processing", completed: "Completed", failed: "Failed", cancelled: "Cancelled" };
 
 function ImageGenNodeView({ data, selected }) {
-  const { node, view, canEdit } = data;
+  const { node, view, canEdit, presence } = data;
   const commands = useCommands();
   const [submitting, setSubmitting] = useState(false);
   const [refusal, setRefusal] = useState("");
@@ -39,7 +39,7 @@ function ImageGenNodeView({ data, selected }) {
     </span>
   );
   return (
-    <NodeCard node={node} selected={selected} badge={badge} status={status} canEdit={canEdit} inputs={{ prompt: promptValue }}>
+    <NodeCard node={node} selected={selected} badge={badge} status={status} canEdit={canEdit} presence={presence} inputs={{ prompt: promptValue }}>
       {canEdit ? (
         <>
           <div className="settings">

@@ -5,6 +5,7 @@ import { portsOf } from "../canvas/ports.js";
 import { useCommands } from "../canvas/context.js";
 import { NODE_SPECS } from "./specs.js";
 import { Port } from "./Port.jsx";
+import { PresenceMarkers } from "./PresenceMarkers.jsx";
 
 const ICONS = {
   prompt: "M4 5h16M4 10h16M4 15h10",
@@ -25,7 +26,7 @@ export function NodeIcon({ type }) {
  * `inputs` maps a port id to what the row shows (text, or {text, missing}); `badge`
  * sits in the header; `extras` is the slot under the body.
  */
-export function NodeCard({ node, selected, badge = null, inputs = {}, extras = null, className = "", status, canEdit = true, children }) {
+export function NodeCard({ node, selected, badge = null, inputs = {}, extras = null, className = "", status, canEdit = true, presence = null, children }) {
   const commands = useCommands();
   const spec = NODE_SPECS[node.type] || { title: node.type };
   const title = spec.title.toLowerCase();
@@ -44,6 +45,7 @@ export function NodeCard({ node, selected, badge = null, inputs = {}, extras = n
         <h3 className="node-title" id={titleId}>
           {spec.title}
         </h3>
+        <PresenceMarkers users={presence} />
         {badge}
         {canEdit && (
         <button

@@ -77,7 +77,7 @@ function Clip({ shown, running }) {
 }
 
 function VideoNodeView({ data, selected }) {
-  const { node, view, canEdit } = data;
+  const { node, view, canEdit, presence } = data;
   const commands = useCommands();
   const [submitting, setSubmitting] = useState(false);
   const [refusal, setRefusal] = useState("");
@@ -155,6 +155,7 @@ function VideoNodeView({ data, selected }) {
       badge={badge}
       status={status}
       canEdit={canEdit}
+      presence={presence}
       inputs={{
         prompt: promptValue,
         first_frame: imageValue,
