@@ -133,6 +133,15 @@ export function Flow({ store, commands }) {
           : { source: to.nodeId, sourceHandle: to.id, target: from.nodeId, targetHandle: from.id };
         const refused = commands.refuse(link);
         if (refused) commands.notify(refused.message, "error", { key: "connect" });
+      } else if (!state.toHandle && state.fromHandle?.type === "source") {
+        // dropped on a card with no input that fits (a prompt onto a prompt): say why
+        const point = "changedTouches" in event ? event.changedTouches[0] : event;
+        const card = document.elementFromPoint(point.clientX, point.clientY)?.closest(".react-flow__node");
+        const target = card?.dataset.id;
+        if (target && target !== state.fromHandle.nodeId) {
+          const refused = commands.refuse({ source: state.fromHandle.nodeId, sourceHandle: state.fromHandle.id, target, targetHandle: null });
+          if (refused) commands.notify(refused.message, "error", { key: "connect" });
+        }
       }
     },
     [commands],

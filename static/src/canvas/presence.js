@@ -13,7 +13,7 @@ export const PRESENCE_INTERVAL_MS = 50;
  * server knows nothing of this tab).
  */
 export class PresenceThrottle {
-  constructor(send, { intervalMs = PRESENCE_INTERVAL_MS, now = () => Date.now(), setTimer = setTimeout, clearTimer = clearTimeout } = {}) {
+  constructor(send, { intervalMs = PRESENCE_INTERVAL_MS, now = () => Date.now(), setTimer = (fn, ms) => setTimeout(fn, ms), clearTimer = (id) => clearTimeout(id) } = {}) {
     this.send = send;
     this.intervalMs = intervalMs;
     this.now = now;
