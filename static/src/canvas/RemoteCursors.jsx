@@ -1,6 +1,7 @@
 // The others' cursors, drawn live in canvas coordinates (they follow pan and zoom), each
 // in its user's colour with their email beside it.
 import { ViewportPortal } from "@xyflow/react";
+import { textOn } from "./presence.js";
 
 export function RemoteCursors({ others }) {
   const shown = others.filter((u) => u.cursor);
@@ -17,7 +18,7 @@ export function RemoteCursors({ others }) {
           <svg viewBox="0 0 16 16" width="16" height="16">
             <path d="M1 1l5 14 2-6 6-2z" fill="currentColor" stroke="#0d0f14" strokeWidth="1" />
           </svg>
-          <span className="remote-cursor-label" style={{ background: u.color }}>
+          <span className="remote-cursor-label" style={{ background: u.color, color: textOn(u.color) }}>
             {u.email}
           </span>
         </div>

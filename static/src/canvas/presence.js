@@ -93,3 +93,22 @@ export function markersByNode(others) {
   }
   return out;
 }
+
+/** Up to two letters for an avatar from an email: "ben.li@x" → "BL". */
+export function initials(email = "") {
+  const name = email.split("@")[0] || "?";
+  const parts = name.split(/[._+-]+/).filter(Boolean);
+  return ((parts[0]?.[0] || "?") + (parts[1]?.[0] || "")).toUpperCase();
+}
+
+/** Black or white, whichever reads better on the colour `hex` (#rrggbb). */
+export function textOn(hex = "#888888") {
+  const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex);
+  if (!m) return "#000000";
+  const lin = (v) => {
+    const c = parseInt(v, 16) / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  };
+  const l = 0.2126 * lin(m[1]) + 0.7152 * lin(m[2]) + 0.0722 * lin(m[3]);
+  return (l + 0.05) / 0.05 >= 1.05 / (l + 0.05) ? "#000000" : "#ffffff";
+}

@@ -1,7 +1,7 @@
 // node --test: the presence throttle and what the canvas draws of the others.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { PresenceThrottle, markersByNode, othersHere } from "./presence.js";
+import { PresenceThrottle, initials, markersByNode, othersHere, textOn } from "./presence.js";
 
 function harness() {
   let t = 0;
@@ -77,4 +77,12 @@ test("others are everyone but me; markers say who selected or edits each node", 
   assert.deepEqual(markers.get("n1"), [{ user_id: "b", email: "ben@x", color: "#222", selected: true, editing: true }]);
   assert.deepEqual(markers.get("n2"), [{ user_id: "b", email: "ben@x", color: "#222", selected: true, editing: false }]);
   assert.equal(markers.has("n3"), false);
+});
+
+test("avatars read well: black or white text on the user's colour, initials from the email", () => {
+  assert.equal(textOn("#ffe119"), "#000000");
+  assert.equal(textOn("#000075"), "#ffffff");
+  assert.equal(textOn("#4363d8"), "#ffffff");
+  assert.equal(initials("ben.li@example.com"), "BL");
+  assert.equal(initials("canvas1234@example.com"), "C");
 });
