@@ -325,7 +325,8 @@ export class LiveStore {
       jobs: this.server.jobs,
       takes: visibleTakes(this.server.takes, this.hiddenTakes),
       members: this.server.members || new Map(),
-      presence: this.server.presence || new Map(),
+      // a copy: cf-client updates its maps in place, and views are compared by reference
+      presence: new Map(this.server.presence || []),
       me: this.me,
       role: this.role(),
       selectedNodes: this.selectedNodes,
