@@ -38,7 +38,8 @@ def _check(mirror: Mirror, expect: dict[str, Any], step: Any) -> None:
         "node_status": lambda: {str(k): n.status.value for k, n in state.nodes.items()},
         "takes": lambda: sorted(str(k) for k in state.takes),
         "active_take": lambda: {
-            str(k): str(n.active_take_id) if n.active_take_id else None for k, n in state.nodes.items()
+            str(k): str(n.active_take_id) if n.active_take_id else None
+            for k, n in state.nodes.items()
         },
         "members": lambda: {str(k): m.role.value for k, m in state.members.items()},
         "presence": lambda: sorted(str(k) for k in state.presence),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, expect
@@ -39,7 +40,7 @@ async def worker(services: Services) -> AsyncIterator[WorkerHarness]:
         yield harness
 
 
-async def takes_of(tab: CanvasPage, node_id: str) -> list[dict[str, object]]:
+async def takes_of(tab: CanvasPage, node_id: str) -> list[dict[str, Any]]:
     """The node's takes as the server lists them, newest first."""
     answer = await tab.page.evaluate(
         "async (id) => (await (await fetch(`/api/nodes/${id}/takes`)).json()).takes", node_id
@@ -89,9 +90,15 @@ async def test_four_variants_make_four_takes_pick_compare_delete_and_survive_rel
     await strip.get_by_role("button", name="Use take 3 (seed 44)").click()
     await expect(strip.get_by_role("button", name="Showing take 3 (seed 44)")).to_be_visible()
     third = by_seed[44]
-    await wait_until(page, "async ([id, t]) => (await (await fetch(`/api/nodes/${id}`)).json()).active_take_id === t", [video, third["id"]])
+    await wait_until(
+        page,
+        "async ([id, t]) => (await (await fetch(`/api/nodes/${id}`)).json()).active_take_id === t",
+        [video, third["id"]],
+    )
     key = str(third["media_key"])
-    await expect(node.locator("video.video-preview")).to_have_attribute("src", re.compile(re.escape(key)))
+    await expect(node.locator("video.video-preview")).to_have_attribute(
+        "src", re.compile(re.escape(key))
+    )
 
     # compare take 2 with it, side by side
     await strip.get_by_role("button", name="Compare take 2 with the active take").click()
@@ -105,12 +112,22 @@ async def test_four_variants_make_four_takes_pick_compare_delete_and_survive_rel
     fourth = by_seed[45]
     await strip.get_by_role("button", name="Delete take 4").click()
     await expect(strip.locator(".take")).to_have_count(3)
-    await wait_until(page, "async (url) => (await fetch(url, { cache: \"no-store\" })).status === 404", fourth["media_url"])
+    await wait_until(
+        page,
+        'async (url) => (await fetch(url, { cache: "no-store" })).status === 404',
+        fourth["media_url"],
+    )
     await strip.get_by_role("button", name="Delete take 3").click()
     await expect(strip.locator(".take")).to_have_count(2)
-    await wait_until(page, "async (url) => (await fetch(url, { cache: \"no-store\" })).status === 404", third["media_url"])
+    await wait_until(
+        page,
+        'async (url) => (await fetch(url, { cache: "no-store" })).status === 404',
+        third["media_url"],
+    )
     assert await active_take(tab, video) == by_seed[42]["id"], "the newest remaining take is active"
-    await expect(node.locator("video.video-preview")).not_to_have_attribute("src", re.compile(re.escape(key)))
+    await expect(node.locator("video.video-preview")).not_to_have_attribute(
+        "src", re.compile(re.escape(key))
+    )
     await expect(strip.get_by_role("button", name="Showing take 1 (seed 42)")).to_be_visible()
 
     await page.reload()
@@ -182,7 +199,9 @@ async def test_an_image_generator_feeds_a_video_first_frame_through_labelled_por
         "async () => (await (await fetch(`/api/projects/${location.hash.split('/')[2]}/connections`)).json())"
     )
     last = next(c["id"] for c in links if c["target_port"] == "last_frame")
-    xy = await page.locator(f'.edge[data-connection-id="{last}"] .react-flow__edge-interaction').evaluate(
+    xy = await page.locator(
+        f'.edge[data-connection-id="{last}"] .react-flow__edge-interaction'
+    ).evaluate(
         """path => {
             const p = path.getPointAtLength(path.getTotalLength() / 2);
             const m = path.getScreenCTM();

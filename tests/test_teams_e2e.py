@@ -33,7 +33,9 @@ async def worker(services: Services) -> AsyncIterator[WorkerHarness]:
 
 
 @pytest.fixture
-async def pair(browser: Browser, server: ServerThread) -> AsyncIterator[tuple[CanvasPage, CanvasPage]]:
+async def pair(
+    browser: Browser, server: ServerThread
+) -> AsyncIterator[tuple[CanvasPage, CanvasPage]]:
     """Two people signed up in two browser contexts (own cookies); fails on any page error."""
     ann = await CanvasPage.open(browser, server.base_url)
     ben = await CanvasPage.open(browser, server.base_url)
@@ -223,7 +225,9 @@ async def test_a_viewer_sees_no_edit_controls_until_promoted_and_joins_by_invite
         await expect(cy.page.get_by_text("You joined “Storyboard” as viewer.")).to_be_visible()
 
         await expect(cy.node(video)).to_be_visible()
-        await expect(cy.page.get_by_role("note")).to_have_text("View only: you are a viewer of this project")
+        await expect(cy.page.get_by_role("note")).to_have_text(
+            "View only: you are a viewer of this project"
+        )
         await expect(cy.page.locator("#add-prompt")).to_have_count(0)
         await expect(cy.page.locator("#undo")).to_have_count(0)
         await expect(cy.node(video).get_by_role("button", name="Generate")).to_have_count(0)
@@ -239,14 +243,18 @@ async def test_a_viewer_sees_no_edit_controls_until_promoted_and_joins_by_invite
         await expect(dialog.locator(".share-note")).to_have_text("cy@example.com is now editor.")
         await expect(cy.node(video).get_by_role("button", name="Generate")).to_be_visible()
         await expect(cy.page.locator("#add-prompt")).to_have_count(1)
-        await expect(cy.node(prompt).get_by_label("Prompt text")).not_to_have_attribute("readonly", "")
+        await expect(cy.node(prompt).get_by_label("Prompt text")).not_to_have_attribute(
+            "readonly", ""
+        )
         # demoted again: gone again, and the subscription lives on (a later change still arrives)
         await dialog.get_by_label("Role of cy@example.com").select_option("viewer")
         await expect(cy.node(video).get_by_role("button", name="Generate")).to_have_count(0)
         await expect(cy.page.locator("#add-prompt")).to_have_count(0)
         await dialog.get_by_role("button", name="Close").click()
         await ann.node(prompt).get_by_label("Prompt text").fill("A lantern in the snow")
-        await expect(cy.node(prompt).get_by_label("Prompt text")).to_have_value("A lantern in the snow")
+        await expect(cy.node(prompt).get_by_label("Prompt text")).to_have_value(
+            "A lantern in the snow"
+        )
         await expect(cy.page.locator('#link-status[data-state="live"]')).to_be_visible()
         cy.assert_no_errors()
     finally:
@@ -290,7 +298,9 @@ async def test_presence_cursor_selection_and_editing_marker_come_and_go(
     await expect(ann.flow_node(prompt)).not_to_have_class(re.compile(r"remote-selected"))
 
 
-async def test_a_removed_member_is_told_and_leaves_the_canvas(pair: tuple[CanvasPage, CanvasPage]) -> None:
+async def test_a_removed_member_is_told_and_leaves_the_canvas(
+    pair: tuple[CanvasPage, CanvasPage],
+) -> None:
     """The owner removes Ben in the Share dialog: Ben's canvas says so and goes back to his projects, which no longer list it."""
     ann, ben = pair
     await shared_project(ann, ben)
