@@ -88,6 +88,7 @@ export function Flow({ store, commands }) {
   const nudgeSelection = useCallback(
     (dx, dy) => {
       const v = store.getView();
+      if (!(v.role === "owner" || v.role === "editor")) return; // a viewer moves nothing
       const changes = [...v.selectedNodes]
         .map((id) => v.nodes.get(id))
         .filter(Boolean)

@@ -313,6 +313,16 @@ export function createCommands({ projectId, store, api, notify }) {
       return job;
     },
 
+    /** Every take of a node (the snapshot holds the newest 8): read page by page. */
+    async loadTakes(nodeId) {
+      let before = null;
+      do {
+        const page = await api.listTakes(nodeId, before);
+        store.putTakes(page.takes);
+        before = page.next_before;
+      } while (before);
+    },
+
     /** Make a take the node's active one: what it shows and feeds downstream. */
     pickTake(nodeId, takeId) {
       return write(store, "node", nodeId, { patch: { active_take_id: takeId } }, () => api.setActiveTake(nodeId, takeId)).catch(failed("choose that take"));

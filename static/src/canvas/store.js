@@ -60,6 +60,8 @@ export class LiveStore {
     this.me = null;
     /** takes whose delete this tab sent: hidden at once, gone for good with their event */
     this.hiddenTakes = new Set();
+    /** takes a take.deleted event removed: a REST page read before it never brings them back */
+    this.goneTakes = new Set();
     this.version = 0;
     this.view = null;
     this.listeners = new Set();
@@ -106,6 +108,14 @@ export class LiveStore {
     return this.server.members?.size && id ? null : this.restProject?.role || null;
   }
 
+  /** Takes read over REST (older pages than the snapshot's): kept beside the server's. */
+  putTakes(takes) {
+    for (const take of takes) {
+      if (!this.goneTakes.has(take.id) && this.server.nodes.has(take.node_id)) this.server.takes.set(take.id, take);
+    }
+    this.changed();
+  }
+
   hideTake(id, hidden = true) {
     if (hidden) this.hiddenTakes.add(id);
     else this.hiddenTakes.delete(id);
@@ -124,6 +134,7 @@ export class LiveStore {
         }
       }
     } else if (message && message.type === "event") {
+      if (message.kind === "take.deleted") this.goneTakes.add(message.data.take_id);
       const gone = message.kind === "node.deleted" || message.kind === "connection.deleted";
       for (const [kind, id] of touchedBy(message.kind, message.data)) {
         this.lastEventSeq.set(id, message.seq);

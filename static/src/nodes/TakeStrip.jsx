@@ -3,7 +3,7 @@
 // with the active one side by side, download it, or delete it (its media goes too).
 import { useState } from "react";
 import { useCommands } from "../canvas/context.js";
-import { stripState, takeFileName } from "./takes.js";
+import { SNAPSHOT_TAKES, stripState, takeFileName } from "./takes.js";
 
 function Media({ take, label }) {
   if (!take?.media_url) return <p className="muted small">No media.</p>;
@@ -18,6 +18,7 @@ export function TakeStrip({ node, takes, activeTakeId, canEdit }) {
   const commands = useCommands();
   const [compareId, setCompareId] = useState(null);
   const [busy, setBusy] = useState(null);
+  const [allLoaded, setAllLoaded] = useState(false);
   const strip = stripState(node.id, new Map(takes.map((t) => [t.id, t])), activeTakeId, compareId);
   if (!strip.count) return null;
   const numberOf = (take) => strip.numbers.get(take.id);
@@ -26,8 +27,10 @@ export function TakeStrip({ node, takes, activeTakeId, canEdit }) {
     setBusy(what);
     try {
       await fn();
+      return true;
     } catch (err) {
       commands.notify(err.message, "error");
+      return false;
     } finally {
       setBusy(null);
     }
@@ -88,6 +91,11 @@ export function TakeStrip({ node, takes, activeTakeId, canEdit }) {
           );
         })}
       </ul>
+      {!allLoaded && strip.count >= SNAPSHOT_TAKES && (
+        <button type="button" className="btn btn-ghost btn-sm nodrag older-takes" disabled={busy !== null} onClick={() => run("load", () => commands.loadTakes(node.id)).then((ok) => ok && setAllLoaded(true))}>
+          Show older takes
+        </button>
+      )}
       {strip.compared && (
         <div className="take-compare" role="group" aria-label="Compare takes">
           <figure>

@@ -3,6 +3,9 @@
 // never come back: the strip shows only what the store holds, and the store drops a take
 // on its take.deleted event (and this tab hides it as soon as the delete is sent).
 
+/** How many takes of each node a snapshot carries (the newest); older ones are read on demand. */
+export const SNAPSHOT_TAKES = 8;
+
 /** The node's takes, newest first (newest job, then its outputs in order). */
 export function takesOf(nodeId, takes, hidden = new Set()) {
   return [...takes.values()]
