@@ -105,6 +105,7 @@ async def test_four_variants_make_four_takes_pick_compare_delete_and_survive_rel
     compare = node.get_by_role("group", name="Compare takes")
     await expect(compare.locator("video")).to_have_count(2)
     await expect(compare).to_contain_text("Take 2 · seed 43")
+    await tab.screenshot("takes")
     await compare.get_by_role("button", name="Close comparison").click()
     await expect(compare).to_have_count(0)
 
@@ -216,6 +217,7 @@ async def test_an_image_generator_feeds_a_video_first_frame_through_labelled_por
     await vnode.get_by_role("button", name="Generate").click()
     await expect(vnode.locator(".badge")).to_have_text("Completed", timeout=RENDER_WAIT_MS)
     await expect(refusal).to_have_count(0)
+    await tab.screenshot("image-chain")
     takes = await takes_of(tab, video)
     assert len(takes) == 1
     params = takes[0]["params"]

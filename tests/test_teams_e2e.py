@@ -211,6 +211,11 @@ async def test_a_viewer_sees_no_edit_controls_until_promoted_and_joins_by_invite
     await dialog.get_by_role("button", name="Create link").click()
     url = await dialog.get_by_label("Invitation link to copy").input_value()
     assert "?invite=" in url
+    await dialog.get_by_role("button", name="Copy link").click()
+    await expect(dialog.locator(".share-note")).to_have_text(
+        "Link copied: it admits one person, once."
+    )
+    await ann.screenshot("share")
     await dialog.get_by_role("button", name="Close").click()
 
     cy = await CanvasPage.open(browser, server.base_url)
@@ -289,6 +294,9 @@ async def test_presence_cursor_selection_and_editing_marker_come_and_go(
     await expect(ann.node(prompt).locator(".editing-marker")).to_have_text(
         "ben@example.com is editing this prompt"
     )
+    await ben.page.mouse.move(560, 420, steps=4)
+    await expect(cursor).to_be_visible()
+    await ann.screenshot("presence")
     await ben.page.locator(".react-flow__pane").click(position={"x": 900, "y": 650})
     await expect(ann.node(prompt).locator(".editing-marker")).to_have_count(0)
 
