@@ -86,6 +86,10 @@ async def test_four_variants_make_four_takes_pick_compare_delete_and_survive_rel
     assert await active_take(tab, video) == by_seed[42]["id"]
     await expect(strip.get_by_role("button", name="Showing take 1 (seed 42)")).to_be_visible()
 
+    async with page.expect_download() as download:
+        await strip.get_by_role("link", name="Download take 1").click()
+    assert (await download.value).suggested_filename == "canvasflow-take-1.mp4"
+
     # pick take 3: the node shows it, and the server keeps it
     await strip.get_by_role("button", name="Use take 3 (seed 44)").click()
     await expect(strip.get_by_role("button", name="Showing take 3 (seed 44)")).to_be_visible()

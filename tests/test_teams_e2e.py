@@ -93,7 +93,7 @@ async def same_position(a: CanvasPage, b: CanvasPage, node_id: str) -> tuple[flo
 async def test_owner_and_editor_see_each_others_moves_edits_connects_and_generation(
     pair: tuple[CanvasPage, CanvasPage], worker: WorkerHarness
 ) -> None:
-    """Shared as editor, Ben sees every change Ann makes and she sees his, a generation he starts included, with who started it."""
+    """Shared as editor, Ben sees every change Ann makes and she sees his, a generation by each included, with who started it."""
     ann, ben = pair
     await shared_project(ann, ben)
     # each sees the other here
@@ -127,6 +127,16 @@ async def test_owner_and_editor_see_each_others_moves_edits_connects_and_generat
             "Started by ben@example.com"
         )
         await expect(tab.node(video).locator("video.video-preview")).to_have_count(1)
+    # and one by Ann: both see her as its author, and the node now holds two takes
+    await ann.node(video).get_by_role("button", name="Regenerate").click()
+    for tab in (ann, ben):
+        await expect(tab.node(video).locator(".created-by")).to_have_text(
+            "Started by ann@example.com", timeout=RENDER_WAIT_MS
+        )
+        await expect(tab.node(video).locator(".badge")).to_have_text(
+            "Completed", timeout=RENDER_WAIT_MS
+        )
+        await expect(tab.node(video).locator(".take")).to_have_count(2)
 
 
 async def test_concurrent_moves_of_one_node_converge(pair: tuple[CanvasPage, CanvasPage]) -> None:
