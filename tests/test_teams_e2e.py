@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, Response, expect
+from playwright.async_api import Browser, Response, WebSocketRoute, expect
 
 from tests.browser_utils import CanvasPage, launch_chromium, wait_until
 from tests.conftest import ServerThread, Services, settings_for
@@ -334,3 +335,37 @@ async def test_a_removed_member_is_told_and_leaves_the_canvas(
     await expect(ben.page.get_by_role("heading", name="Projects")).to_be_visible()
     await expect(ben.page.locator(".project-card", has_text="Together")).to_have_count(0)
     await expect(page.get_by_role("listitem", name="ben@example.com")).to_have_count(0)
+
+
+async def test_a_forbidden_role_frame_is_shown_and_the_canvas_stays_live(
+    pair: tuple[CanvasPage, CanvasPage],
+) -> None:
+    """An `error forbidden_role` frame on the socket is shown as an error, and the viewer's subscription goes on: later changes still arrive."""
+    ann, ben = pair
+    project_id = await ann.create_project("Refusals")
+    prompt = await ann.add_node("prompt")
+    await share(ann, "ben@example.com", "viewer")
+    routes: list[WebSocketRoute] = []
+
+    def through(ws: WebSocketRoute) -> None:
+        ws.connect_to_server()  # every frame passes both ways; the test adds one
+        routes.append(ws)
+
+    await ben.page.route_web_socket(re.compile(r"/ws$"), through)
+    await ben.open_project(project_id)
+    assert routes, "the canvas's websocket went through the route"
+    message = "As a viewer you may not change this project."
+    frame = {
+        "type": "error",
+        "code": "forbidden_role",
+        "message": message,
+        "project_id": project_id,
+    }
+    routes[-1].send(json.dumps(frame))
+    await expect(ben.page.locator("#toasts .toast", has_text=message)).to_be_visible()
+    await expect(ben.page.locator('#link-status[data-state="live"]')).to_be_visible()
+    await ann.node(prompt).get_by_label("Prompt text").fill("Still live after a refusal")
+    await expect(ben.node(prompt).get_by_label("Prompt text")).to_have_value(
+        "Still live after a refusal"
+    )
+    await expect(ben.page).to_have_url(re.compile(rf"#/p/{project_id}$"))

@@ -116,6 +116,8 @@ export function CanvasPage({ projectId }) {
     });
     let selection = "";
     const unwatch = store.subscribe(() => {
+      // demoted to viewer: the server cleared our editing marker; never send it again
+      if (!commands.canEdit() && presence.state.editing) presence.forget("editing");
       const ids = [...store.getView().selectedNodes].sort();
       const key = ids.join(",");
       if (key !== selection) {

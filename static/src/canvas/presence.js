@@ -53,6 +53,15 @@ export class PresenceThrottle {
     if (this.send(frame) !== false) this.lastSentAt = this.now();
   }
 
+  /** Drop a member without telling anyone (the server already cleared it: a demotion's editing marker). */
+  forget(key) {
+    this.state[key] = null;
+    if (this.pending && key in this.pending) {
+      delete this.pending[key];
+      if (!Object.keys(this.pending).length) this.pending = null;
+    }
+  }
+
   /** Send everything again (a new subscription starts with nothing of ours). */
   resend() {
     const known = Object.fromEntries(Object.entries(this.state).filter(([, v]) => v !== null && !(Array.isArray(v) && !v.length)));

@@ -86,3 +86,16 @@ test("avatars read well: black or white text on the user's colour, initials from
   assert.equal(initials("ben.li@example.com"), "BL");
   assert.equal(initials("canvas1234@example.com"), "C");
 });
+
+test("a member the server already cleared (a demotion's editing marker) is forgotten, never resent", () => {
+  const { throttle, sent, advance } = harness();
+  throttle.update({ editing: "a", cursor: { x: 1, y: 1 } });
+  advance(10);
+  throttle.update({ editing: "b" });
+  throttle.forget("editing");
+  advance(60);
+  throttle.resend();
+  advance(60);
+  assert.equal(sent.length, 2);
+  assert.deepEqual(sent[1], { at: 70, cursor: { x: 1, y: 1 } });
+});
