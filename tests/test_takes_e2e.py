@@ -74,6 +74,9 @@ async def test_four_variants_make_four_takes_pick_compare_delete_and_survive_rel
     await node.get_by_label("Variants").select_option("4")
     await node.get_by_label("Seed").fill("42")
     await node.get_by_label("Seed").press("Enter")
+    await node.get_by_text("More options").click()
+    await node.get_by_label("Audio").check()
+    await expect(node.get_by_label("People")).to_be_visible()
     await node.get_by_role("button", name="Generate").click()
     await expect(node.locator(".badge")).to_have_text("Completed", timeout=RENDER_WAIT_MS)
 
@@ -82,6 +85,9 @@ async def test_four_variants_make_four_takes_pick_compare_delete_and_survive_rel
     await expect(strip.locator(".take-count")).to_have_text("4 takes")
     takes = await takes_of(tab, video)
     assert len(takes) == 4 and sorted(t["seed"] for t in takes) == [42, 43, 44, 45]
+    params = takes[0]["params"]
+    assert params["number_of_videos"] == 4 and params["generate_audio"] is True
+    assert params["inputs"]["prompt"]["node_id"] == prompt, "the prompt came by its port"
     by_seed = {t["seed"]: t for t in takes}
     assert await active_take(tab, video) == by_seed[42]["id"]
     await expect(strip.get_by_role("button", name="Showing take 1 (seed 42)")).to_be_visible()

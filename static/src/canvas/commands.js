@@ -290,11 +290,12 @@ export function createCommands({ projectId, store, api, notify }) {
       if (!inputs.promptNode) throw new Error("Connect a prompt node first.");
       // save the prompt as shown, so every tab and a reload agree with what was generated
       await flushers.get(inputs.promptNode.id)?.();
-      // the settings as the node shows them (made to fit what the model can do); the
-      // other inputs (frames, references, a clip to extend) come from the node's ports
+      // the settings as the node shows them (made to fit what the model can do); every
+      // input (the prompt just saved, frames, references, a clip to extend) comes from
+      // the node's ports, so each take records where its inputs came from
       const derived = deriveVideo(node, graph(), view().jobs);
       const settings = derived.settings;
-      const body = { node_id: nodeId, prompt: currentInputs(nodeId, graph()).prompt || inputs.prompt, ...settings, ...videoOptionsBody(derived.options) };
+      const body = { node_id: nodeId, ...settings, ...videoOptionsBody(derived.options) };
       const job = await api.generateVideo(body);
       store.putJob(job);
       // what this take is made from, so the node can tell when its inputs change
@@ -307,8 +308,9 @@ export function createCommands({ projectId, store, api, notify }) {
       if (!node) return null;
       const derived = deriveImageGen(node, graph(), view().jobs);
       if (!derived.promptNode) throw new Error("Connect a prompt node first.");
+      // the prompt as shown is saved first: the server reads it from the prompt port
       await flushers.get(derived.promptNode.id)?.();
-      const job = await api.generateImage(imageRequest(nodeId, deriveImageGen(view().nodes.get(nodeId), graph(), view().jobs)));
+      const job = await api.generateImage(imageRequest(nodeId, derived));
       store.putJob(job);
       return job;
     },

@@ -38,10 +38,9 @@ export function deriveImageGen(node, graph, jobs, extra = {}) {
   };
 }
 
-/** The body of POST /api/ai/generate-image for this node's view. */
+/** The body of POST /api/ai/generate-image for this node's view (the prompt comes from its port). */
 export function imageRequest(nodeId, view) {
   const body = { node_id: nodeId, aspect_ratio: view.settings.aspect_ratio, number_of_images: view.options.variants };
-  if (view.prompt) body.prompt = view.prompt;
   if (view.options.seed !== null) body.seed = view.options.seed;
   return body;
 }
