@@ -66,7 +66,9 @@ async def shared_project(ann: CanvasPage, ben: CanvasPage, role: str = "editor")
     project_id = await ann.create_project("Together")
     await share(ann, "ben@example.com", role)
     await ben.page.reload()
-    await expect(ben.page.locator(".project-card", has_text="Together")).to_be_visible()
+    card = ben.page.locator(".project-card", has_text="Together")
+    await expect(card).to_contain_text(f"shared with you ({role})")
+    await expect(card.get_by_role("button", name="Delete Together")).to_have_count(0)
     await ben.open_project(project_id)
     return project_id
 
