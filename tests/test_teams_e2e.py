@@ -216,6 +216,7 @@ async def test_a_viewer_sees_no_edit_controls_until_promoted_and_joins_by_invite
     await ann.node(prompt).get_by_label("Prompt text").fill("A lantern in the rain")
     video = await ann.add_node("video")
     await ann.connect(prompt, video)
+    image = await ann.add_node("image")
 
     page = ann.page
     await page.get_by_role("button", name="Share").click()
@@ -251,6 +252,8 @@ async def test_a_viewer_sees_no_edit_controls_until_promoted_and_joins_by_invite
         await expect(cy.node(video).get_by_role("button", name="Generate")).to_have_count(0)
         await expect(cy.page.locator(".node-delete")).to_have_count(0)
         await expect(cy.node(video).locator("select")).to_have_count(0)
+        await expect(cy.node(image).get_by_role("button", name="Upload image")).to_have_count(0)
+        await expect(cy.node(image)).to_contain_text("No image yet")
         await expect(cy.node(prompt).get_by_label("Prompt text")).to_have_attribute("readonly", "")
         # Ann sees Cy here
         await expect(ann.page.get_by_role("listitem", name="cy@example.com")).to_be_visible()

@@ -124,6 +124,11 @@ export class LiveStore {
 
   /** cf-client applied a snapshot, an event or a tick (`message` is the frame). */
   onServer(reason, message) {
+    if (reason === "presence") {
+      // who is where: nothing of the graph changed (up to 20 a second per collaborator)
+      this.changed();
+      return;
+    }
     if (reason === "snapshot") {
       this.snapshotSeq = message ? message.seq : this.server.seq;
       for (const kind of KINDS) {

@@ -56,6 +56,7 @@ function ImageNodeView({ data, selected }) {
           e.preventDefault();
           e.stopPropagation();
           setOver(false);
+          if (!canEdit) return;
           const dropped = e.dataTransfer?.files?.[0];
           if (dropped) upload(dropped);
         }}
@@ -77,8 +78,14 @@ function ImageNodeView({ data, selected }) {
           />
         ) : (
           <div className="dropzone-text">
-            <strong>Drop an image here</strong>
-            <span className="muted small">PNG, JPEG or WebP</span>
+            {canEdit ? (
+              <>
+                <strong>Drop an image here</strong>
+                <span className="muted small">PNG, JPEG or WebP</span>
+              </>
+            ) : (
+              <span className="muted small">No image yet</span>
+            )}
           </div>
         )}
         {src && dims && <span className="image-dims small">{dims}</span>}
