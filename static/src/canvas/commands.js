@@ -244,18 +244,24 @@ export function createCommands({ projectId, store, api, notify }) {
 
     // -- undo and redo --
 
-    async undo() {
+    // undo and redo run one after another: a Ctrl+Shift+Z pressed while an undo is
+    // still being carried out redoes it once it is done, rather than finding nothing
+    undo() {
       if (!canEdit()) return viewerRefusal();
-      const entry = undo.takeUndo();
-      if (!entry) return;
-      await replay(entry, entry.backward, "Undid", (ran) => undo.pushUndone({ ...entry, forward: inverse(ran), backward: ran }));
+      return queued(async () => {
+        const entry = undo.takeUndo();
+        if (!entry) return;
+        await replay(entry, entry.backward, "Undid", (ran) => undo.pushUndone({ ...entry, forward: inverse(ran), backward: ran }));
+      });
     },
 
-    async redo() {
+    redo() {
       if (!canEdit()) return viewerRefusal();
-      const entry = undo.takeRedo();
-      if (!entry) return;
-      await replay(entry, entry.forward, "Redid", (ran) => undo.pushDone({ ...entry, forward: ran, backward: inverse(ran) }));
+      return queued(async () => {
+        const entry = undo.takeRedo();
+        if (!entry) return;
+        await replay(entry, entry.forward, "Redid", (ran) => undo.pushDone({ ...entry, forward: ran, backward: inverse(ran) }));
+      });
     },
 
     /** Undo `entry` if nothing newer was done since (the Undo button of a toast). */
@@ -349,6 +355,13 @@ export function createCommands({ projectId, store, api, notify }) {
       return job;
     },
   };
+
+  let history = Promise.resolve();
+  function queued(fn) {
+    const next = history.then(fn);
+    history = next.catch(() => {});
+    return next;
+  }
 
   async function replay(entry, action, verb, done) {
     const { action: runnable, skipped } = planAction(action, graph());
