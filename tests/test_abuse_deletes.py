@@ -13,13 +13,12 @@ import pytest
 
 from tasks.storage.base import StorageError
 from tasks.storage.gcs import GcsStorage
-from tests.api_utils import assert_error, make_connection, make_node, make_project
-from tests.conftest import Account, Services, settings_for, sign_up
 from tests.fakes.gcs import FakeGcs
-from tests.test_gcs import BUCKET, gcs, gcs_env, gcs_server, gcs_web
-from tests.worker_utils import WorkerHarness, image_bytes, upload_image, video_body, wait_for_job
-
-__all__ = ["gcs", "gcs_env", "gcs_server", "gcs_web"]  # fixtures used here
+from tests.support.accounts import Account, sign_up
+from tests.support.api import assert_error, make_connection, make_node, make_project
+from tests.support.gcs import BUCKET
+from tests.support.services import Services, settings_for
+from tests.support.workers import WorkerHarness, image_bytes, upload_image, video_body, wait_for_job
 
 
 async def rendered_canvas(

@@ -9,9 +9,11 @@ import httpx
 import pytest
 
 from tasks.storage.local import LocalStorage
-from tests.api_utils import assert_error, make_node, make_project
-from tests.conftest import Account, ServerThread, Services
-from tests.test_metrics import scrape, value
+from tests.support.accounts import Account
+from tests.support.api import assert_error, make_node, make_project
+from tests.support.metrics import scrape, value
+from tests.support.servers import ServerThread
+from tests.support.services import Services
 
 #: every one of these has no character a person could see
 INVISIBLE_PROMPTS = [

@@ -13,8 +13,9 @@ import msgspec
 from common import metrics
 from db.changes import Store
 from server.realtime import HubConfig
-from tests.conftest import Account, Services, sign_up
-from tests.ws_utils import hub_server
+from tests.support.accounts import Account, sign_up
+from tests.support.services import Services
+from tests.support.ws import hub_server
 
 KIB = 1024
 

@@ -18,9 +18,11 @@ import server.decoding
 from common.config import MAX_STORED_IMAGE_PIXELS
 from db.changes import Store
 from server.decoding import DecodeBudget
-from tests.api_utils import assert_error, dump, make_node, make_project
-from tests.conftest import Account, ServerThread, Services, free_port, settings_for
-from tests.worker_utils import image_bytes, upload_image
+from tests.support.accounts import Account
+from tests.support.api import assert_error, dump, make_node, make_project
+from tests.support.servers import ServerThread
+from tests.support.services import Services, free_port, settings_for
+from tests.support.workers import image_bytes, upload_image
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:

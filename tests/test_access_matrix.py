@@ -1,6 +1,6 @@
 """The role by route matrix: every REST route and websocket message, for each role and a stranger.
 
-Each case builds a fresh shared project (tests/team_utils.py), sends one
+Each case builds a fresh shared project (tests/support/teams.py), sends one
 request as one role and checks the documented answer: allowed, or refused
 with its code (`403 forbidden_role` for a member without the right, `404
 <thing>_not_found` for a stranger) — and after a refusal, every row of every
@@ -20,11 +20,12 @@ import pytest
 from common import protocol
 from db.changes import Store
 from server.app import routes
-from tests.api_utils import assert_error, dump
-from tests.conftest import Account, ServerThread
-from tests.team_utils import Team, make_team, png_bytes
-from tests.worker_utils import video_body
-from tests.ws_utils import WsClient
+from tests.support.accounts import Account
+from tests.support.api import assert_error, dump
+from tests.support.servers import ServerThread
+from tests.support.teams import Team, make_team, png_bytes
+from tests.support.workers import video_body
+from tests.support.ws import WsClient
 
 Call = Callable[[httpx.AsyncClient, Team, Account], Awaitable[httpx.Response]]
 ROLES = ("owner", "editor", "viewer", "stranger")
@@ -138,12 +139,26 @@ CASES = [
     Case("latest job", "GET", "/api/ai/nodes/{node_id}/jobs/latest",
          req("GET", lambda t, _: f"/api/ai/nodes/{t.video['id']}/jobs/latest"), "read", 200, "node"),
     Case("upload", "POST", "/api/projects/{project_id}/uploads", _upload, "edit", 201),
+    Case("paste", "POST", "/api/projects/{project_id}/paste",
+         req("POST", lambda t, _: P(t, _) + "/paste", {"nodes": [{"ref": "a", "type": "prompt"}]}),
+         "edit", 201),
+    Case("generate image", "POST", "/api/ai/generate-image",
+         req("POST", lambda t, _: "/api/ai/generate-image",
+             lambda t: {"node_id": t.image_gen["id"], "prompt": "a fox", "aspect_ratio": "16:9"}),
+         "edit", 202, "node"),
+    Case("list takes", "GET", "/api/nodes/{node_id}/takes",
+         req("GET", lambda t, _: f"/api/nodes/{t.video['id']}/takes"), "read", 200, "node"),
+    Case("choose take", "PUT", "/api/nodes/{node_id}/active-take",
+         req("PUT", lambda t, _: f"/api/nodes/{t.video['id']}/active-take",
+             lambda t: {"take_id": t.take["id"]}), "edit", 200, "node"),
+    Case("delete take", "DELETE", "/api/takes/{take_id}",
+         req("DELETE", lambda t, _: f"/api/takes/{t.take['id']}"), "edit", 204, "take"),
 ]  # fmt: skip
 #: routes that concern no project, or whose permission is a signature
 NOT_PROJECT_ROUTES = {
     "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.json",
     "POST /api/auth/signup", "POST /api/auth/login", "POST /api/auth/logout", "GET /api/auth/me",
-    "GET /media/{key:path}",
+    "GET /media/{key:path}", "GET /api/node-types",
     "GET /api/projects", "POST /api/projects",  # tested below: every role, own list
 }  # fmt: skip
 

@@ -9,8 +9,9 @@ import pytest
 
 from db.changes import Store
 from server.auth import hash_password, verify_password
-from tests.api_utils import assert_error, dump
-from tests.conftest import Account, ServerThread, sign_up
+from tests.support.accounts import Account, sign_up
+from tests.support.api import assert_error, dump
+from tests.support.servers import ServerThread
 
 
 def test_password_hash_round_trip() -> None:

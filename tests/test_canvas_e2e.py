@@ -13,7 +13,7 @@ from playwright.async_api import Browser, expect
 from db.changes import Store
 from tasks.storage.auto import make_storage
 from tasks.storage.local import LocalStorage
-from tests.browser_utils import (
+from tests.support.browser import (
     CONTRAST_FAILURES_JS,
     PASSWORD,
     UNLABELLED_JS,
@@ -22,8 +22,9 @@ from tests.browser_utils import (
     make_png,
     wait_until,
 )
-from tests.conftest import ServerThread, Services, settings_for
-from tests.worker_utils import WorkerHarness
+from tests.support.servers import ServerThread
+from tests.support.services import Services, settings_for
+from tests.support.workers import WorkerHarness
 
 PROMPT = "A red fox trotting through snowy pines at dawn, cinematic light"
 #: a job may wait for the worker's pickup and a CPU render: allow it this long, in ms

@@ -17,11 +17,12 @@ import pytest
 from PIL import Image
 
 from common import protocol
-from tests.api_utils import make_node, make_project
-from tests.conftest import Account, Services, sign_up
-from tests.procs import WebProc
-from tests.worker_utils import WorkerProcess, wait_for_job, worker_process
-from tests.ws_utils import WsClient
+from tests.support.accounts import Account, sign_up
+from tests.support.api import make_node, make_project
+from tests.support.procs import WebProc
+from tests.support.services import Services
+from tests.support.workers import WorkerProcess, wait_for_job, worker_process
+from tests.support.ws import WsClient
 
 
 def clip_facts(data: bytes) -> tuple[float, int, Image.Image]:

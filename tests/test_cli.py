@@ -22,7 +22,7 @@ import pytest
 import websockets
 
 from server import embedded
-from tests.conftest import free_port
+from tests.support.services import free_port
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> httpx.Response:

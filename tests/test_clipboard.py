@@ -10,8 +10,9 @@ from PIL import Image
 
 from db.changes import Store
 from tasks.storage.auto import make_storage
-from tests.api_utils import assert_error, make_node, make_project
-from tests.conftest import Account, Services, settings_for
+from tests.support.accounts import Account
+from tests.support.api import assert_error, make_node, make_project
+from tests.support.services import Services, settings_for
 
 
 def png() -> bytes:

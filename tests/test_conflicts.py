@@ -9,10 +9,10 @@ import httpx
 
 from common import protocol
 from db.changes import Store
-from tests.api_utils import assert_error, dump
-from tests.conftest import ServerThread
-from tests.team_utils import make_team
-from tests.ws_utils import Model, WsClient, follow, fresh_state
+from tests.support.api import assert_error, dump
+from tests.support.servers import ServerThread
+from tests.support.teams import make_team
+from tests.support.ws import Model, WsClient, follow, fresh_state
 
 
 async def test_a_stale_patch_is_409_with_the_current_node_and_changes_nothing(

@@ -10,7 +10,7 @@ import pytest
 
 from db.changes import Store
 from db.connect import Database, DatabaseUnavailable, Row, make_database, positional
-from tests.conftest import Services, free_port
+from tests.support.services import Services, free_port
 
 
 def test_named_parameters_become_positional() -> None:

@@ -24,8 +24,8 @@ from db.changes import Store
 from db.connect import make_database
 from db.events import read_snapshot
 from db.users import create_user
-from tests.conftest import Services
-from tests.ws_utils import add_node, move_node, new_project
+from tests.support.services import Services
+from tests.support.ws import add_node, move_node, new_project
 
 if TYPE_CHECKING:
     from db.pool import Database
@@ -132,7 +132,7 @@ async def assert_postgres_clean(services: Services) -> None:
     conn = await asyncpg.connect(services.admin_url)
     try:
         # the admin URL names another database: ask about ours by name
-        name = services.database_url.rsplit("/", 1)[1]
+        name = services.database_name
         rows = await conn.fetch(
             "SELECT state, left(query, 80) AS query FROM pg_stat_activity "
             "WHERE datname = $1 AND state IS DISTINCT FROM 'idle'",

@@ -21,10 +21,11 @@ import pytest
 import websockets
 
 from server.realtime import HubConfig
-from tests.api_utils import make_node, make_project
-from tests.conftest import Services, free_port, settings_for, sign_up
-from tests.procs import PostgresServer, WebProc
-from tests.ws_utils import HubServer, WsClient, hub_server
+from tests.support.accounts import sign_up
+from tests.support.api import make_node, make_project
+from tests.support.procs import PostgresServer, WebProc
+from tests.support.services import Services, free_port, settings_for
+from tests.support.ws import HubServer, WsClient, hub_server
 
 #: frames a test client may send: far above the churn, so the rate limit never answers
 FAST_HUB = HubConfig(messages_per_s=10_000.0, message_burst=10_000, max_errors=10_000)

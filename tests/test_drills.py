@@ -30,10 +30,11 @@ import pytest
 import websockets
 
 from common import protocol
-from tests.conftest import Account, Services, sign_up
-from tests.procs import PostgresServer, RedisServer, WebProc, WorkerProc
-from tests.worker_utils import video_body
-from tests.ws_utils import Model, WsClient
+from tests.support.accounts import Account, sign_up
+from tests.support.procs import PostgresServer, RedisServer, WebProc, WorkerProc
+from tests.support.services import Services
+from tests.support.workers import video_body
+from tests.support.ws import Model, WsClient
 
 FINAL = ("completed", "failed", "cancelled")
 

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.browser_utils import PASSWORD, CanvasPage, launch_chromium
-from tests.conftest import ServerThread, sign_up
+from tests.support.accounts import sign_up
+from tests.support.browser import PASSWORD, CanvasPage, launch_chromium
+from tests.support.servers import ServerThread
 
 
 @pytest.fixture

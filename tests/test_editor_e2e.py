@@ -11,9 +11,10 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from db.changes import Store
-from tests.browser_utils import PASSWORD, CanvasPage, launch_chromium, make_png, wait_until
-from tests.conftest import ServerThread, Services, settings_for
-from tests.worker_utils import WorkerHarness
+from tests.support.browser import PASSWORD, CanvasPage, launch_chromium, make_png, wait_until
+from tests.support.servers import ServerThread
+from tests.support.services import Services, settings_for
+from tests.support.workers import WorkerHarness
 
 #: a job may wait for the worker's pickup and a CPU render: allow it this long, in ms
 RENDER_WAIT_MS = 60_000

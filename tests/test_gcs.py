@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,41 +22,12 @@ from tasks.storage.auto import make_storage
 from tasks.storage.base import StorageError
 from tasks.storage.gcs import GcsStorage
 from tasks.storage.local import LocalStorage
-from tests.api_utils import make_node, make_project
-from tests.conftest import AppThread, ServerThread, Services, free_port, settings_for, sign_up
 from tests.fakes.gcs import SA_EMAIL, FakeGcs
 from tests.fakes.iam import SignBlobProxy
-from tests.worker_utils import image_bytes, upload_image, video_body
-
-BUCKET = "canvasflow-media"
-
-
-@pytest.fixture(scope="module")
-def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeGcs, str, Path]]:
-    """The GCS fake on loopback, and a service-account key file whose token_uri is the fake."""
-    fake = FakeGcs()
-    with AppThread(fake.app) as server:
-        key_file = fake.service_account_file(tmp_path_factory.mktemp("sa"), server.url)
-        yield fake, server.url, key_file
-
-
-@pytest.fixture
-def gcs_env(gcs_server: tuple[FakeGcs, str, Path], monkeypatch: pytest.MonkeyPatch) -> FakeGcs:
-    """Point google-cloud-storage and google-auth at the fake, as an operator would with env vars."""
-    fake, url, key_file = gcs_server
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
-    fake.requests.clear()
-    fake.refusals.clear()
-    return fake
-
-
-@pytest.fixture
-def gcs(gcs_env: FakeGcs) -> GcsStorage:
-    """A GcsStorage as make_storage builds it when GCS_BUCKET is set."""
-    storage = make_storage(Settings(gcs_bucket=BUCKET))
-    assert isinstance(storage, GcsStorage)
-    return storage
+from tests.support.accounts import sign_up
+from tests.support.api import make_node, make_project
+from tests.support.gcs import BUCKET
+from tests.support.workers import image_bytes, upload_image, video_body
 
 
 async def test_small_upload_is_multipart_with_content_type(
@@ -197,25 +167,6 @@ async def test_workload_credentials_sign_through_iam_signblob(
 def test_local_storage_stays_the_default(tmp_path: Path) -> None:
     """Without GCS_BUCKET the storage is the local folder, and google-cloud-storage is not needed."""
     assert isinstance(make_storage(Settings(data_dir=tmp_path, secret_key="s")), LocalStorage)
-
-
-@pytest.fixture
-async def gcs_web(gcs_env: FakeGcs, services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    """A canvasflow web process storing media in the GCS fake; a client of it."""
-    port = free_port()
-    settings = settings_for(
-        services,
-        public_url=f"http://127.0.0.1:{port}",
-        allowed_origins=(f"http://127.0.0.1:{port}",),
-        gcs_bucket=BUCKET,
-    )
-    server = ServerThread(settings, port)
-    server.start()
-    try:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
-            yield client
-    finally:
-        server.stop()
 
 
 async def test_uploads_and_nodes_through_gcs(gcs_web: httpx.AsyncClient, gcs_env: FakeGcs) -> None:

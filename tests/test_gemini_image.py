@@ -16,9 +16,9 @@ from tasks.providers.base import ProviderError, QuotaExceeded, SafetyBlocked
 from tasks.providers.capabilities import Unsupported
 from tasks.providers.gemini_image import GeminiImageProvider
 from tasks.providers.images import ImageRequest
-from tests.conftest import AppThread
 from tests.fakes.gemini import FakeGemini, GeminiScript, png_for
 from tests.fakes.veo import API_KEY
+from tests.support.servers import AppThread
 
 
 @pytest.fixture(scope="module")

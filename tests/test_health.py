@@ -11,7 +11,8 @@ import pytest
 
 from db.connect import make_database
 from db.migrate import SCHEMA_PATH, SCHEMA_VERSION, migrate
-from tests.conftest import ServerThread, Services, free_port, settings_for, with_database
+from tests.support.servers import ServerThread
+from tests.support.services import Services, free_port, settings_for, with_database
 
 
 async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:

@@ -31,9 +31,9 @@ from server.realtime.ordering import Sequencer
 from server.realtime.outbox import Outbox
 from server.realtime.subscription import Peer, Subscription
 from tasks.storage.auto import make_storage
-from tests.conftest import Services, settings_for
-from tests.waits import until
-from tests.ws_utils import add_node, new_project
+from tests.support.services import Services, settings_for
+from tests.support.waits import until
+from tests.support.ws import add_node, new_project
 
 
 def ev(seq: int) -> AnyEvent:

@@ -22,15 +22,10 @@ from common.protocol.events import decode_bus
 from db.changes import Store
 from tasks.queue import enqueue_job
 from tasks.video import generate_video
-from tests.api_utils import assert_error, dump, make_node, make_project
-from tests.conftest import Account, Services, settings_for
-from tests.worker_utils import (
-    WorkerHarness,
-    image_bytes,
-    upload_image,
-    video_body,
-    wait_for_job,
-)
+from tests.support.accounts import Account
+from tests.support.api import assert_error, dump, make_node, make_project
+from tests.support.services import Services, settings_for
+from tests.support.workers import WorkerHarness, image_bytes, upload_image, video_body, wait_for_job
 
 Canvas = dict[str, str]
 

@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from tasks.storage.local import LocalStorage
-from tests.api_utils import assert_error
-from tests.conftest import ServerThread, Services
+from tests.support.api import assert_error
+from tests.support.servers import ServerThread
+from tests.support.services import Services
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
 

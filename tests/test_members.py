@@ -13,9 +13,9 @@ import asyncpg
 import httpx
 
 from db.changes import Store
-from tests.api_utils import assert_error, dump, make_project
-from tests.conftest import Services
-from tests.team_utils import make_team, quick_account, share
+from tests.support.api import assert_error, dump, make_project
+from tests.support.services import Services
+from tests.support.teams import make_team, quick_account, share
 
 
 async def _events(store: Store, project_id: str) -> list[tuple[str, dict[str, Any]]]:

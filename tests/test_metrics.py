@@ -8,41 +8,19 @@ from uuid import UUID
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from common import protocol
 from common.keys import queue_name
 from db.changes import Store
-from tests.api_utils import make_node, make_project
-from tests.conftest import Account, ServerThread, Services, free_port, sign_up
-from tests.procs import WebProc, WorkerProc
-from tests.worker_utils import video_body, wait_for_job
-from tests.ws_utils import Model, WsClient, add_node, follow
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(text: str) -> Samples:
-    """Every sample of a Prometheus text page, keyed by name and labels."""
-    out: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, frozenset(s.labels.items()))] = s.value
-    return out
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    """One sample's value; 0 when it was never set (a labelled child not yet created)."""
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-async def scrape(url: str) -> Samples:
-    """GET a /metrics page and parse it."""
-    async with httpx.AsyncClient(timeout=5) as http:
-        r = await http.get(url)
-    assert r.status_code == 200, r.text
-    return parse(r.text)
+from tests.support.accounts import Account, sign_up
+from tests.support.api import make_node, make_project
+from tests.support.metrics import scrape, value
+from tests.support.procs import WebProc, WorkerProc
+from tests.support.servers import ServerThread
+from tests.support.services import Services, free_port
+from tests.support.workers import video_body, wait_for_job
+from tests.support.ws import Model, WsClient, add_node, follow
 
 
 async def commit_unpublished(store: Store, project_id: UUID, x: float) -> int:

@@ -8,7 +8,7 @@ import logging
 import httpx
 
 from common import logs
-from tests.conftest import Account
+from tests.support.accounts import Account
 
 
 async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> None:

@@ -11,9 +11,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api_utils import assert_error
-from tests.conftest import ServerThread, Services, free_port, settings_for, sign_up
-from tests.procs import PostgresServer, RedisServer
+from tests.support.accounts import sign_up
+from tests.support.api import assert_error
+from tests.support.procs import PostgresServer, RedisServer
+from tests.support.servers import ServerThread
+from tests.support.services import Services, free_port, settings_for
 
 PASSWORD = "correct horse"
 

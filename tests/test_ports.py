@@ -11,9 +11,9 @@ import pytest
 
 from common.protocol.ports import NODE_TYPES, node_types
 from db.changes import Store
-from tests.api_utils import assert_error, dump, make_node, make_project
-from tests.conftest import Account
-from tests.worker_utils import image_bytes, upload_image, video_body
+from tests.support.accounts import Account
+from tests.support.api import assert_error, dump, make_node, make_project
+from tests.support.workers import image_bytes, upload_image, video_body
 
 
 async def link(

@@ -25,11 +25,13 @@ from common.config import Settings
 from common.keys import presence_tabs_key
 from common.protocol.presence import color_of
 from db.changes import Store
-from tests.api_utils import make_project
-from tests.conftest import Account, ServerThread, Services, free_port, settings_for
-from tests.procs import RedisServer, WebProc
-from tests.team_utils import quick_account, share
-from tests.ws_utils import HubServer, WsClient
+from tests.support.accounts import Account
+from tests.support.api import make_project
+from tests.support.procs import RedisServer, WebProc
+from tests.support.servers import ServerThread
+from tests.support.services import Services, free_port, settings_for
+from tests.support.teams import quick_account, share
+from tests.support.ws import HubServer, WsClient
 
 
 class Viewer:

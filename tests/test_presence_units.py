@@ -25,7 +25,7 @@ from server.realtime.outbox import Outbox
 from server.realtime.presence import PresenceHub
 from server.realtime.presence_room import Room, TabState, merge_user
 from server.realtime.subscription import Peer, Subscription
-from tests.conftest import Services
+from tests.support.services import Services
 
 PROJECT = UUID(int=42)
 NOW = datetime(2026, 12, 1, tzinfo=UTC)

@@ -20,11 +20,13 @@ import pytest
 
 from common.config import Settings
 from db.changes import Store
-from tests.api_utils import make_node, make_project
-from tests.conftest import AppThread, ServerThread, Services, free_port, settings_for, sign_up
 from tests.fakes.gcs import FakeGcs
 from tests.fakes.veo import API_KEY, VIDEO, FakeVeo, VeoScript
-from tests.worker_utils import (
+from tests.support.accounts import sign_up
+from tests.support.api import make_node, make_project
+from tests.support.servers import AppThread, ServerThread
+from tests.support.services import Services, free_port, settings_for
+from tests.support.workers import (
     WorkerHarness,
     image_bytes,
     job_row,

@@ -7,7 +7,9 @@ import subprocess
 
 import httpx
 
-from tests.conftest import ROOT, Account, ServerThread
+from tests.support.accounts import Account
+from tests.support.servers import ServerThread
+from tests.support.services import ROOT
 
 
 def token_one_liner() -> str:

@@ -23,11 +23,13 @@ import pytest
 import redis.asyncio
 
 from common import protocol
-from tests.conftest import ServerThread, Services, free_port, settings_for, sign_up
-from tests.inproc_worker import production_worker, running
-from tests.procs import RedisServer, embedded_redis_binary, redis_version
-from tests.worker_utils import submit_job, video_body, wait_for_job
-from tests.ws_utils import WsClient
+from tests.support.accounts import sign_up
+from tests.support.inproc_worker import production_worker, running
+from tests.support.procs import RedisServer, embedded_redis_binary, redis_version
+from tests.support.servers import ServerThread
+from tests.support.services import Services, free_port, settings_for
+from tests.support.workers import submit_job, video_body, wait_for_job
+from tests.support.ws import WsClient
 
 
 def _binaries() -> list[str]:

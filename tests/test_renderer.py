@@ -15,7 +15,10 @@ from PIL import Image
 
 from tasks.providers.base import InvalidRequest, OperationLost, VideoRequest
 from tasks.providers.local import LocalRenderer, frame_size, render_video
-from tests.waits import until
+from tests.support.waits import until
+
+# encoding seconds of H.264 on a shared 2-core machine can outlast the suite's 60 s default
+pytestmark = pytest.mark.timeout(300)
 
 
 def probe(path: Path) -> tuple[str, int, int, int, float]:

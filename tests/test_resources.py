@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from db.changes import Store
-from tests.api_utils import assert_error, dump, make_connection, make_node, make_project
-from tests.conftest import Account
+from tests.support.accounts import Account
+from tests.support.api import assert_error, dump, make_connection, make_node, make_project
 
 Canvas = dict[str, Any]
 

@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import ServerThread
+from tests.support.servers import ServerThread
 
 
 @pytest.fixture

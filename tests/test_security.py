@@ -11,8 +11,9 @@ from common import protocol
 from common.protocol import CloseCode
 from db.changes import Store
 from server.realtime import HubConfig
-from tests.conftest import Account, Services, sign_up
-from tests.ws_utils import HubServer, WsClient, add_node, hub_server, new_project
+from tests.support.accounts import Account, sign_up
+from tests.support.services import Services
+from tests.support.ws import HubServer, WsClient, add_node, hub_server, new_project
 
 #: sessions are re-checked on every hub sweep; the tests sweep often
 FAST_SWEEP = HubConfig(sweep_interval_s=0.2)

@@ -15,11 +15,12 @@ import pytest
 from common import protocol
 from common.protocol import CloseCode
 from db.changes import Store
-from tests.api_utils import make_node, make_project
-from tests.conftest import Account, Services, sign_up
-from tests.procs import WebProc
-from tests.worker_utils import image_bytes, video_body, wait_for_job, worker_process
-from tests.ws_utils import WsClient
+from tests.support.accounts import Account, sign_up
+from tests.support.api import make_node, make_project
+from tests.support.procs import WebProc
+from tests.support.services import Services
+from tests.support.workers import image_bytes, video_body, wait_for_job, worker_process
+from tests.support.ws import WsClient
 
 #: how long a stopping process may take: uvicorn's 10 s for in-flight requests, plus slack
 EXIT_BOUND_S = 15.0

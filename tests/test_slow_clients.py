@@ -13,8 +13,10 @@ import httpx
 import pytest
 
 from common import protocol
-from tests.conftest import ServerThread, Services, free_port, settings_for, sign_up
-from tests.ws_utils import WsClient
+from tests.support.accounts import sign_up
+from tests.support.servers import ServerThread
+from tests.support.services import Services, free_port, settings_for
+from tests.support.ws import WsClient
 
 HEADER_TIMEOUT_S = 0.5
 BODY_TIMEOUT_S = 0.5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import Account
+from tests.support.accounts import Account
 
 
 async def test_walkthrough(client: httpx.AsyncClient, alice: Account) -> None:

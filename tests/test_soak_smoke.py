@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Services
+from tests.support.services import ROOT, Services
 
 
 @pytest.mark.timeout(150)

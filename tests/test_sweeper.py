@@ -16,10 +16,12 @@ from common.keys import queue_name
 from db.changes import Store
 from tasks.queue import enqueue_job, open_queue
 from tasks.sweeper import sweep, sweep_cron
-from tests.api_utils import make_node, make_project
-from tests.conftest import Account, ServerThread, Services, free_port, settings_for
-from tests.procs import RedisServer
-from tests.worker_utils import WorkerHarness, job_row, submit_job, video_body, wait_for_job
+from tests.support.accounts import Account
+from tests.support.api import make_node, make_project
+from tests.support.procs import RedisServer
+from tests.support.servers import ServerThread
+from tests.support.services import Services, free_port, settings_for
+from tests.support.workers import WorkerHarness, job_row, submit_job, video_body, wait_for_job
 
 
 async def forget_in_queue(store: Store, services: Services, job_id: str) -> None:

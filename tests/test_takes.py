@@ -11,10 +11,12 @@ import pytest
 
 from common import protocol
 from db.changes import Store
-from tests.api_utils import assert_error, dump, make_node, make_project
-from tests.conftest import Account, ServerThread, Services, settings_for
-from tests.worker_utils import WorkerHarness, video_body, wait_for_job
-from tests.ws_utils import WsClient
+from tests.support.accounts import Account
+from tests.support.api import assert_error, dump, make_node, make_project
+from tests.support.servers import ServerThread
+from tests.support.services import Services, settings_for
+from tests.support.workers import WorkerHarness, video_body, wait_for_job
+from tests.support.ws import WsClient
 
 
 async def generate(

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.browser_utils import CanvasPage, launch_chromium, wait_until
-from tests.conftest import ServerThread, Services, settings_for
-from tests.worker_utils import WorkerHarness
+from tests.support.browser import CanvasPage, launch_chromium, wait_until
+from tests.support.servers import ServerThread
+from tests.support.services import Services, settings_for
+from tests.support.workers import WorkerHarness
 
 #: a job may wait for the worker's pickup and a CPU render: allow it this long, in ms
 RENDER_WAIT_MS = 90_000

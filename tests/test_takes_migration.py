@@ -8,7 +8,7 @@ import asyncpg
 
 from db.connect import make_database
 from db.migrate import SCHEMA_PATH, SCHEMA_VERSION, migrate
-from tests.conftest import Services, with_database
+from tests.support.services import Services, with_database
 
 U, P = "00000000-0000-0000-0000-0000000000a1", "00000000-0000-0000-0000-0000000000a2"
 PROMPT, IMAGE, VIDEO, IDLE = (f"00000000-0000-0000-0000-0000000000b{i}" for i in range(4))

@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, Response, WebSocketRoute, expect
 
-from tests.browser_utils import CanvasPage, launch_chromium, wait_until
-from tests.conftest import ServerThread, Services, settings_for
-from tests.worker_utils import WorkerHarness
+from tests.support.browser import CanvasPage, launch_chromium, wait_until
+from tests.support.servers import ServerThread
+from tests.support.services import Services, settings_for
+from tests.support.workers import WorkerHarness
 
 #: a job may wait for the worker's pickup and a CPU render: allow it this long, in ms
 RENDER_WAIT_MS = 60_000

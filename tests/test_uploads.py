@@ -13,9 +13,11 @@ from PIL import Image
 
 from common.config import Settings
 from db.changes import Store
-from tests.api_utils import assert_error, dump, make_node, make_project
-from tests.conftest import Account, ServerThread, Services, free_port, settings_for
-from tests.worker_utils import image_bytes, upload_image
+from tests.support.accounts import Account
+from tests.support.api import assert_error, dump, make_node, make_project
+from tests.support.servers import ServerThread
+from tests.support.services import Services, free_port, settings_for
+from tests.support.workers import image_bytes, upload_image
 
 
 def noise_png(width: int, height: int) -> bytes:

@@ -26,9 +26,9 @@ from tasks.providers.base import (
 )
 from tasks.providers.capabilities import MODELS, Unsupported, check_request
 from tasks.providers.veo import VeoProvider
-from tests.conftest import AppThread
 from tests.fakes.gcs import FakeGcs
 from tests.fakes.veo import API_KEY, VIDEO, FakeVeo, VeoScript
+from tests.support.servers import AppThread
 
 
 @pytest.fixture(scope="module")

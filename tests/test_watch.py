@@ -16,9 +16,11 @@ import httpx
 
 from db.changes import Store
 from server.watch import Watcher, ws_url
-from tests.conftest import Account, ServerThread, Services, free_port, settings_for
-from tests.procs import WebProc
-from tests.ws_utils import HubServer, add_node, move_node, new_project
+from tests.support.accounts import Account
+from tests.support.procs import WebProc
+from tests.support.servers import ServerThread
+from tests.support.services import Services, free_port, settings_for
+from tests.support.ws import HubServer, add_node, move_node, new_project
 
 ROOT = Path(__file__).resolve().parent.parent
 

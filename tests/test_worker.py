@@ -26,14 +26,9 @@ from tasks.providers.base import (
 )
 from tasks.providers.local import LocalRenderer
 from tasks.worker import worker_options
-from tests.conftest import Account, Services, settings_for
-from tests.worker_utils import (
-    WorkerHarness,
-    job_row,
-    submit_job,
-    wait_for_job,
-    worker_process,
-)
+from tests.support.accounts import Account
+from tests.support.services import Services, settings_for
+from tests.support.workers import WorkerHarness, job_row, submit_job, wait_for_job, worker_process
 
 
 class ScriptedProvider:

@@ -1,7 +1,7 @@
 """The worker outlives every Redis fault of arq's poll loop, each injected at an exact command.
 
 The worker runs in the test's event loop with the production options, talking
-to a private Redis through tests/redis_proxy.py; the web process talks to the
+to a private Redis through tests/support/redis_proxy.py; the web process talks to the
 same Redis directly. Each case drops the worker's connection at one command of
 arq's loop (the claim's WATCH pipeline, the job's pipelines, the health key,
 the cron's enqueue) or keeps Redis away longer than the command retries; the
@@ -23,19 +23,13 @@ import httpx
 import pytest
 
 from common.config import Settings
-from tests.conftest import (
-    Account,
-    ServerThread,
-    Services,
-    free_port,
-    replace_settings,
-    settings_for,
-    sign_up,
-)
-from tests.inproc_worker import production_worker, running
-from tests.procs import RedisServer
-from tests.redis_proxy import Drop, RedisProxy
-from tests.worker_utils import submit_job
+from tests.support.accounts import Account, sign_up
+from tests.support.inproc_worker import production_worker, running
+from tests.support.procs import RedisServer
+from tests.support.redis_proxy import Drop, RedisProxy
+from tests.support.servers import ServerThread
+from tests.support.services import Services, free_port, replace_settings, settings_for
+from tests.support.workers import submit_job
 
 
 @dataclass

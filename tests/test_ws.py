@@ -10,9 +10,10 @@ import httpx
 
 from common import protocol
 from db.changes import Store
-from tests.conftest import Account, ServerThread
-from tests.waits import until
-from tests.ws_utils import (
+from tests.support.accounts import Account
+from tests.support.servers import ServerThread
+from tests.support.waits import until
+from tests.support.ws import (
     Model,
     WsClient,
     add_node,

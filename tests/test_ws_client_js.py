@@ -13,8 +13,8 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from db.changes import Store
-from tests.conftest import Services, settings_for
-from tests.ws_utils import HubServer, add_node, connect_nodes, move_node, remove_node
+from tests.support.services import Services, settings_for
+from tests.support.ws import HubServer, add_node, connect_nodes, move_node, remove_node
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT = ROOT / "static" / "cf-client.js"
@@ -213,7 +213,7 @@ async def test_js_client_in_chromium_follows_and_resumes_after_a_restart(
     browser: Browser, services: Services, store: Store
 ) -> None:
     """In Chromium, with the session cookie: live events, then a server restart resumed with since."""
-    from tests.conftest import free_port
+    from tests.support.services import free_port
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -18,9 +18,10 @@ from common import protocol
 from common.protocol import CloseCode
 from db.changes import Store, publish_progress
 from server.realtime import HubConfig
-from tests.conftest import Account, Services, free_port, settings_for, sign_up
-from tests.procs import ROOT, RedisServer, WebProc
-from tests.ws_utils import Model, WsClient, add_node, follow, fresh_state, hub_server, new_project
+from tests.support.accounts import Account, sign_up
+from tests.support.procs import ROOT, RedisServer, WebProc
+from tests.support.services import Services, free_port, settings_for
+from tests.support.ws import Model, WsClient, add_node, follow, fresh_state, hub_server, new_project
 
 # -- a slow consumer ------------------------------------------------------------
 

@@ -26,8 +26,9 @@ from common import protocol
 from common.protocol import CloseCode, ErrorCode
 from db.changes import Store
 from server.realtime import HubConfig
-from tests.conftest import Account, Services
-from tests.ws_utils import Model, WsClient, add_node, follow, hub_server, new_project
+from tests.support.accounts import Account
+from tests.support.services import Services
+from tests.support.ws import Model, WsClient, add_node, follow, hub_server, new_project
 
 SEED = 20261130
 RANDOM_CASES = 300

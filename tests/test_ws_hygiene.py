@@ -11,8 +11,10 @@ from common import protocol
 from common.protocol import CloseCode
 from db.changes import Store
 from server.realtime import HubConfig
-from tests.conftest import Account, ServerThread, Services, sign_up
-from tests.ws_utils import WsClient, add_node, hub_server, new_project
+from tests.support.accounts import Account, sign_up
+from tests.support.servers import ServerThread
+from tests.support.services import Services
+from tests.support.ws import WsClient, add_node, hub_server, new_project
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token"}])

@@ -11,9 +11,9 @@ import httpx
 
 from common import protocol
 from db.changes import Store
-from tests.conftest import ServerThread
-from tests.team_utils import Team, make_team, share
-from tests.ws_utils import Model, WsClient, follow, move_node
+from tests.support.servers import ServerThread
+from tests.support.teams import Team, make_team, share
+from tests.support.ws import Model, WsClient, follow, move_node
 
 
 async def _subscribed(server: ServerThread, token: str, project_id: str) -> WsClient:

@@ -13,17 +13,19 @@ import io
 import secrets
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import httpx
 from PIL import Image
 
 from db.changes import Store
 from db.sessions import create_session
+from db.takes import NewTake, insert_takes
 from db.users import create_user
 from server.auth import hash_token
-from tests.api_utils import make_connection, make_node, make_project
-from tests.conftest import Account
-from tests.worker_utils import video_body
+from tests.support.accounts import Account
+from tests.support.api import make_connection, make_node, make_project
+from tests.support.workers import video_body
 
 
 async def quick_account(store: Store, email: str | None = None) -> Account:
@@ -74,8 +76,11 @@ class Team:
     #: a video node without one
     free_video: dict[str, Any]
     image: dict[str, Any]
+    image_gen: dict[str, Any]
     connection: dict[str, Any]
     job: dict[str, Any]
+    #: a take of `video`, as if its job had made it
+    take: dict[str, Any]
     invite: dict[str, Any]
 
     def account(self, role: str) -> Account:
@@ -99,12 +104,23 @@ async def make_team(client: httpx.AsyncClient, store: Store) -> Team:
     video = await make_node(client, owner, pid, "video", x=400)
     free_video = await make_node(client, owner, pid, "video", x=400, y=300)
     image = await make_node(client, owner, pid, "image", y=200)
+    image_gen = await make_node(client, owner, pid, "image_gen", y=500)
     connection = await make_connection(client, owner, pid, prompt["id"], video["id"])
     r = await client.post(
         "/api/ai/generate-video", json=video_body(video["id"]), headers=owner.headers
     )
     assert r.status_code == 202, r.text
     job = r.json()
+    # the take goes straight through db/: making one for real needs a worker run
+    [take] = await insert_takes(
+        store.db,
+        UUID(pid),
+        UUID(video["id"]),
+        UUID(job["job_id"]),
+        UUID(owner.user_id),
+        [NewTake(index=0, media_key=f"{pid}/take.mp4", mime_type="video/mp4", params={})],
+        version=0,
+    )
     r = await client.post(
         f"/api/projects/{pid}/invites", json={"role": "viewer"}, headers=owner.headers
     )
@@ -120,7 +136,9 @@ async def make_team(client: httpx.AsyncClient, store: Store) -> Team:
         video=video,
         free_video=free_video,
         image=image,
+        image_gen=image_gen,
         connection=connection,
         job=job,
+        take={"id": str(take.id)},
         invite=r.json(),
     )

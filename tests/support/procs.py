@@ -21,9 +21,9 @@ from typing import Self
 import httpx
 import redis
 
-from tests.conftest import Services, free_port
+from tests.support.services import Services, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def process_env(services: Services, redis_url: str | None = None, **extra: str) -> dict[str, str]:

@@ -32,7 +32,8 @@ from db import projects as project_q
 from db.changes import Store, publish_change
 from db.nodes import NodeType
 from server.realtime import Hub, HubConfig
-from tests.conftest import ServerThread, Services, free_port, settings_for
+from tests.support.servers import ServerThread
+from tests.support.services import Services, free_port, settings_for
 
 
 def ws_url(base_url: str) -> str:

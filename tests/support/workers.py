@@ -25,9 +25,10 @@ from db.changes import Store
 from tasks.providers.local import LocalRenderer
 from tasks.worker import close_context, open_context, worker_options
 from tasks.worker_loop import Worker
-from tests.api_utils import make_node, make_project
-from tests.conftest import Account, Services, replace_settings
-from tests.procs import ROOT, WorkerProc
+from tests.support.accounts import Account
+from tests.support.api import make_node, make_project
+from tests.support.procs import ROOT, WorkerProc
+from tests.support.services import Services, replace_settings
 
 
 class WorkerHarness:

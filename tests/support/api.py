@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from db.changes import Store
-from tests.conftest import Account
+from tests.support.accounts import Account
 
 TABLES = (
     "users",
