@@ -3,16 +3,18 @@
 // One connection to GET /ws carries any number of project subscriptions. The client
 // keeps a local state object per project (seq, nodes, connections, jobs), applies the
 // server's snapshot and events to it by the protocol's rules, and calls you back after
-// every change. It reconnects by itself (exponential backoff with full jitter) and
+// every change (members, takes and — with `presence: true` — who else is here, too).
+// It reconnects by itself (exponential backoff with full jitter) and
 // resumes each project with `since`, so a reconnect costs a replay of what was missed,
 // not a snapshot. The wire protocol is documented in docs/protocol.md ("Websocket").
 //
 //   import { CanvasflowClient } from "/cf-client.js";
 //   const client = new CanvasflowClient({ onStatus: (s) => console.log(s) });
 //   const project = client.subscribe(projectId, {
-//     onChange: (state, reason) => render(state),   // reason: "snapshot", an event kind, "job.progress"
-//     onError: (error) => console.warn(error.code),  // e.g. project_not_found
-//   });
+//     onChange: (state, reason) => render(state),   // reason: "snapshot", an event kind, "job.progress", "presence"
+//     onError: (error) => console.warn(error.code),  // e.g. project_not_found, forbidden_role
+//   }, { presence: true });
+//   client.sendPresence(projectId, { cursor: { x: 10, y: 20 } });
 //   ...
 //   project.unsubscribe();
 //   client.close();
@@ -24,6 +26,8 @@ const FATAL_CLOSE = new Map([
   [4403, "forbidden"],
 ]);
 const LIVE_JOB = new Set(["pending", "processing"]);
+/** Error codes that refused one action (a frame) and leave the subscription as it is. */
+const ACTION_ERRORS = new Set(["forbidden_role"]);
 
 /** A new, empty project state. */
 export function emptyState(projectId) {
@@ -34,6 +38,9 @@ export function emptyState(projectId) {
     nodes: new Map(), // node id → node
     connections: new Map(), // connection id → connection
     jobs: new Map(), // job id → JobStatusResponse
+    takes: new Map(), // take id → Take (the snapshot's, then each job's outputs)
+    members: new Map(), // user id → Member
+    presence: new Map(), // user id → who else has the project open (ephemeral)
     deleted: false,
   };
 }
@@ -44,6 +51,15 @@ export function applySnapshot(state, snapshot) {
   state.nodes = new Map(snapshot.nodes.map((n) => [n.id, n]));
   state.connections = new Map(snapshot.connections.map((c) => [c.id, c]));
   state.jobs = new Map(snapshot.jobs.map((j) => [j.job_id, j]));
+  state.takes = new Map((snapshot.takes || []).map((t) => [t.id, t]));
+  state.members = new Map((snapshot.members || []).map((m) => [m.user_id, m]));
+}
+
+/** Apply a presence frame: the whole list (`full`), or the users that changed and left. */
+export function applyPresence(state, frame) {
+  if (frame.full) state.presence = new Map();
+  for (const user of frame.users || []) state.presence.set(user.user_id, user);
+  for (const id of frame.left || []) state.presence.delete(id);
 }
 
 /** Apply one event's change to `state` (the caller has checked its seq). */
@@ -63,6 +79,7 @@ export function applyEvent(state, kind, data) {
       state.nodes.delete(data.node_id);
       for (const id of data.connection_ids || []) state.connections.delete(id);
       for (const [id, job] of state.jobs) if (job.node_id === data.node_id) state.jobs.delete(id);
+      for (const [id, take] of state.takes) if (take.node_id === data.node_id) state.takes.delete(id);
       break;
     case "connection.created":
       state.connections.set(data.connection.id, data.connection);
@@ -70,10 +87,29 @@ export function applyEvent(state, kind, data) {
     case "connection.deleted":
       state.connections.delete(data.connection_id);
       break;
+    case "take.deleted":
+      state.takes.delete(data.take_id);
+      state.nodes.set(data.node.id, data.node);
+      break;
+    case "member.added":
+    case "member.updated":
+      state.members.set(data.member.user_id, data.member);
+      break;
+    case "member.removed":
+      state.members.delete(data.user_id);
+      state.presence.delete(data.user_id);
+      break;
+    case "project.transferred":
+      state.project = data.project;
+      state.members.set(data.owner.user_id, data.owner);
+      state.members.set(data.previous_owner.user_id, data.previous_owner);
+      break;
     default:
-      // job.created / started / completed / failed / cancelled: {job, node}
+      // job.created / started / completed / failed / cancelled: {job, node[, takes]};
+      // node.active_take_changed: {node, take_id}
       if (data && data.job) state.jobs.set(data.job.job_id, data.job);
       if (data && data.node) state.nodes.set(data.node.id, data.node);
+      if (data && Array.isArray(data.takes)) for (const t of data.takes) state.takes.set(t.id, t);
   }
 }
 
@@ -84,10 +120,11 @@ export function backoffDelay(attempt, { initialMs = 500, maxMs = 4000 } = {}, ra
 
 /** One project followed over the client's connection. */
 class ProjectSubscription {
-  constructor(client, projectId, callbacks) {
+  constructor(client, projectId, callbacks, { presence = false } = {}) {
     this.client = client;
     this.state = emptyState(projectId);
     this.callbacks = callbacks;
+    this.presence = presence;
     this.active = true; // false once unsubscribed or ended by the server
     this.pending = false; // a subscribe is out and not answered yet
   }
@@ -103,6 +140,7 @@ class ProjectSubscription {
   frame() {
     const frame = { type: "subscribe", project_id: this.state.projectId };
     if (this.state.seq !== null) frame.since = this.state.seq;
+    if (this.presence) frame.presence = true;
     return frame;
   }
 
@@ -148,18 +186,28 @@ class ProjectSubscription {
         this.changed("job.progress", message);
         break;
       }
+      case "presence":
+        applyPresence(state, message);
+        this.changed("presence", message);
+        break;
       case "unsubscribed":
         // the project was deleted (or we asked): nothing more will come
         this.end();
         break;
       case "error":
+        if (ACTION_ERRORS.has(message.code)) {
+          // one action was refused (a viewer's editing marker): the subscription goes on
+          if (this.callbacks.onError) this.callbacks.onError(message);
+          break;
+        }
         this.pending = false;
+        // said first, so the end that follows knows why (access_revoked, project_not_found)
+        if (this.callbacks.onError) this.callbacks.onError(message);
         if (message.code === "unavailable" || message.code === "rate_limited") {
           this.client._retryLater(this);
         } else {
           this.end();
         }
-        if (this.callbacks.onError) this.callbacks.onError(message);
         break;
     }
   }
@@ -214,17 +262,33 @@ export class CanvasflowClient {
     this._connect();
   }
 
-  /** Follow a project; returns its subscription ({state, unsubscribe()}). */
-  subscribe(projectId, callbacks = {}) {
+  /**
+   * Follow a project; returns its subscription ({state, unsubscribe()}). With
+   * `{presence: true}` the server also sends who else is here (state.presence).
+   */
+  subscribe(projectId, callbacks = {}, options = {}) {
     // subscribing again replaces the subscription on the server too: no unsubscribe,
     // whose answer would end the new one
     const existing = this.subscriptions.get(projectId);
     if (existing) existing.active = false;
-    const sub = new ProjectSubscription(this, projectId, callbacks);
+    const sub = new ProjectSubscription(this, projectId, callbacks, options);
     this.subscriptions.set(projectId, sub);
     sub.pending = true;
     this._send(sub.frame());
     return sub;
+  }
+
+  /**
+   * Tell the others where this tab is: `{cursor?, selection?, editing?}` (what changed;
+   * null clears). Dropped while not connected: presence is ephemeral. Throttle it
+   * yourself to at most 20 a second. Returns whether it went out.
+   */
+  sendPresence(projectId, fields) {
+    const sub = this.subscriptions.get(projectId);
+    if (!sub || !sub.active || !sub.presence || sub.pending) return false;
+    if (!this.ws || this.ws.readyState !== 1) return false;
+    this._send({ type: "presence", project_id: projectId, ...fields });
+    return true;
   }
 
   /** Close the connection for good. */

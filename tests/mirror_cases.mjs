@@ -63,6 +63,10 @@ for (const c of doc.cases) {
     if ("queue" in e) assert.deepEqual(pick(s.jobs, Object.keys(e.queue), (j) => [j.queue_position ?? null, j.eta_s ?? null, j.progress_estimated ?? false]), e.queue, `${where}: queue`);
     if ("node_x" in e) assert.deepEqual(pick(s.nodes, Object.keys(e.node_x), (n) => n.x), e.node_x, `${where}: node_x`);
     if ("node_status" in e) assert.deepEqual(pick(s.nodes, Object.keys(e.node_status), (n) => n.status), e.node_status, `${where}: node_status`);
+    if ("takes" in e) assert.deepEqual(sorted(s.takes.keys()), e.takes, `${where}: takes`);
+    if ("active_take" in e) assert.deepEqual(pick(s.nodes, Object.keys(e.active_take), (n) => n.active_take_id ?? null), e.active_take, `${where}: active_take`);
+    if ("members" in e) assert.deepEqual(Object.fromEntries([...s.members].map(([k, m]) => [k, m.role])), e.members, `${where}: members`);
+    if ("presence" in e) assert.deepEqual(sorted(s.presence.keys()), e.presence, `${where}: presence`);
     if ("deleted" in e) assert.equal(s.deleted, e.deleted, `${where}: deleted`);
     if ("ended" in e) assert.equal(!sub.active, e.ended, `${where}: ended`);
     if ("send" in e) assert.deepEqual(ws.sent.slice(before), e.send, `${where}: send`);

@@ -134,7 +134,7 @@ async def test_offline_notice_keeps_the_counter_on_one_line_and_saves_when_back(
 
 
 async def test_connections_that_do_not_fit_are_refused_while_dragging(tab: CanvasPage) -> None:
-    """Dragging from a prompt lights only the video node's prompt input; prompt into prompt, into an image port, or a second prompt are refused with a reason."""
+    """Dragging from a prompt lights only the video node's prompt input; prompt into prompt, into an image port, a second prompt, and a cycle of video extensions are refused with a visible reason."""
     page = tab.page
     await tab.sign_up()
     project_id = await tab.create_project("Ports")
@@ -142,10 +142,10 @@ async def test_connections_that_do_not_fit_are_refused_while_dragging(tab: Canva
     second = await tab.add_node("prompt")
     image = await tab.add_node("image")
     video = await tab.add_node("video")
-    # sources have no inputs, and a video node gives nothing out: no loop can start
+    # sources have no inputs; a video node gives its video out (into another's Extend)
     for source in (first, second, image):
         await expect(tab.node(source).locator(".handle-in")).to_have_count(0)
-    await expect(tab.node(video).locator(".handle-out")).to_have_count(0)
+    await expect(tab.node(video).locator(".handle-out")).to_have_count(1)
 
     async def drag_from(node_id: str) -> None:
         box = await tab.node(node_id).locator(".handle-out").bounding_box()
@@ -164,13 +164,16 @@ async def test_connections_that_do_not_fit_are_refused_while_dragging(tab: Canva
     await drag_from(first)
     await expect(tab.port(video, "prompt")).to_have_class(has_class("port-compatible"))
     await expect(tab.port(video, "first_frame")).to_have_class(has_class("port-incompatible"))
-    # onto another prompt's card (the old canvas took any node): nothing
+    # onto another prompt's card (the old canvas took any node): refused, and it says why
     await drop_on(f'.node[data-node-id="{second}"] .node-title')
     await expect(page.locator(".react-flow__connectionline")).to_have_count(0)
+    await expect(
+        page.get_by_role("alert").filter(has_text="A prompt node takes no text input.")
+    ).to_be_visible()
     await drag_from(first)
     await drop_on(f'.node[data-node-id="{video}"] .handle-in[data-port="first_frame"]')
     await expect(
-        page.get_by_role("alert").filter(has_text="Image takes an image, not text.")
+        page.get_by_role("alert").filter(has_text="First frame takes an image, not text.")
     ).to_be_visible()
     await expect(page.locator(".edge")).to_have_count(0)
 
@@ -184,11 +187,22 @@ async def test_connections_that_do_not_fit_are_refused_while_dragging(tab: Canva
         )
     ).to_be_visible()
     await expect(page.locator(".edge")).to_have_count(1)
+
+    # a second video extends the first; extending the first from the second is a loop
+    later = await tab.add_node("video")
+    await tab.connect(video, later, "extend")
+    await drag_from(later)
+    await expect(tab.port(video, "extend")).to_have_class(has_class("port-incompatible"))
+    await drop_on(f'.node[data-node-id="{video}"] .handle-in[data-port="extend"]')
+    await expect(
+        page.get_by_role("alert").filter(has_text="That connection would make a loop.")
+    ).to_be_visible()
+    await expect(page.locator(".edge")).to_have_count(2)
     count = await page.evaluate(
         "async (p) => (await (await fetch(`/api/projects/${p}/connections`)).json()).length",
         project_id,
     )
-    assert count == 1
+    assert count == 2
 
 
 def has_class(name: str) -> re.Pattern[str]:

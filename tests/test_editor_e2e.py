@@ -532,7 +532,11 @@ async def test_video_outputs_download_poster_stale_inputs_and_honest_labels(
     )
 
     # new settings, Regenerate, Cancel: the old clip is labelled as what it is throughout
+    # 1080p is made as 8 s clips only (Veo 3.1): choosing it brings 8 s and says why
     await node.get_by_label("Resolution").select_option("1080p")
+    await expect(node.get_by_label("Duration")).to_have_value("8")
+    await expect(node.get_by_label("Duration").locator("option")).to_have_count(1)
+    await expect(node.locator(".constraint-note")).to_have_text("1080p is made as 8 s clips only.")
     await expect(node.locator(".clip-notice").first).to_contain_text("Made with 720p · 4 s · 16:9")
     await node.get_by_role("button", name="Regenerate").click()
     await expect(node.locator(".clip-notice").first).to_contain_text(

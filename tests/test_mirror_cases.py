@@ -39,6 +39,13 @@ def _check(mirror: Mirror, expect: dict[str, Any], step: Any) -> None:
         },
         "node_x": lambda: {str(k): n.x for k, n in state.nodes.items()},
         "node_status": lambda: {str(k): n.status.value for k, n in state.nodes.items()},
+        "takes": lambda: sorted(str(k) for k in state.takes),
+        "active_take": lambda: {
+            str(k): str(n.active_take_id) if n.active_take_id else None
+            for k, n in state.nodes.items()
+        },
+        "members": lambda: {str(k): m.role.value for k, m in state.members.items()},
+        "presence": lambda: sorted(str(k) for k in state.presence),
         "deleted": lambda: state.deleted,
         "ended": lambda: state.ended,
         "send": lambda: _frames(step.send),
@@ -46,7 +53,7 @@ def _check(mirror: Mirror, expect: dict[str, Any], step: Any) -> None:
     }
     for name, want in expect.items():
         got = checks[name]()
-        if name in ("node_x", "node_status", "progress", "queue"):
+        if name in ("node_x", "node_status", "progress", "queue", "active_take"):
             got = {k: v for k, v in dict(got).items() if k in want}
         assert got == want, f"{name}: {got!r} != {want!r}"
 

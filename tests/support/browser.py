@@ -129,7 +129,8 @@ class CanvasPage:
     async def add_node(self, node_type: str) -> str:
         """Add a node with the toolbar button; returns the new node's id."""
         before = set(await self.node_ids())
-        await self.page.get_by_role("button", name=f"Add {node_type} node").click()
+        label = {"image_gen": "image generator"}.get(node_type, node_type)
+        await self.page.get_by_role("button", name=f"Add {label} node").click()
         handle = await self.page.wait_for_function(
             """([type, before]) => {
                 const ids = [...document.querySelectorAll('.node-' + type)].map(n => n.dataset.nodeId);

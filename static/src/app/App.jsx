@@ -7,6 +7,19 @@ import { ProjectsView } from "./ProjectsView.jsx";
 import { Toasts, toast } from "./toasts.jsx";
 
 const AFTER_LOGIN = "cf-after-login";
+const INVITE = "cf-invite";
+
+/** An invitation link's token (`/?invite=…`), kept through a log in or sign up. */
+function takeInviteFromUrl() {
+  const params = new URLSearchParams(location.search);
+  const token = params.get("invite");
+  if (!token) return;
+  sessionStorage.setItem(INVITE, token);
+  params.delete("invite");
+  const rest = params.toString();
+  history.replaceState(null, "", `${location.pathname}${rest ? `?${rest}` : ""}${location.hash}`);
+}
+takeInviteFromUrl();
 const CANVAS_ROUTE = /^#\/p\/([0-9a-f-]{36})$/i;
 
 /** What every view may use: the user, navigation, the top bar's middle slot. */
@@ -45,6 +58,28 @@ export function App() {
     });
   }, []);
   useEffect(() => setUnauthenticatedHandler(sessionEnded), [sessionEnded]);
+
+  // an invitation waiting for a signed-in user: accept it and open its project
+  useEffect(() => {
+    const token = user && sessionStorage.getItem(INVITE);
+    if (!token) return;
+    sessionStorage.removeItem(INVITE);
+    api.acceptInvite(token).then(
+      (answer) => {
+        toast(`You joined “${answer.project.name}” as ${answer.member.role}.`, "info", { key: "invite" });
+        navigate(`#/p/${answer.project.id}`);
+      },
+      (err) => {
+        const message =
+          err.code === "invite_expired"
+            ? "That invitation link was used, revoked, or has expired: ask for a new one."
+            : err.code === "already_member"
+              ? "You are already a member of that project."
+              : `Could not accept the invitation: ${err.message}`;
+        toast(message, "error", { key: "invite" });
+      },
+    );
+  }, [user, navigate]);
 
   const authRoute = hash === "#/login" || hash === "#/signup";
   const canvasMatch = hash.match(CANVAS_ROUTE);

@@ -28,16 +28,21 @@ function ProjectCard({ project, onDelete }) {
         <Poster project={project} />
         <span className="project-meta">
           <span className="project-name">{project.name}</span>
-          <span className="muted small">Edited {timeAgo(project.updated_at)}</span>
+          <span className="muted small">
+            Edited {timeAgo(project.updated_at)}
+            {project.role && project.role !== "owner" ? ` · shared with you (${project.role})` : ""}
+          </span>
         </span>
       </a>
       <div className="project-actions">
         <a className="btn btn-secondary btn-sm" href={open} aria-label={`Open ${project.name}`}>
           Open
         </a>
-        <button className="btn btn-ghost btn-sm btn-danger-text" type="button" aria-label={`Delete ${project.name}`} onClick={() => onDelete(project)}>
-          Delete
-        </button>
+        {(!project.role || project.role === "owner") && (
+          <button className="btn btn-ghost btn-sm btn-danger-text" type="button" aria-label={`Delete ${project.name}`} onClick={() => onDelete(project)}>
+            Delete
+          </button>
+        )}
       </div>
     </li>
   );

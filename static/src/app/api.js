@@ -3,11 +3,13 @@
 
 /** An error answered by the API: `status`, machine-readable `code`, human `message`. */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    /** the error's other members: `current` and `patch` of a 409 conflict, `role`, `reason`… */
+    this.details = details;
   }
 }
 
@@ -47,6 +49,7 @@ export async function request(method, path, body, { quiet401 = false } = {}) {
       response.status,
       (error && error.code) || `http_${response.status}`,
       (error && error.message) || `The server answered ${response.status}.`,
+      error || {},
     );
     if (response.status === 401 && !quiet401 && path !== "/api/auth/login") onUnauthenticated(err);
     throw err;
@@ -72,7 +75,7 @@ export const api = {
   deleteNode: (id) => request("DELETE", `/api/nodes/${id}`),
 
   listConnections: (projectId) => request("GET", `/api/projects/${projectId}/connections`),
-  /** `targetPort` is sent only to a server that keeps ports (ports.js SERVER_TAKES_TARGET_PORT). */
+  /** Into the target's input port `targetPort` (null: the first that fits, as the server picks). */
   createConnection: (projectId, sourceId, targetId, targetPort = null) =>
     request("POST", `/api/projects/${projectId}/connections`, {
       source_id: sourceId,
@@ -93,6 +96,18 @@ export const api = {
   },
 
   generateVideo: (params) => request("POST", "/api/ai/generate-video", params),
+  generateImage: (params) => request("POST", "/api/ai/generate-image", params),
+  nodeTypes: () => request("GET", "/api/node-types"),
+  listTakes: (nodeId, before = null) => request("GET", `/api/nodes/${nodeId}/takes?limit=100${before ? `&before=${before}` : ""}`),
+  setActiveTake: (nodeId, takeId) => request("PUT", `/api/nodes/${nodeId}/active-take`, { take_id: takeId }),
+  deleteTake: (takeId) => request("DELETE", `/api/takes/${takeId}`),
+
+  listMembers: (projectId) => request("GET", `/api/projects/${projectId}/members`),
+  addMember: (projectId, email, role) => request("POST", `/api/projects/${projectId}/members`, { email, role }),
+  setMemberRole: (projectId, userId, role) => request("PATCH", `/api/projects/${projectId}/members/${userId}`, { role }),
+  removeMember: (projectId, userId) => request("DELETE", `/api/projects/${projectId}/members/${userId}`),
+  createInvite: (projectId, role) => request("POST", `/api/projects/${projectId}/invites`, { role }),
+  acceptInvite: (token) => request("POST", `/api/invites/${encodeURIComponent(token)}/accept`),
   getJob: (jobId) => request("GET", `/api/ai/jobs/${jobId}`),
   latestJob: (nodeId) => request("GET", `/api/ai/nodes/${nodeId}/jobs/latest`),
   cancelJob: (jobId) => request("POST", `/api/ai/jobs/${jobId}/cancel`),

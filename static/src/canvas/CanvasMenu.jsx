@@ -1,11 +1,11 @@
 // The canvas's context menu (right-click, double-click on the canvas, Shift+F10):
 // add a node where it was opened, paste there, or act on the selection.
 import { useEffect, useRef } from "react";
-import { ADDABLE_TYPES } from "../nodes/specs.js";
+import { ADDABLE_TYPES, NODE_SPECS } from "../nodes/specs.js";
 import { focusNode } from "./Toolbar.jsx";
 
 /** `menu` is {x, y (screen), at (flow point), kind: "pane" | "node"}. */
-export function CanvasMenu({ menu, commands, onClose, onSelectAll, onFit }) {
+export function CanvasMenu({ menu, commands, onClose, onSelectAll, onFit, canEdit = true }) {
   const ref = useRef(null);
   useEffect(() => {
     ref.current?.querySelector('[role="menuitem"]')?.focus();
@@ -20,7 +20,7 @@ export function CanvasMenu({ menu, commands, onClose, onSelectAll, onFit }) {
     onClose();
     fn();
   };
-  const items =
+  const all =
     menu.kind === "node"
       ? [
           ["Copy", run(() => commands.copySelection())],
@@ -28,11 +28,13 @@ export function CanvasMenu({ menu, commands, onClose, onSelectAll, onFit }) {
           ["Delete", run(() => commands.deleteSelection())],
         ]
       : [
-          ...ADDABLE_TYPES.map((type) => [`Add ${type} node here`, run(() => commands.addNode(type, menu.at).then((n) => focusNode(n.id), () => {}))]),
+          ...ADDABLE_TYPES.map((type) => [`Add ${NODE_SPECS[type].title.toLowerCase()} node here`, run(() => commands.addNode(type, menu.at).then((n) => focusNode(n.id), () => {}))]),
           ["Paste here", run(() => commands.paste(menu.at))],
           ["Select all", run(onSelectAll)],
           ["Fit all nodes in view", run(onFit)],
         ];
+  // a viewer changes nothing: only copying, selecting and looking around
+  const items = canEdit ? all : all.filter(([label]) => ["Copy", "Select all", "Fit all nodes in view"].includes(label));
 
   const onKeyDown = (event) => {
     const all = [...ref.current.querySelectorAll('[role="menuitem"]')];

@@ -5,6 +5,8 @@
 import { Background, MiniMap, Panel, ReactFlow, useReactFlow, useStore, useStoreApi } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import { CanvasMenu } from "./CanvasMenu.jsx";
+import { othersHere } from "./presence.js";
+import { RemoteCursors } from "./RemoteCursors.jsx";
 import { edgeTypes } from "./ConnectionEdge.jsx";
 import { createFlowMapper } from "./flow.js";
 import { visibleRect } from "./placement.js";
@@ -42,6 +44,8 @@ export function Flow({ store, commands }) {
   const nudge = useRef(null); // {from: Map, timer}: arrow-key moves waiting to be saved
   const [menu, setMenu] = useState(null);
   const [help, setHelp] = useState(false);
+  const canEdit = view.role === "owner" || view.role === "editor";
+  const others = useMemo(() => othersHere(view.presence, view.me?.id), [view.presence, view.me]);
 
   useEffect(() => {
     commands.attachFlow({
@@ -84,6 +88,7 @@ export function Flow({ store, commands }) {
   const nudgeSelection = useCallback(
     (dx, dy) => {
       const v = store.getView();
+      if (!(v.role === "owner" || v.role === "editor")) return; // a viewer moves nothing
       const changes = [...v.selectedNodes]
         .map((id) => v.nodes.get(id))
         .filter(Boolean)
@@ -129,6 +134,15 @@ export function Flow({ store, commands }) {
           : { source: to.nodeId, sourceHandle: to.id, target: from.nodeId, targetHandle: from.id };
         const refused = commands.refuse(link);
         if (refused) commands.notify(refused.message, "error", { key: "connect" });
+      } else if (!state.toHandle && state.fromHandle?.type === "source") {
+        // dropped on a card with no input that fits (a prompt onto a prompt): say why
+        const point = "changedTouches" in event ? event.changedTouches[0] : event;
+        const card = document.elementFromPoint(point.clientX, point.clientY)?.closest(".react-flow__node");
+        const target = card?.dataset.id;
+        if (target && target !== state.fromHandle.nodeId) {
+          const refused = commands.refuse({ source: state.fromHandle.nodeId, sourceHandle: state.fromHandle.id, target, targetHandle: null });
+          if (refused) commands.notify(refused.message, "error", { key: "connect" });
+        }
       }
     },
     [commands],
@@ -228,8 +242,14 @@ export function Flow({ store, commands }) {
       tabIndex={0}
       aria-label="Canvas. Drag the background to pan, scroll to zoom, Shift-drag to select; press ? for every shortcut."
       data-nodes={String(view.nodes.size)}
-      onPointerMove={(e) => (pointer.current = { x: e.clientX, y: e.clientY })}
-      onPointerLeave={() => (pointer.current = null)}
+      onPointerMove={(e) => {
+        pointer.current = { x: e.clientX, y: e.clientY };
+        commands.presence?.cursor(rf.screenToFlowPosition(pointer.current));
+      }}
+      onPointerLeave={() => {
+        pointer.current = null;
+        commands.presence?.cursor(null);
+      }}
       onPointerDownCapture={onPointerDownCapture}
       onDoubleClick={onDoubleClick}
       onDragOver={onDragOver}
@@ -245,6 +265,9 @@ export function Flow({ store, commands }) {
         onConnect={onConnect}
         onConnectEnd={onConnectEnd}
         isValidConnection={isValidConnection}
+        nodesConnectable={canEdit}
+        nodesDraggable={canEdit}
+        edgesReconnectable={false}
         onNodeClick={onNodeClick}
         onNodeDragStart={onNodeDragStart}
         onNodeDragStop={onNodeDragStop}
@@ -272,8 +295,9 @@ export function Flow({ store, commands }) {
           onClick={(_e, at) => rf.setCenter(at.x, at.y, { zoom: rf.getZoom(), duration: 0 })}
         />
         <Panel position="top-left" className="toolbar-panel">
-          <Toolbar commands={commands} hasSelection={view.selectedNodes.size > 0} onHelp={() => setHelp(true)} zoomToSelection={zoomToSelection} />
+          <Toolbar commands={commands} hasSelection={view.selectedNodes.size > 0} onHelp={() => setHelp(true)} zoomToSelection={zoomToSelection} canEdit={canEdit} />
         </Panel>
+        <RemoteCursors others={others} />
       </ReactFlow>
       {!view.loaded && (
         <div className="loading" role="status">
@@ -296,7 +320,7 @@ export function Flow({ store, commands }) {
         </div>
       )}
       <p className="canvas-help muted small">Drag to pan · Shift-drag to select · double-click to add · ? for shortcuts</p>
-      {menu && <CanvasMenu menu={menu} commands={commands} onClose={closeMenu} onSelectAll={() => store.select([...store.getView().nodes.keys()])} onFit={() => rf.fitView({ padding: 0.15, maxZoom: 1, duration: 0 })} />}
+      {menu && <CanvasMenu canEdit={canEdit} menu={menu} commands={commands} onClose={closeMenu} onSelectAll={() => store.select([...store.getView().nodes.keys()])} onFit={() => rf.fitView({ padding: 0.15, maxZoom: 1, duration: 0 })} />}
       {help && <ShortcutsDialog onClose={() => setHelp(false)} />}
     </div>
   );

@@ -24,21 +24,24 @@ export function focusNode(id, tries = 60) {
   if (document.activeElement !== target && tries > 0) requestAnimationFrame(() => focusNode(id, tries - 1));
 }
 
-export function Toolbar({ commands, hasSelection, onHelp, zoomToSelection }) {
+export function Toolbar({ commands, hasSelection, onHelp, zoomToSelection, canEdit = true }) {
   const rf = useReactFlow();
   const zoom = useStore(zoomOf);
   return (
     <div className="toolbar" role="toolbar" aria-label="Canvas tools">
+      {canEdit && (
       <div className="tool-group">
         {ADDABLE_TYPES.map((type) => (
-          <Tool key={type} id={`add-${type}`} label={`Add ${type} node`} className={`tool-add tool-${type}`} onClick={() => commands.addNode(type).then((n) => focusNode(n.id), () => {})}>
+          <Tool key={type} id={`add-${type}`} label={`Add ${NODE_SPECS[type].title.toLowerCase()} node`} className={`tool-add tool-${type}`} onClick={() => commands.addNode(type).then((n) => focusNode(n.id), () => {})}>
             <span className="tool-plus" aria-hidden="true">
               +
             </span>
-            <span className="tool-label">{NODE_SPECS[type].title}</span>
+            <span className="tool-label">{NODE_SPECS[type].short || NODE_SPECS[type].title}</span>
           </Tool>
         ))}
       </div>
+      )}
+      {canEdit && (
       <div className="tool-group">
         <Tool id="undo" label="Undo (Ctrl+Z)" disabled={!commands.canUndo} onClick={() => commands.undo()}>
           <svg className="tool-icon" viewBox="0 0 24 24" aria-hidden="true">
@@ -51,6 +54,12 @@ export function Toolbar({ commands, hasSelection, onHelp, zoomToSelection }) {
           </svg>
         </Tool>
       </div>
+      )}
+      {!canEdit && (
+        <p className="tool-group viewer-note small" role="note">
+          View only: you are a viewer of this project
+        </p>
+      )}
       <div className="tool-group">
         <Tool id="zoom-out" label="Zoom out" onClick={() => rf.zoomOut({ duration: 0 })}>
           −

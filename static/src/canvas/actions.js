@@ -1,6 +1,8 @@
 // Carry out an undo-stack action (undo.js) as server changes, through the live store's
 // overlay so this tab shows each part at once and every other tab through its event.
-import { SERVER_TAKES_TARGET_PORT } from "./ports.js";
+// Data is written with `if_version` (the version the edit was made against); a stale
+// write is rebased onto the node the 409 answer holds (conflict.js).
+import { EditConflict, rebaseData } from "./conflict.js";
 
 const GONE = new Set(["node_not_found", "connection_not_found"]);
 
@@ -38,7 +40,7 @@ export function pasteBody(action) {
       ref: c.id,
       source: c.source,
       target: c.target,
-      ...(SERVER_TAKES_TARGET_PORT && c.port ? { target_port: c.port } : {}),
+      ...(c.port ? { target_port: c.port } : {}),
     })),
   };
 }
@@ -54,7 +56,7 @@ export async function runAction(action, { api, store, projectId }) {
       if (action.nodes.length === 0) {
         // links alone: the plain endpoint
         for (const c of action.connections) {
-          const made = await create(store, "connection", () => api.createConnection(projectId, c.source, c.target, SERVER_TAKES_TARGET_PORT ? c.port : null));
+          const made = await create(store, "connection", () => api.createConnection(projectId, c.source, c.target, c.port));
           ids.set(c.id, made.id);
         }
         return ids;
@@ -80,11 +82,36 @@ export async function runAction(action, { api, store, projectId }) {
       );
       return ids;
     case "data":
-      if (Object.keys(action.to).length) {
-        await write(store, "node", action.id, { patch: { data: action.to } }, () => api.updateNode(action.id, { data: action.to }));
-      }
+      if (Object.keys(action.to).length) await writeData(store, api, action);
       return ids;
     default:
       throw new Error(`unknown action ${action.type}`);
+  }
+}
+
+/**
+ * Write `action.to` into a node's data against the version it was made from
+ * (`action.ifVersion`, else the version shown now). On a 409 conflict the node in the
+ * answer becomes this tab's copy and the change is rebased onto it: resent when nobody
+ * else touched its keys, else an EditConflict carrying both texts is thrown.
+ */
+export async function writeData(store, api, action, tries = 3) {
+  let version = action.ifVersion ?? store.getView().nodes.get(action.id)?.version ?? null;
+  let data = action.to;
+  for (let attempt = 0; ; attempt++) {
+    const body = version == null ? { data } : { data, if_version: version };
+    try {
+      return await write(store, "node", action.id, { patch: { data } }, () => api.updateNode(action.id, body));
+    } catch (err) {
+      const current = err.code === "conflict" ? err.details?.current : null;
+      if (!current || attempt + 1 >= tries) throw err;
+      // the server's node as it is now: shown at once, whatever we decide next
+      store.settle(store.send("node", action.id), current);
+      const rebased = rebaseData(action.from, data, current);
+      if (rebased.conflict) throw new EditConflict(rebased.conflict, current);
+      if (!rebased.resend) return current;
+      data = rebased.resend.data;
+      version = rebased.version;
+    }
   }
 }

@@ -4,11 +4,14 @@
 // when it is the user's own edit, recorded for undo.
 import { CLIPBOARD_KEY, copyNodes, parseClipboard, placeClip } from "./clipboard.js";
 import { create, runAction, write } from "./actions.js";
-import { PORTS, SERVER_TAKES_TARGET_PORT, refuseConnection } from "./ports.js";
+import { PORTS, refuseConnection } from "./ports.js";
 import { UndoStack, inverse, isEmpty, planAction, remapAction } from "./undo.js";
 import { freeSpot } from "./placement.js";
 import { NODE_SPECS, nodeTitle } from "../nodes/specs.js";
-import { currentInputs, rememberInputs } from "../nodes/video-view.js";
+import { videoOptionsBody } from "../nodes/generation.js";
+import { imageRequest } from "../nodes/image-gen-view.js";
+import { currentInputs, deriveVideo, rememberInputs } from "../nodes/video-view.js";
+import { deriveImageGen } from "../nodes/image-gen-view.js";
 
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
@@ -60,10 +63,26 @@ export function createCommands({ projectId, store, api, notify }) {
     return remapAction(action, ids);
   }
 
+  /** Whether this user may change the project (the server refuses a viewer anyway). */
+  const canEdit = () => {
+    const role = store.role();
+    return role === "owner" || role === "editor";
+  };
+  const viewerRefusal = () => {
+    notify("You are a viewer of this project: you may look, not change.", "error", { key: "viewer" });
+  };
+
   const commands = {
     projectId,
     store,
     notify,
+    /** This tab's presence ({cursor, selection, editing}); set by the page (attachPresence). */
+    presence: null,
+    canEdit,
+
+    attachPresence(presence) {
+      commands.presence = presence;
+    },
     get canUndo() {
       return undo.canUndo;
     },
@@ -85,6 +104,10 @@ export function createCommands({ projectId, store, api, notify }) {
     // -- nodes and connections --
 
     async addNode(type, at = null) {
+      if (!canEdit()) {
+        viewerRefusal();
+        throw new Error("A viewer adds no nodes.");
+      }
       const spec = NODE_SPECS[type];
       const spot = at || freeSpot(type, flow?.visibleRect(), [...view().nodes.values()], view().measured);
       const body = { type, x: Math.round(spot.x), y: Math.round(spot.y), data: spec.defaults() };
@@ -96,6 +119,7 @@ export function createCommands({ projectId, store, api, notify }) {
 
     /** Delete nodes and connections at once; offers Undo in a toast. */
     async deleteElements(nodeIds, edgeIds = []) {
+      if (!canEdit()) return viewerRefusal();
       const g = graph();
       const nodes = nodeIds.map((id) => g.nodes.get(id)).filter(Boolean).map(snapshotOf);
       const connections = linksOf(nodes.map((n) => n.id), edgeIds);
@@ -122,6 +146,7 @@ export function createCommands({ projectId, store, api, notify }) {
 
     /** Nodes moved from `from` to `to` ([{id, from, to}]); `key` merges nudges into one undo. */
     async moveNodes(moves, { key = null } = {}) {
+      if (!canEdit()) return viewerRefusal();
       const real = moves.filter((m) => m.from.x !== m.to.x || m.from.y !== m.to.y);
       if (!real.length) return;
       const forward = { type: "move", moves: real };
@@ -129,14 +154,18 @@ export function createCommands({ projectId, store, api, notify }) {
       await runAction(forward, ctx).catch(failed("move"));
     },
 
-    /** An undoable edit of node data; `from` defaults to the values shown now. */
-    async setData(id, to, { from = null, key = null, label = "Edit" } = {}) {
+    /**
+     * An undoable edit of node data; `from` defaults to the values shown now, and
+     * `ifVersion` to the version shown now (the one the edit was made against).
+     * Throws an EditConflict (conflict.js) when someone else changed the same text.
+     */
+    async setData(id, to, { from = null, key = null, label = "Edit", ifVersion = null } = {}) {
       const node = view().nodes.get(id);
       if (!node) return;
       const before = from || Object.fromEntries(Object.keys(to).map((k) => [k, node.data?.[k] ?? null]));
       const forward = { type: "data", id, from: before, to };
       try {
-        await runAction(forward, ctx);
+        await runAction({ ...forward, ifVersion: ifVersion ?? node.version ?? null }, ctx);
       } catch (err) {
         // keep what the user typed on show: the caller retries
         store.edit("node", id, { data: to });
@@ -156,6 +185,7 @@ export function createCommands({ projectId, store, api, notify }) {
     },
 
     async connect(connection) {
+      if (!canEdit()) return viewerRefusal();
       const refused = commands.refuse(connection);
       if (refused) {
         notify(refused.message, "error", { key: "connect" });
@@ -163,7 +193,7 @@ export function createCommands({ projectId, store, api, notify }) {
       }
       const port = connection.targetHandle;
       const made = await create(store, "connection", () =>
-        api.createConnection(projectId, connection.source, connection.target, SERVER_TAKES_TARGET_PORT ? port : null),
+        api.createConnection(projectId, connection.source, connection.target, port),
       ).catch(failed("connect"));
       record({ label: "Connect", forward: { type: "create", nodes: [], connections: [{ id: made.id, source: made.source_id, target: made.target_id, port }] } });
       return made;
@@ -192,6 +222,7 @@ export function createCommands({ projectId, store, api, notify }) {
     },
 
     async pasteClip(clip, at) {
+      if (!canEdit()) return viewerRefusal();
       const placed = placeClip(clip, at);
       const action = { type: "create", nodes: placed.nodes, connections: placed.connections };
       let made;
@@ -213,16 +244,24 @@ export function createCommands({ projectId, store, api, notify }) {
 
     // -- undo and redo --
 
-    async undo() {
-      const entry = undo.takeUndo();
-      if (!entry) return;
-      await replay(entry, entry.backward, "Undid", (ran) => undo.pushUndone({ ...entry, forward: inverse(ran), backward: ran }));
+    // undo and redo run one after another: a Ctrl+Shift+Z pressed while an undo is
+    // still being carried out redoes it once it is done, rather than finding nothing
+    undo() {
+      if (!canEdit()) return viewerRefusal();
+      return queued(async () => {
+        const entry = undo.takeUndo();
+        if (!entry) return;
+        await replay(entry, entry.backward, "Undid", (ran) => undo.pushUndone({ ...entry, forward: inverse(ran), backward: ran }));
+      });
     },
 
-    async redo() {
-      const entry = undo.takeRedo();
-      if (!entry) return;
-      await replay(entry, entry.forward, "Redid", (ran) => undo.pushDone({ ...entry, forward: ran, backward: inverse(ran) }));
+    redo() {
+      if (!canEdit()) return viewerRefusal();
+      return queued(async () => {
+        const entry = undo.takeRedo();
+        if (!entry) return;
+        await replay(entry, entry.forward, "Redid", (ran) => undo.pushDone({ ...entry, forward: ran, backward: inverse(ran) }));
+      });
     },
 
     /** Undo `entry` if nothing newer was done since (the Undo button of a toast). */
@@ -257,18 +296,57 @@ export function createCommands({ projectId, store, api, notify }) {
       if (!inputs.promptNode) throw new Error("Connect a prompt node first.");
       // save the prompt as shown, so every tab and a reload agree with what was generated
       await flushers.get(inputs.promptNode.id)?.();
-      const settings = {
-        resolution: node.data?.resolution || "720p",
-        duration: Number(node.data?.duration || 8),
-        aspect_ratio: node.data?.aspect_ratio || "16:9",
-      };
-      const body = { node_id: nodeId, prompt: inputs.prompt, ...settings };
-      if (inputs.imageKey) body.image_url = inputs.imageKey;
+      // the settings as the node shows them (made to fit what the model can do); every
+      // input (the prompt just saved, frames, references, a clip to extend) comes from
+      // the node's ports, so each take records where its inputs came from
+      const derived = deriveVideo(node, graph(), view().jobs);
+      const settings = derived.settings;
+      const body = { node_id: nodeId, ...settings, ...videoOptionsBody(derived.options) };
       const job = await api.generateVideo(body);
       store.putJob(job);
       // what this take is made from, so the node can tell when its inputs change
       commands.saveData(nodeId, { inputs_by_job: rememberInputs(node.data, job.job_id, inputs, settings) }).catch(() => {});
       return job;
+    },
+
+    async generateImage(nodeId) {
+      const node = view().nodes.get(nodeId);
+      if (!node) return null;
+      const derived = deriveImageGen(node, graph(), view().jobs);
+      if (!derived.promptNode) throw new Error("Connect a prompt node first.");
+      // the prompt as shown is saved first: the server reads it from the prompt port
+      await flushers.get(derived.promptNode.id)?.();
+      const job = await api.generateImage(imageRequest(nodeId, derived));
+      store.putJob(job);
+      return job;
+    },
+
+    /** Every take of a node (the snapshot holds the newest 8): read page by page. */
+    async loadTakes(nodeId) {
+      let before = null;
+      do {
+        const page = await api.listTakes(nodeId, before);
+        store.putTakes(page.takes);
+        before = page.next_before;
+      } while (before);
+    },
+
+    /** Make a take the node's active one: what it shows and feeds downstream. */
+    pickTake(nodeId, takeId) {
+      return write(store, "node", nodeId, { patch: { active_take_id: takeId } }, () => api.setActiveTake(nodeId, takeId)).catch(failed("choose that take"));
+    },
+
+    /** Delete a take and its media: hidden here at once, gone everywhere with its event. */
+    async deleteTake(nodeId, takeId) {
+      store.hideTake(takeId);
+      try {
+        await api.deleteTake(takeId);
+      } catch (err) {
+        if (err.code === "take_not_found") return;
+        store.hideTake(takeId, false);
+        notify(`Could not delete the take: ${err.message}`, "error");
+        throw err;
+      }
     },
 
     async cancel(jobId) {
@@ -277,6 +355,13 @@ export function createCommands({ projectId, store, api, notify }) {
       return job;
     },
   };
+
+  let history = Promise.resolve();
+  function queued(fn) {
+    const next = history.then(fn);
+    history = next.catch(() => {});
+    return next;
+  }
 
   async function replay(entry, action, verb, done) {
     const { action: runnable, skipped } = planAction(action, graph());

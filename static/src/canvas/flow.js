@@ -1,8 +1,12 @@
 // The live store's view as React Flow nodes and edges. Objects are reused while their
 // inputs are unchanged, so React Flow re-renders only the nodes that changed.
+import { markersByNode, othersHere } from "./presence.js";
 import { targetPortOf } from "./ports.js";
 import { isLive, latestJob } from "../nodes/video-view.js";
 import { nodeTitle } from "../nodes/specs.js";
+
+const NO_MARKERS = [];
+const sameMarkers = (a, b) => a === b || JSON.stringify(a) === JSON.stringify(b);
 
 /** Whether two plain objects hold the same values, one level deep. */
 export function shallowEqual(a, b) {
@@ -19,20 +23,39 @@ export function createFlowMapper(derivers = {}) {
   const edgeCache = new Map();
   return function toFlow(view) {
     const graph = { nodes: view.nodes, connections: view.connections };
+    const extra = { takes: view.takes || new Map() };
+    // a viewer (or a tab that does not know its role yet) gets no edit controls
+    const canEdit = view.role === "owner" || view.role === "editor";
+    const markers = markersByNode(othersHere(view.presence || new Map(), view.me?.id));
     const nodes = [];
     for (const node of view.nodes.values()) {
       const derive = derivers[node.type];
-      const derived = derive ? derive(node, graph, view.jobs) : null;
+      const derived = derive ? derive(node, graph, view.jobs, extra) : null;
       const selected = view.selectedNodes.has(node.id);
       const measured = view.measured.get(node.id);
       const known = nodeCache.get(node.id);
-      if (known && known.node === node && known.selected === selected && known.measured === measured && shallowEqual(known.derived, derived)) {
+      const presence = markers.get(node.id) || NO_MARKERS;
+      const same = known && known.node === node && known.canEdit === canEdit && shallowEqual(known.derived, derived) && sameMarkers(known.presence, presence);
+      if (same && known.selected === selected && known.measured === measured) {
         nodes.push(known.flow);
         continue;
       }
-      const data = known && known.node === node && shallowEqual(known.derived, derived) ? known.flow.data : { node, view: derived };
-      const flow = { id: node.id, type: node.type, position: { x: node.x, y: node.y }, data, selected, measured, ariaLabel: nodeTitle(node) };
-      nodeCache.set(node.id, { node, selected, measured, derived, flow });
+      const data = same ? known.flow.data : { node, view: derived, canEdit, presence };
+      const remote = presence.find((p) => p.selected || p.editing);
+      const flow = {
+        id: node.id,
+        type: node.type,
+        position: { x: node.x, y: node.y },
+        data,
+        selected,
+        measured,
+        ariaLabel: nodeTitle(node),
+        draggable: canEdit,
+        connectable: canEdit,
+        deletable: canEdit,
+        ...(remote ? { className: "remote-selected", style: { "--remote-color": remote.color } } : {}),
+      };
+      nodeCache.set(node.id, { node, selected, measured, derived, canEdit, presence, flow });
       nodes.push(flow);
     }
     for (const id of nodeCache.keys()) if (!view.nodes.has(id)) nodeCache.delete(id);

@@ -26,30 +26,29 @@ export const TYPED_PORTS = {
 };
 
 /**
- * Today's server: connections carry no port, and a video node generates from one
- * prompt and one image. The canvas enforces exactly that, on the port names to come.
+ * The port table in force: TYPED_PORTS until `GET /api/node-types` answers, then the
+ * server's own (the one it checks links with), through setPortTable.
  */
-export const IMPLICIT_PORTS = {
-  prompt: TYPED_PORTS.prompt,
-  image: TYPED_PORTS.image,
-  video: {
-    inputs: [
-      { id: "prompt", kind: "text", label: "Prompt", max: 1 },
-      { id: "first_frame", kind: "image", label: "Image", max: 1 },
-    ],
-    outputs: [],
-  },
-};
+export const PORTS = structuredClone(TYPED_PORTS);
 
-/**
- * Whether the server takes `target_port` on POST /api/projects/{id}/connections. Its
- * body is `{source_id, target_id}` with unknown fields refused until the typed-ports
- * work lands; then flip this and the full table applies.
- */
-export const SERVER_TAKES_TARGET_PORT = false;
+/** The canvas's table from the server's `{node_types: [{type, output, inputs}]}`. */
+export function portTableFrom(answer) {
+  const table = {};
+  for (const t of answer?.node_types || []) {
+    table[t.type] = {
+      inputs: (t.inputs || []).map((p) => ({ id: p.name, kind: p.kind, label: p.label || p.name, max: p.max_links })),
+      outputs: t.output ? [{ id: "out", kind: t.output, label: t.output[0].toUpperCase() + t.output.slice(1) }] : [],
+    };
+  }
+  return table;
+}
 
-/** The port table in force. */
-export const PORTS = SERVER_TAKES_TARGET_PORT ? TYPED_PORTS : IMPLICIT_PORTS;
+/** Replace the table in force with the server's (see portTableFrom); returns it. */
+export function setPortTable(table) {
+  for (const key of Object.keys(PORTS)) delete PORTS[key];
+  Object.assign(PORTS, table);
+  return PORTS;
+}
 
 const NO_PORTS = { inputs: [], outputs: [] };
 

@@ -1,14 +1,14 @@
 // node --test: the port rules.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { IMPLICIT_PORTS, TYPED_PORTS, refuseConnection, targetPortOf, wouldCycle } from "./ports.js";
+import { PORTS, TYPED_PORTS, portTableFrom, refuseConnection, setPortTable, targetPortOf, wouldCycle } from "./ports.js";
 
 const graphOf = (nodes, connections = []) => ({
   nodes: new Map(nodes.map(([id, type]) => [id, { id, type }])),
   connections: new Map(connections.map(([id, s, t, port]) => [id, { id, source_id: s, target_id: t, target_port: port }])),
 });
 const link = (source, target, targetHandle, sourceHandle = "out") => ({ source, sourceHandle, target, targetHandle });
-const code = (c, g, table = IMPLICIT_PORTS) => refuseConnection(c, g, table)?.code ?? null;
+const code = (c, g, table = TYPED_PORTS) => refuseConnection(c, g, table)?.code ?? null;
 
 test("a prompt goes into a video node's prompt port and an image into its image port", () => {
   const g = graphOf([["p", "prompt"], ["i", "image"], ["v", "video"]]);
@@ -25,8 +25,9 @@ test("a prompt into a prompt, an image or a video's image port is refused by kin
 });
 
 test("a node without outputs starts nothing, and no node connects to itself", () => {
-  const g = graphOf([["v", "video"], ["w", "video"]]);
-  assert.equal(code(link("v", "w", "prompt"), g), "no_output");
+  const g = graphOf([["v", "video"], ["w", "video"], ["u", "unknown"]]);
+  assert.equal(code(link("u", "w", "prompt"), g), "no_output");
+  assert.equal(code(link("v", "w", "prompt"), g), "kind");
   assert.equal(code(link("v", "v", "prompt"), g), "self_loop");
 });
 
@@ -86,4 +87,21 @@ test("a stored connection without target_port ends at the port its source's kind
   assert.equal(targetPortOf({ source_id: "i", target_id: "v" }, nodes), "first_frame");
   assert.equal(targetPortOf({ source_id: "i", target_id: "v", target_port: "last_frame" }, nodes), "last_frame");
   assert.equal(targetPortOf({ source_id: "p", target_id: "gone" }, nodes), null);
+});
+
+test("the server's node-types answer becomes the table in force", () => {
+  const answer = {
+    node_types: [
+      { type: "prompt", output: "text", inputs: [] },
+      { type: "image_gen", output: "image", inputs: [{ name: "prompt", kind: "text", max_links: 1, label: "Prompt" }] },
+    ],
+  };
+  const table = portTableFrom(answer);
+  assert.deepEqual(table.image_gen.inputs, [{ id: "prompt", kind: "text", label: "Prompt", max: 1 }]);
+  assert.deepEqual(table.prompt.outputs, [{ id: "out", kind: "text", label: "Text" }]);
+  setPortTable(table);
+  assert.equal(PORTS.video, undefined);
+  assert.equal(refuseConnection(link("p", "g", "prompt"), graphOf([["p", "prompt"], ["g", "image_gen"]])), null);
+  setPortTable(structuredClone(TYPED_PORTS));
+  assert.equal(PORTS.video.inputs.length, 5);
 });

@@ -56,6 +56,12 @@ export class LiveStore {
     this.selectedNodes = new Set();
     this.selectedEdges = new Set();
     this.measured = new Map();
+    /** the signed-in user ({id, email}): their role comes from the members */
+    this.me = null;
+    /** takes whose delete this tab sent: hidden at once, gone for good with their event */
+    this.hiddenTakes = new Set();
+    /** takes a take.deleted event removed: a REST page read before it never brings them back */
+    this.goneTakes = new Set();
     this.version = 0;
     this.view = null;
     this.listeners = new Set();
@@ -89,8 +95,40 @@ export class LiveStore {
     this.changed();
   }
 
+  setMe(user) {
+    this.me = user;
+    this.changed();
+  }
+
+  /** The signed-in user's role here: from the members (kept live by member events), else REST. */
+  role() {
+    const id = this.me?.id;
+    const member = id ? this.server.members?.get(id) : null;
+    if (member) return member.role;
+    return this.server.members?.size && id ? null : this.restProject?.role || null;
+  }
+
+  /** Takes read over REST (older pages than the snapshot's): kept beside the server's. */
+  putTakes(takes) {
+    for (const take of takes) {
+      if (!this.goneTakes.has(take.id) && this.server.nodes.has(take.node_id)) this.server.takes.set(take.id, take);
+    }
+    this.changed();
+  }
+
+  hideTake(id, hidden = true) {
+    if (hidden) this.hiddenTakes.add(id);
+    else this.hiddenTakes.delete(id);
+    this.changed();
+  }
+
   /** cf-client applied a snapshot, an event or a tick (`message` is the frame). */
   onServer(reason, message) {
+    if (reason === "presence") {
+      // who is where: nothing of the graph changed (up to 20 a second per collaborator)
+      this.changed();
+      return;
+    }
     if (reason === "snapshot") {
       this.snapshotSeq = message ? message.seq : this.server.seq;
       for (const kind of KINDS) {
@@ -101,6 +139,7 @@ export class LiveStore {
         }
       }
     } else if (message && message.type === "event") {
+      if (message.kind === "take.deleted") this.goneTakes.add(message.data.take_id);
       const gone = message.kind === "node.deleted" || message.kind === "connection.deleted";
       for (const [kind, id] of touchedBy(message.kind, message.data)) {
         this.lastEventSeq.set(id, message.seq);
@@ -300,6 +339,12 @@ export class LiveStore {
       nodes,
       connections,
       jobs: this.server.jobs,
+      takes: visibleTakes(this.server.takes, this.hiddenTakes),
+      members: this.server.members || new Map(),
+      // a copy: cf-client updates its maps in place, and views are compared by reference
+      presence: new Map(this.server.presence || []),
+      me: this.me,
+      role: this.role(),
       selectedNodes: this.selectedNodes,
       selectedEdges: this.selectedEdges,
       measured: this.measured,
@@ -312,6 +357,14 @@ export class LiveStore {
     const entry = this.overlay[kind].get(id);
     return !!entry && (entry.local || entry.inflight > 0);
   }
+}
+
+/** The takes to draw: the server's, less those this tab is deleting. */
+function visibleTakes(takes = new Map(), hidden) {
+  if (!hidden.size) return takes;
+  const out = new Map(takes);
+  for (const id of hidden) out.delete(id);
+  return out;
 }
 
 const round = (value) => Math.round(value * 10) / 10;

@@ -142,3 +142,31 @@ test("the view object is stable until something changes", () => {
   store.edit("node", "a", { x: 3 });
   assert.notEqual(view(), first);
 });
+
+test("my role comes from the members and follows member events; a removed user has none", () => {
+  const { store, state, event } = setup();
+  store.setMe({ id: "u1", email: "ann@x" });
+  store.setProject({ id: P, role: "editor" });
+  assert.equal(store.getView().role, "editor", "before the members arrive, the REST answer speaks");
+  state.members = new Map([["u1", { user_id: "u1", role: "owner" }], ["u2", { user_id: "u2", role: "editor" }]]);
+  store.changed();
+  assert.equal(store.getView().role, "owner");
+  store.setMe({ id: "u2", email: "ben@x" });
+  event("member.updated", { member: { user_id: "u2", role: "viewer" }, by: "u1" });
+  assert.equal(store.getView().role, "viewer");
+  event("member.removed", { user_id: "u2", by: "u1" });
+  assert.equal(store.getView().role, null);
+});
+
+test("a take being deleted is hidden at once; an older REST page never brings a deleted take back", () => {
+  const { store, state, event } = setup([node("v", { type: "video" })]);
+  const take = (id) => ({ id, node_id: "v", version: 1, index: 0 });
+  store.putTakes([take("t1"), take("t2")]);
+  assert.deepEqual([...store.getView().takes.keys()], ["t1", "t2"]);
+  store.hideTake("t1");
+  assert.deepEqual([...store.getView().takes.keys()], ["t2"]);
+  event("take.deleted", { take_id: "t1", node: { ...node("v", { type: "video" }), version: 12 } });
+  store.putTakes([take("t1"), take("t2"), take("t3")]);
+  assert.deepEqual([...state.takes.keys()].sort(), ["t2", "t3"]);
+  assert.equal(store.getView().takes.has("t1"), false);
+});

@@ -7,7 +7,7 @@ import { NodeCard } from "./NodeCard.jsx";
 const ACCEPT = "image/png,image/jpeg,image/webp";
 
 function ImageNodeView({ data, selected }) {
-  const { node } = data;
+  const { node, canEdit = true, presence } = data;
   const commands = useCommands();
   const [uploading, setUploading] = useState(false);
   const [error, setError] = useState(null);
@@ -40,7 +40,7 @@ function ImageNodeView({ data, selected }) {
   const inputId = `image-file-${node.id}`;
   const name = node.data?.filename;
   return (
-    <NodeCard node={node} selected={selected} className={uploading ? "is-uploading" : ""}>
+    <NodeCard node={node} selected={selected} canEdit={canEdit} presence={presence} className={uploading ? "is-uploading" : ""}>
       <label className="sr-only" htmlFor={inputId}>
         Image file
       </label>
@@ -56,6 +56,7 @@ function ImageNodeView({ data, selected }) {
           e.preventDefault();
           e.stopPropagation();
           setOver(false);
+          if (!canEdit) return;
           const dropped = e.dataTransfer?.files?.[0];
           if (dropped) upload(dropped);
         }}
@@ -77,8 +78,14 @@ function ImageNodeView({ data, selected }) {
           />
         ) : (
           <div className="dropzone-text">
-            <strong>Drop an image here</strong>
-            <span className="muted small">PNG, JPEG or WebP</span>
+            {canEdit ? (
+              <>
+                <strong>Drop an image here</strong>
+                <span className="muted small">PNG, JPEG or WebP</span>
+              </>
+            ) : (
+              <span className="muted small">No image yet</span>
+            )}
           </div>
         )}
         {src && dims && <span className="image-dims small">{dims}</span>}
@@ -96,9 +103,11 @@ function ImageNodeView({ data, selected }) {
         }}
       />
       <div className="node-actions">
+        {canEdit && (
         <button className="btn btn-secondary btn-sm nodrag" type="button" disabled={uploading} onClick={() => file.current.click()}>
           {uploading ? "Uploading…" : key ? "Replace image" : "Upload image"}
         </button>
+        )}
         {src && (
           <a className="btn btn-ghost btn-sm nodrag download" href={url} download={name || "image"} aria-label="Download image">
             Download

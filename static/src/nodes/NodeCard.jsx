@@ -5,10 +5,12 @@ import { portsOf } from "../canvas/ports.js";
 import { useCommands } from "../canvas/context.js";
 import { NODE_SPECS } from "./specs.js";
 import { Port } from "./Port.jsx";
+import { PresenceMarkers } from "./PresenceMarkers.jsx";
 
 const ICONS = {
   prompt: "M4 5h16M4 10h16M4 15h10",
   image: "M4 5h16v14H4zM4 16l5-5 4 4 3-3 4 4M15 9.5a1.5 1.5 0 1 0 0-.01",
+  image_gen: "M4 5h16v14H4zM4 16l5-5 4 4 3-3 4 4M12 2l1 2 2 1-2 1-1 2-1-2-2-1 2-1z",
   video: "M3 6h13v12H3zM16 10l5-3v10l-5-3",
 };
 
@@ -24,7 +26,7 @@ export function NodeIcon({ type }) {
  * `inputs` maps a port id to what the row shows (text, or {text, missing}); `badge`
  * sits in the header; `extras` is the slot under the body.
  */
-export function NodeCard({ node, selected, badge = null, inputs = {}, extras = null, className = "", status, children }) {
+export function NodeCard({ node, selected, badge = null, inputs = {}, extras = null, className = "", status, canEdit = true, presence = null, children }) {
   const commands = useCommands();
   const spec = NODE_SPECS[node.type] || { title: node.type };
   const title = spec.title.toLowerCase();
@@ -43,7 +45,9 @@ export function NodeCard({ node, selected, badge = null, inputs = {}, extras = n
         <h3 className="node-title" id={titleId}>
           {spec.title}
         </h3>
+        <PresenceMarkers users={presence} />
         {badge}
+        {canEdit && (
         <button
           className="icon-btn node-delete nodrag"
           type="button"
@@ -55,6 +59,7 @@ export function NodeCard({ node, selected, badge = null, inputs = {}, extras = n
             <path d="M6 6l12 12M18 6L6 18" />
           </svg>
         </button>
+        )}
         {ports.outputs.map((port) => (
           <Port key={port.id} nodeId={node.id} nodeTitle={title} port={port} type="source" />
         ))}

@@ -3,8 +3,11 @@
 // goes through the command API.
 import { memo, useEffect, useRef, useState } from "react";
 import { useCommands } from "../canvas/context.js";
+import { GenerationOptions } from "./GenerationOptions.jsx";
+import { fitSettings } from "./generation.js";
 import { NodeCard } from "./NodeCard.jsx";
-import { ASPECT_RATIOS, DURATIONS, RESOLUTIONS, describeSettings } from "./video-view.js";
+import { TakeStrip } from "./TakeStrip.jsx";
+import { ASPECT_RATIOS, RESOLUTIONS, describeSettings } from "./video-view.js";
 
 const STATUS_LABELS = { idle: "Idle", pending: "Pending", processing: "Processing", completed: "Completed", failed: "Failed", cancelled: "Cancelled" };
 
@@ -74,9 +77,10 @@ function Clip({ shown, running }) {
 }
 
 function VideoNodeView({ data, selected }) {
-  const { node, view } = data;
+  const { node, view, canEdit, presence } = data;
   const commands = useCommands();
   const [submitting, setSubmitting] = useState(false);
+  const [refusal, setRefusal] = useState("");
   const [cancelling, setCancelling] = useState(false);
   const moveFocus = useRef(null); // "cancel" after Generate, "generate" after Cancel
   const generateRef = useRef(null);
@@ -95,17 +99,22 @@ function VideoNodeView({ data, selected }) {
   }, [view.running]);
 
   const change = (name, value) => {
-    const to = { [name]: name === "duration" ? Number(value) : value };
+    // a choice that rules out the duration shown (1080p: 8 s only) brings the one that fits
+    const next = fitSettings({ ...view.settings, [name]: name === "duration" ? Number(value) : value }, view.inputs);
+    const to = Object.fromEntries(Object.entries(next).filter(([k, v]) => k === name || v !== view.settings[k]));
     commands.setData(node.id, to, { label: "Change video settings" }).catch(() => {});
   };
+  const changeOptions = (to) => commands.setData(node.id, to, { label: "Change generation options" }).catch(() => {});
 
   async function generate() {
     setSubmitting(true);
+    setRefusal("");
     moveFocus.current = "cancel";
     try {
       await commands.generate(node.id);
     } catch (err) {
       moveFocus.current = null;
+      setRefusal(err.message);
       commands.notify?.(err.message, "error");
     } finally {
       setSubmitting(false);
@@ -130,21 +139,45 @@ function VideoNodeView({ data, selected }) {
     ? { text: inputs.prompt || "Connected prompt is empty", missing: !inputs.prompt }
     : { text: "Connect a prompt node", missing: true };
   const imageValue = inputs.imageNode
-    ? { text: inputs.imageKey ? "Connected image" : "Connected, no image uploaded yet", missing: false }
-    : { text: "Optional: connect an image", missing: true };
+    ? { text: inputs.imageKey ? "Connected image" : "Connected, no image yet", missing: false }
+    : { text: "Optional", missing: true };
+  const optional = (on, text) => (on ? { text, missing: false } : { text: "—", missing: true });
+  const { constraints } = view;
   const badge = (
     <span className="badge" data-status={status}>
       {STATUS_LABELS[status] || status}
     </span>
   );
   return (
-    <NodeCard node={node} selected={selected} badge={badge} status={status} inputs={{ prompt: promptValue, first_frame: imageValue }}>
+    <NodeCard
+      node={node}
+      selected={selected}
+      badge={badge}
+      status={status}
+      canEdit={canEdit}
+      presence={presence}
+      inputs={{
+        prompt: promptValue,
+        first_frame: imageValue,
+        last_frame: optional(inputs.lastFrame, "Connected: morphs into it"),
+        references: optional(inputs.references, `${inputs.references} image${inputs.references === 1 ? "" : "s"}`),
+        extend: optional(inputs.extend, "Continues that clip"),
+      }}
+    >
       {inputs.extraPrompts > 0 && <p className="clip-notice small">More than one prompt is connected: the first is used.</p>}
-      <div className="settings">
-        <Setting id={sid("resolution")} name="resolution" label="Resolution" value={settings.resolution} options={RESOLUTIONS} onChange={change} />
-        <Setting id={sid("duration")} name="duration" label="Duration" value={settings.duration} options={DURATIONS} format={(d) => `${d} s`} onChange={change} />
-        <Setting id={sid("aspect_ratio")} name="aspect_ratio" label="Aspect" value={settings.aspect_ratio} options={ASPECT_RATIOS} onChange={change} />
-      </div>
+      {canEdit ? (
+        <>
+          <div className="settings">
+            <Setting id={sid("resolution")} name="resolution" label="Resolution" value={settings.resolution} options={constraints.resolutions} onChange={change} />
+            <Setting id={sid("duration")} name="duration" label="Duration" value={settings.duration} options={constraints.durations} format={(d) => `${d} s`} onChange={change} />
+            <Setting id={sid("aspect_ratio")} name="aspect_ratio" label="Aspect" value={settings.aspect_ratio} options={ASPECT_RATIOS} onChange={change} />
+          </div>
+          {constraints.reason && <p className="muted small constraint-note">{constraints.reason}</p>}
+          <GenerationOptions nodeId={node.id} options={view.options} video onChange={changeOptions} disabled={running} />
+        </>
+      ) : (
+        <p className="muted small settings-readonly">{describeSettings(settings)} · {view.options.variants} variant{view.options.variants === 1 ? "" : "s"}</p>
+      )}
       {/* always in the DOM, hidden when idle: a screen reader (and a test) follows one bar */}
       <div className="status-row" hidden={!running}>
         <div className="progress" role="progressbar" aria-label="Generation progress" aria-valuemin="0" aria-valuemax="100" aria-valuenow={String(view.pct)} hidden={!running}>
@@ -157,8 +190,14 @@ function VideoNodeView({ data, selected }) {
           Generation failed: {view.errorText}
         </p>
       )}
-      <div className="node-actions">
-        {running ? (
+      {refusal && !running && (
+        <p className="node-error refusal" role="alert">
+          Not generated: {refusal}
+        </p>
+      )}
+      {view.createdBy && <p className="muted small created-by">Started by {view.createdBy}</p>}
+      <div className="node-actions" hidden={!canEdit}>
+        {!canEdit ? null : running ? (
           <button ref={cancelRef} className="btn btn-secondary btn-sm cancel nodrag" type="button" disabled={cancelling} onClick={cancel}>
             Cancel
           </button>
@@ -168,8 +207,9 @@ function VideoNodeView({ data, selected }) {
           </button>
         )}
       </div>
-      {view.hint && <p className="muted small hint">{view.hint}</p>}
+      {view.hint && canEdit && <p className="muted small hint">{view.hint}</p>}
       {view.shown && <Clip shown={view.shown} running={running} />}
+      <TakeStrip node={node} takes={view.takes} activeTakeId={view.activeTakeId} canEdit={canEdit} />
     </NodeCard>
   );
 }

@@ -2,10 +2,10 @@
 // drives its status, the clip on show with what it was made from, and whether its
 // inputs or settings have changed since. Pure, so the rules are unit-tested.
 import { targetPortOf } from "../canvas/ports.js";
+import { fitSettings, generationOptions, videoConstraints } from "./generation.js";
+import { takesOf } from "./takes.js";
 
-export const RESOLUTIONS = ["720p", "1080p"];
-export const DURATIONS = [4, 6, 8];
-export const ASPECT_RATIOS = ["16:9", "9:16"];
+export { ASPECT_RATIOS, DURATIONS, RESOLUTIONS } from "./generation.js";
 export const VIDEO_DEFAULTS = { resolution: "720p", duration: 8, aspect_ratio: "16:9" };
 /** How many submits a video node remembers the inputs of (data.inputs_by_job). */
 export const REMEMBERED_JOBS = 5;
@@ -53,24 +53,39 @@ export function currentInputs(nodeId, graph) {
   const inputs = inputsByPort(nodeId, graph);
   const prompt = inputs.prompt?.[0] || null;
   const image = inputs.first_frame?.[0] || null;
+  const last = inputs.last_frame?.[0] || null;
+  const extend = inputs.extend?.[0] || null;
   return {
     promptNode: prompt,
     imageNode: image,
     prompt: (prompt?.data?.prompt || "").trim(),
     imageKey: image?.data?.image_key || null,
+    lastFrameNode: last,
+    lastFrame: !!last,
+    references: inputs.references?.length || 0,
+    extendNode: extend,
+    extend: !!extend,
     extraPrompts: Math.max(0, (inputs.prompt?.length || 0) - 1),
   };
 }
 
-/** Everything the video node draws, from its node, the graph and the project's jobs. */
-export function deriveVideo(node, graph, jobs) {
+/**
+ * Everything the video node draws, from its node, the graph, the project's jobs and
+ * (`extra.takes`) the takes the store holds.
+ */
+export function deriveVideo(node, graph, jobs, extra = {}) {
   const data = node.data || {};
-  const settings = {
-    resolution: data.resolution || VIDEO_DEFAULTS.resolution,
-    duration: Number(data.duration || VIDEO_DEFAULTS.duration),
-    aspect_ratio: data.aspect_ratio || VIDEO_DEFAULTS.aspect_ratio,
-  };
   const now = currentInputs(node.id, graph);
+  // what Generate sends: the stored settings made to fit what the model can do
+  const settings = fitSettings(
+    {
+      resolution: data.resolution || VIDEO_DEFAULTS.resolution,
+      duration: Number(data.duration || VIDEO_DEFAULTS.duration),
+      aspect_ratio: data.aspect_ratio || VIDEO_DEFAULTS.aspect_ratio,
+    },
+    now,
+  );
+  const constraints = videoConstraints(settings, now);
   const job = latestJob(node.id, jobs);
   const status = job ? job.status : node.status === "processing" ? "pending" : node.status || "idle";
   const running = isLive(status);
@@ -81,10 +96,13 @@ export function deriveVideo(node, graph, jobs) {
   const key = data.video_key || null;
   let shown = null;
   if (key && data.video_url) {
-    const madeBy = jobIdOfKey(key);
+    const madeBy = jobIdOfKey(key) || (node.active_take_id && extra.takes?.get(node.active_take_id)?.job_id) || null;
     const result = [...jobs.values()].find((j) => j.result?.video_key === key)?.result;
     const recorded = (madeBy && data.inputs_by_job?.[madeBy]) || null;
-    const made = result
+    const take = node.active_take_id ? extra.takes?.get(node.active_take_id) : null;
+    const made = take?.params?.resolution
+      ? { resolution: take.params.resolution, duration: take.params.duration, aspect_ratio: take.params.aspect_ratio }
+      : result
       ? { resolution: result.resolution, duration: result.duration, aspect_ratio: result.aspect_ratio }
       : recorded
         ? { resolution: recorded.resolution, duration: recorded.duration, aspect_ratio: recorded.aspect_ratio }
@@ -109,6 +127,11 @@ export function deriveVideo(node, graph, jobs) {
     canGenerate: !!now.prompt && !running,
     hint,
     shown,
+    constraints,
+    options: generationOptions(data),
+    createdBy: job?.created_by?.email || null,
+    takes: extra.takes ? takesOf(node.id, extra.takes) : [],
+    activeTakeId: node.active_take_id || null,
   };
 }
 

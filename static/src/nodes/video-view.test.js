@@ -72,3 +72,16 @@ test("the remembered inputs keep the newest few jobs", () => {
   assert.equal(jobIdOfKey(KEY), JOB);
   assert.equal(jobIdOfKey("images/P/1.png"), null);
 });
+
+test("1080p stored with 4 s is shown and sent as 8 s; the active take says what the clip was made with", () => {
+  const g = graph({ video: { resolution: "1080p", duration: 4, video_key: "videos/P/x-1.mp4", video_url: "https://v" } });
+  g.nodes.set("v", { ...g.nodes.get("v"), active_take_id: "t" });
+  const takes = new Map([["t", { id: "t", node_id: "v", job_id: JOB, version: 3, index: 1, params: { resolution: "720p", duration: 6, aspect_ratio: "16:9" } }]]);
+  const view = deriveVideo(g.nodes.get("v"), g, new Map(), { takes });
+  assert.equal(view.settings.duration, 8);
+  assert.deepEqual(view.constraints.durations, [8]);
+  assert.equal(view.constraints.reason, "1080p is made as 8 s clips only.");
+  assert.deepEqual(view.shown.made, { resolution: "720p", duration: 6, aspect_ratio: "16:9" });
+  assert.equal(view.activeTakeId, "t");
+  assert.deepEqual(view.takes.map((t) => t.id), ["t"]);
+});
