@@ -21,8 +21,8 @@ export function setUnauthenticatedHandler(fn) {
 }
 
 /** Call the API; JSON in and out. Resolves to the decoded body (null for 204). */
-export async function request(method, path, body, { quiet401 = false } = {}) {
-  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+export async function request(method, path, body, { quiet401 = false, headers = {} } = {}) {
+  const init = { method, credentials: "same-origin", headers: { Accept: "application/json", ...headers } };
   if (body instanceof FormData) {
     init.body = body;
   } else if (body !== undefined) {
@@ -56,6 +56,8 @@ export async function request(method, path, body, { quiet401 = false } = {}) {
   }
   return data;
 }
+
+const idempotency = (key) => (key ? { "Idempotency-Key": key } : {});
 
 export const api = {
   me: () => request("GET", "/api/auth/me", undefined, { quiet401: true }),
@@ -95,8 +97,14 @@ export const api = {
     return request("POST", `/api/projects/${projectId}/uploads`, form);
   },
 
-  generateVideo: (params) => request("POST", "/api/ai/generate-video", params),
-  generateImage: (params) => request("POST", "/api/ai/generate-image", params),
+  /** `idempotencyKey`: the same key (one Generate click, retried) answers the same job. */
+  generateVideo: (params, idempotencyKey) => request("POST", "/api/ai/generate-video", params, { headers: idempotency(idempotencyKey) }),
+  generateImage: (params, idempotencyKey) => request("POST", "/api/ai/generate-image", params, { headers: idempotency(idempotencyKey) }),
+  /** `{cost, currency, budget_remaining}` of a generate body; refused as generate would refuse it. */
+  estimateVideo: (params) => request("POST", "/api/ai/estimate", params),
+  estimateImage: (params) => request("POST", "/api/ai/estimate-image", params),
+  /** `{period, period_start, spent, reserved, remaining, budget, currency}`; budget null: unlimited. */
+  usage: () => request("GET", "/api/me/usage"),
   nodeTypes: () => request("GET", "/api/node-types"),
   listTakes: (nodeId, before = null) => request("GET", `/api/nodes/${nodeId}/takes?limit=100${before ? `&before=${before}` : ""}`),
   setActiveTake: (nodeId, takeId) => request("PUT", `/api/nodes/${nodeId}/active-take`, { take_id: takeId }),

@@ -12,6 +12,7 @@ import { Flow } from "./Flow.jsx";
 import { openLive } from "./live.js";
 import { portTableFrom, setPortTable } from "./ports.js";
 import { PresenceAvatars } from "./PresenceAvatars.jsx";
+import { BudgetBadge } from "./BudgetBadge.jsx";
 import { PresenceThrottle } from "./presence.js";
 import { ShareDialog } from "./ShareDialog.jsx";
 import { LiveStore } from "./store.js";
@@ -146,6 +147,7 @@ export function CanvasPage({ projectId }) {
       </a>
       <ProjectName store={store} projectId={projectId} />
       <PresenceAvatars presence={view.presence} me={app.user} />
+      <BudgetBadge api={api} jobs={view.jobs} />
       <button className="btn btn-ghost btn-sm share-button" type="button" id="share" onClick={() => setSharing(true)}>
         Share
       </button>

@@ -9,6 +9,7 @@ import { UndoStack, inverse, isEmpty, planAction, remapAction } from "./undo.js"
 import { freeSpot } from "./placement.js";
 import { NODE_SPECS, nodeTitle } from "../nodes/specs.js";
 import { videoOptionsBody } from "../nodes/generation.js";
+import { newIdempotencyKey, submitOnce } from "../nodes/money.js";
 import { imageRequest } from "../nodes/image-gen-view.js";
 import { currentInputs, deriveVideo, rememberInputs } from "../nodes/video-view.js";
 import { deriveImageGen } from "../nodes/image-gen-view.js";
@@ -289,34 +290,57 @@ export function createCommands({ projectId, store, api, notify }) {
       }
     },
 
-    async generate(nodeId) {
+    /** The body generate-video sends for this node now (its inputs come from its ports). */
+    videoBody(nodeId) {
+      const node = view().nodes.get(nodeId);
+      if (!node) return null;
+      // the settings as the node shows them (made to fit what the model can do)
+      const derived = deriveVideo(node, graph(), view().jobs);
+      return { node_id: nodeId, ...derived.settings, ...videoOptionsBody(derived.options) };
+    },
+
+    /** The body generate-image sends for this node now. */
+    imageBody(nodeId) {
+      const node = view().nodes.get(nodeId);
+      if (!node) return null;
+      return imageRequest(nodeId, deriveImageGen(node, graph(), view().jobs));
+    },
+
+    /** What Generate would cost: `{cost, currency, budget_remaining}` (same body, nothing saved). */
+    async estimate(nodeId) {
+      const node = view().nodes.get(nodeId);
+      if (!node) return null;
+      return node.type === "image_gen" ? api.estimateImage(commands.imageBody(nodeId)) : api.estimateVideo(commands.videoBody(nodeId));
+    },
+
+    /** `{idempotencyKey}`: one key per Generate click; a lost answer is retried with it. */
+    async generate(nodeId, { idempotencyKey } = {}) {
       const node = view().nodes.get(nodeId);
       if (!node) return null;
       const inputs = currentInputs(nodeId, graph());
       if (!inputs.promptNode) throw new Error("Connect a prompt node first.");
       // save the prompt as shown, so every tab and a reload agree with what was generated
       await flushers.get(inputs.promptNode.id)?.();
-      // the settings as the node shows them (made to fit what the model can do); every
-      // input (the prompt just saved, frames, references, a clip to extend) comes from
-      // the node's ports, so each take records where its inputs came from
-      const derived = deriveVideo(node, graph(), view().jobs);
-      const settings = derived.settings;
-      const body = { node_id: nodeId, ...settings, ...videoOptionsBody(derived.options) };
-      const job = await api.generateVideo(body);
+      // every input (the prompt just saved, frames, references, a clip to extend) comes
+      // from the node's ports, so each take records where its inputs came from
+      const body = commands.videoBody(nodeId);
+      const settings = deriveVideo(node, graph(), view().jobs).settings;
+      const job = await submitOnce((key) => api.generateVideo(body, key), { key: idempotencyKey || newIdempotencyKey() });
       store.putJob(job);
       // what this take is made from, so the node can tell when its inputs change
       commands.saveData(nodeId, { inputs_by_job: rememberInputs(node.data, job.job_id, inputs, settings) }).catch(() => {});
       return job;
     },
 
-    async generateImage(nodeId) {
+    async generateImage(nodeId, { idempotencyKey } = {}) {
       const node = view().nodes.get(nodeId);
       if (!node) return null;
       const derived = deriveImageGen(node, graph(), view().jobs);
       if (!derived.promptNode) throw new Error("Connect a prompt node first.");
       // the prompt as shown is saved first: the server reads it from the prompt port
       await flushers.get(derived.promptNode.id)?.();
-      const job = await api.generateImage(imageRequest(nodeId, derived));
+      const body = imageRequest(nodeId, derived);
+      const job = await submitOnce((key) => api.generateImage(body, key), { key: idempotencyKey || newIdempotencyKey() });
       store.putJob(job);
       return job;
     },

@@ -3,6 +3,9 @@
 import { memo, useState } from "react";
 import { useCommands } from "../canvas/context.js";
 import { GenerationOptions } from "./GenerationOptions.jsx";
+import { BudgetNote, CostTag, JobProgress } from "./JobControls.jsx";
+import { generateState, newIdempotencyKey, refusalText } from "./money.js";
+import { useEstimate } from "./useEstimate.js";
 import { IMAGE_ASPECT_RATIOS } from "./generation.js";
 import { NodeCard } from "./NodeCard.jsx";
 import { TakeStrip } from "./TakeStrip.jsx";
@@ -16,15 +19,20 @@ function ImageGenNodeView({ data, selected }) {
   const [refusal, setRefusal] = useState("");
   const sid = (name) => `${name}-${node.id}`;
   const { status, running } = view;
+  // the cost of the next Generate, asked again whenever what it would send changes
+  const estimateKey = JSON.stringify([view.settings, view.options, view.prompt, status, refusal]);
+  const { estimate, error: estimateError } = useEstimate(commands, node.id, estimateKey, canEdit && view.canGenerate);
+  const gate = generateState({ canGenerate: view.canGenerate, submitting, estimate });
 
   async function generate() {
     setSubmitting(true);
     setRefusal("");
     try {
-      await commands.generateImage(node.id);
+      // one key per click: a retry of this click cannot make a second job
+      await commands.generateImage(node.id, { idempotencyKey: newIdempotencyKey() });
     } catch (err) {
-      setRefusal(err.message);
-      commands.notify(err.message, "error");
+      setRefusal(refusalText(err));
+      commands.notify(refusalText(err), "error");
     } finally {
       setSubmitting(false);
     }
@@ -59,12 +67,7 @@ function ImageGenNodeView({ data, selected }) {
       ) : (
         <p className="muted small settings-readonly">{view.settings.aspect_ratio} · {view.options.variants} image{view.options.variants === 1 ? "" : "s"}</p>
       )}
-      <div className="status-row" hidden={!running}>
-        <div className="progress" role="progressbar" aria-label="Generation progress" aria-valuemin="0" aria-valuemax="100" aria-valuenow={String(view.pct)} hidden={!running}>
-          <div className="progress-fill" style={{ width: `${running ? Math.max(view.pct, 2) : 0}%` }} />
-        </div>
-        <span className="progress-text small">{running ? (status === "pending" ? "Queued…" : `${view.pct}%`) : ""}</span>
-      </div>
+      <JobProgress view={view} />
       {view.errorText && (
         <p className="node-error" role="alert">
           Generation failed: {view.errorText}
@@ -83,12 +86,17 @@ function ImageGenNodeView({ data, selected }) {
               Cancel
             </button>
           ) : (
-            <button className="btn btn-primary btn-sm generate nodrag" type="button" disabled={submitting || !view.canGenerate} onClick={generate}>
-              {submitting ? "Submitting…" : view.image ? "Regenerate" : "Generate"}
-            </button>
+            <>
+              <button className="btn btn-primary btn-sm generate nodrag" type="button" disabled={gate.disabled} onClick={generate}>
+                {submitting ? "Submitting…" : view.image ? "Regenerate" : "Generate"}
+              </button>
+              <CostTag estimate={estimate} />
+            </>
           )}
         </div>
       )}
+      {canEdit && !running && <BudgetNote reason={gate.reason} />}
+      {canEdit && !running && estimateError && estimateError.status !== 0 && <p className="muted small estimate-error">Cost unknown: {refusalText(estimateError)}</p>}
       {view.hint && canEdit && <p className="muted small hint">{view.hint}</p>}
       {view.image && <img className="image-preview generated-image" src={view.image.url} alt="Generated image" draggable={false} />}
       <TakeStrip node={node} takes={view.takes} activeTakeId={view.activeTakeId} canEdit={canEdit} />

@@ -4,6 +4,9 @@
 import { memo, useEffect, useRef, useState } from "react";
 import { useCommands } from "../canvas/context.js";
 import { GenerationOptions } from "./GenerationOptions.jsx";
+import { BudgetNote, CostTag, JobProgress } from "./JobControls.jsx";
+import { generateState, newIdempotencyKey, refusalText } from "./money.js";
+import { useEstimate } from "./useEstimate.js";
 import { fitSettings } from "./generation.js";
 import { NodeCard } from "./NodeCard.jsx";
 import { TakeStrip } from "./TakeStrip.jsx";
@@ -106,16 +109,23 @@ function VideoNodeView({ data, selected }) {
   };
   const changeOptions = (to) => commands.setData(node.id, to, { label: "Change generation options" }).catch(() => {});
 
+  // the cost of the next Generate, asked again whenever what it would send changes
+  const { inputs: now } = view;
+  const estimateKey = JSON.stringify([view.settings, view.options, now.prompt, now.imageKey, now.lastFrame, now.references, now.extend, view.status, refusal]);
+  const { estimate, error: estimateError } = useEstimate(commands, node.id, estimateKey, canEdit && view.canGenerate);
+  const gate = generateState({ canGenerate: view.canGenerate, submitting, estimate });
+
   async function generate() {
     setSubmitting(true);
     setRefusal("");
     moveFocus.current = "cancel";
     try {
-      await commands.generate(node.id);
+      // one key per click: a retry of this click cannot make a second job
+      await commands.generate(node.id, { idempotencyKey: newIdempotencyKey() });
     } catch (err) {
       moveFocus.current = null;
-      setRefusal(err.message);
-      commands.notify?.(err.message, "error");
+      setRefusal(refusalText(err));
+      commands.notify?.(refusalText(err), "error");
     } finally {
       setSubmitting(false);
     }
@@ -178,13 +188,7 @@ function VideoNodeView({ data, selected }) {
       ) : (
         <p className="muted small settings-readonly">{describeSettings(settings)} · {view.options.variants} variant{view.options.variants === 1 ? "" : "s"}</p>
       )}
-      {/* always in the DOM, hidden when idle: a screen reader (and a test) follows one bar */}
-      <div className="status-row" hidden={!running}>
-        <div className="progress" role="progressbar" aria-label="Generation progress" aria-valuemin="0" aria-valuemax="100" aria-valuenow={String(view.pct)} hidden={!running}>
-          <div className="progress-fill" style={{ width: `${running ? Math.max(view.pct, 2) : 0}%` }} />
-        </div>
-        <span className="progress-text small">{running ? (status === "pending" ? "Queued…" : `${view.pct}%`) : ""}</span>
-      </div>
+      <JobProgress view={view} />
       {view.errorText && (
         <p className="node-error" role="alert">
           Generation failed: {view.errorText}
@@ -202,11 +206,16 @@ function VideoNodeView({ data, selected }) {
             Cancel
           </button>
         ) : (
-          <button ref={generateRef} className="btn btn-primary btn-sm generate nodrag" type="button" disabled={submitting || !view.canGenerate} onClick={generate}>
-            {submitting ? "Submitting…" : view.jobId || view.shown ? "Regenerate" : "Generate"}
-          </button>
+          <>
+            <button ref={generateRef} className="btn btn-primary btn-sm generate nodrag" type="button" disabled={gate.disabled} onClick={generate}>
+              {submitting ? "Submitting…" : view.jobId || view.shown ? "Regenerate" : "Generate"}
+            </button>
+            <CostTag estimate={estimate} />
+          </>
         )}
       </div>
+      {canEdit && !running && <BudgetNote reason={gate.reason} />}
+      {canEdit && !running && estimateError && estimateError.status !== 0 && <p className="muted small estimate-error">Cost unknown: {refusalText(estimateError)}</p>}
       {view.hint && canEdit && <p className="muted small hint">{view.hint}</p>}
       {view.shown && <Clip shown={view.shown} running={running} />}
       <TakeStrip node={node} takes={view.takes} activeTakeId={view.activeTakeId} canEdit={canEdit} />

@@ -2,6 +2,7 @@
 // port), the job that drives its status, the image on show (its active take) and its
 // takes. Pure, so the rules are unit-tested.
 import { generationOptions } from "./generation.js";
+import { jobFigures } from "./money.js";
 import { takesOf } from "./takes.js";
 import { inputsByPort, isLive, latestJob } from "./video-view.js";
 
@@ -28,6 +29,7 @@ export function deriveImageGen(node, graph, jobs, extra = {}) {
     running,
     pct,
     jobId: job?.job_id || null,
+    figures: jobFigures(job),
     createdBy: job?.created_by?.email || null,
     errorText: status === "failed" ? job?.error || node.error_message || "Generation failed." : "",
     canGenerate: !!prompt && !running,

@@ -2,6 +2,7 @@
 // drives its status, the clip on show with what it was made from, and whether its
 // inputs or settings have changed since. Pure, so the rules are unit-tested.
 import { targetPortOf } from "../canvas/ports.js";
+import { jobFigures } from "./money.js";
 import { fitSettings, generationOptions, videoConstraints } from "./generation.js";
 import { takesOf } from "./takes.js";
 
@@ -122,6 +123,7 @@ export function deriveVideo(node, graph, jobs, extra = {}) {
     running,
     pct,
     jobId: job?.job_id || null,
+    figures: jobFigures(job),
     errorText,
     inputs: now,
     canGenerate: !!now.prompt && !running,
