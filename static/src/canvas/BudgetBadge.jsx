@@ -23,7 +23,7 @@ export function BudgetBadge({ api, jobs }) {
     <span
       className={`budget-badge small${low ? " is-empty" : ""}`}
       id="budget"
-      role="status"
+      aria-live="polite"
       title={`Spent ${formatMoney(usage.spent ?? 0, usage.currency)}, reserved by running jobs ${formatMoney(usage.reserved ?? 0, usage.currency)}`}
     >
       {label}

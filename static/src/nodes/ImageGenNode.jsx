@@ -4,7 +4,7 @@ import { memo, useState } from "react";
 import { useCommands } from "../canvas/context.js";
 import { GenerationOptions } from "./GenerationOptions.jsx";
 import { BudgetNote, CostTag, JobProgress } from "./JobControls.jsx";
-import { generateState, newIdempotencyKey, refusalText } from "./money.js";
+import { generateState, newIdempotencyKey, refusalText, showsEstimateError } from "./money.js";
 import { useEstimate } from "./useEstimate.js";
 import { IMAGE_ASPECT_RATIOS } from "./generation.js";
 import { NodeCard } from "./NodeCard.jsx";
@@ -96,7 +96,7 @@ function ImageGenNodeView({ data, selected }) {
         </div>
       )}
       {canEdit && !running && <BudgetNote reason={gate.reason} />}
-      {canEdit && !running && estimateError && estimateError.status !== 0 && <p className="muted small estimate-error">Cost unknown: {refusalText(estimateError)}</p>}
+      {canEdit && !running && !refusal && showsEstimateError(estimateError) && <p className="muted small estimate-error">Cost unknown: {refusalText(estimateError)}</p>}
       {view.hint && canEdit && <p className="muted small hint">{view.hint}</p>}
       {view.image && <img className="image-preview generated-image" src={view.image.url} alt="Generated image" draggable={false} />}
       <TakeStrip node={node} takes={view.takes} activeTakeId={view.activeTakeId} canEdit={canEdit} />

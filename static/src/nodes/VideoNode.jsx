@@ -5,7 +5,7 @@ import { memo, useEffect, useRef, useState } from "react";
 import { useCommands } from "../canvas/context.js";
 import { GenerationOptions } from "./GenerationOptions.jsx";
 import { BudgetNote, CostTag, JobProgress } from "./JobControls.jsx";
-import { generateState, newIdempotencyKey, refusalText } from "./money.js";
+import { generateState, newIdempotencyKey, refusalText, showsEstimateError } from "./money.js";
 import { useEstimate } from "./useEstimate.js";
 import { fitSettings } from "./generation.js";
 import { NodeCard } from "./NodeCard.jsx";
@@ -215,7 +215,7 @@ function VideoNodeView({ data, selected }) {
         )}
       </div>
       {canEdit && !running && <BudgetNote reason={gate.reason} />}
-      {canEdit && !running && estimateError && estimateError.status !== 0 && <p className="muted small estimate-error">Cost unknown: {refusalText(estimateError)}</p>}
+      {canEdit && !running && !refusal && showsEstimateError(estimateError) && <p className="muted small estimate-error">Cost unknown: {refusalText(estimateError)}</p>}
       {view.hint && canEdit && <p className="muted small hint">{view.hint}</p>}
       {view.shown && <Clip shown={view.shown} running={running} />}
       <TakeStrip node={node} takes={view.takes} activeTakeId={view.activeTakeId} canEdit={canEdit} />

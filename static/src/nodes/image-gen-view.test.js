@@ -34,3 +34,12 @@ test("without a prompt it says what to connect, and defaults to one 16:9 image",
   assert.equal(view.hint, "Write the connected prompt to generate.");
   assert.deepEqual(imageRequest("g", view), { node_id: "g", aspect_ratio: "16:9", number_of_images: 1 });
 });
+
+test("a pending job's queue position and ETA, and an estimated progress, reach the view", () => {
+  const g = graph("a lighthouse");
+  const pending = new Map([["j", { job_id: "j", node_id: "g", status: "pending", progress: 0, queue_position: 2, eta_s: 30, created_at: "1" }]]);
+  assert.deepEqual(deriveImageGen(g.nodes.get("g"), g, pending).figures, { queuePosition: 2, etaS: 30, estimated: false });
+  const running = new Map([["j", { job_id: "j", node_id: "g", status: "processing", progress: 0.3, progress_estimated: true, queue_position: null, eta_s: 12, created_at: "1" }]]);
+  assert.deepEqual(deriveImageGen(g.nodes.get("g"), g, running).figures, { queuePosition: null, etaS: 12, estimated: true });
+  assert.deepEqual(deriveImageGen(g.nodes.get("g"), g, new Map()).figures, { queuePosition: null, etaS: null, estimated: false });
+});

@@ -51,6 +51,14 @@ export function refusalText(err) {
   return (err && err.message) || "The request was refused.";
 }
 
+/**
+ * Whether a failed estimate is worth showing: a request generate would refuse (422, 403)
+ * says why; a lost connection or a server without estimates (404, 405) says nothing.
+ */
+export function showsEstimateError(err) {
+  return !!err && (err.status === 422 || err.status === 403) && err.code !== "missing_prompt" && err.code !== "input_missing";
+}
+
 /** Seconds as a short duration: "12 s", "1 min 35 s", "6 min". */
 export function formatEta(seconds) {
   if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) return "";

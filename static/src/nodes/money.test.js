@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   budgetMessage, costLabel, endedJobsKey, formatEta, formatMoney, generateState, jobFigures,
-  progressText, refusalText, submitOnce, usageLabel,
+  progressText, refusalText, showsEstimateError, submitOnce, usageLabel,
 } from "./money.js";
 
 test("amounts are in currency units: dollars with cents, sub-cent figures kept", () => {
@@ -96,4 +96,13 @@ test("one click, one Idempotency-Key: a lost answer is retried with the same key
   await submitOnce(async (k) => k1.push(k));
   await submitOnce(async (k) => k2.push(k));
   assert.notEqual(k1[0], k2[0]);
+});
+
+test("an estimate refused as generate would be says why; a missing endpoint or a lost answer does not", () => {
+  assert.equal(showsEstimateError({ status: 422, code: "unsupported_resolution" }), true);
+  assert.equal(showsEstimateError({ status: 403, code: "forbidden_role" }), true);
+  assert.equal(showsEstimateError({ status: 422, code: "missing_prompt" }), false);
+  assert.equal(showsEstimateError({ status: 404, code: "http_404" }), false);
+  assert.equal(showsEstimateError({ status: 0, code: "network_error" }), false);
+  assert.equal(showsEstimateError(null), false);
 });
