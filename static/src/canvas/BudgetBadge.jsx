@@ -1,11 +1,14 @@
 // The header's remaining budget (GET /api/me/usage): read on load, again whenever a job
-// ends (settled or released) or starts (reserved); hidden when the budget is unlimited.
+// ends (settled or released) or starts (reserved), and after this tab's submits and
+// refusals (`commands.watchUsage`); hidden when the budget is unlimited.
 import { useEffect, useState } from "react";
 import { endedJobsKey, formatMoney, usageLabel } from "../nodes/money.js";
 
-export function BudgetBadge({ api, jobs }) {
+export function BudgetBadge({ api, jobs, commands }) {
   const [usage, setUsage] = useState(null);
-  const key = `${jobs?.size ?? 0}|${endedJobsKey(jobs)}`;
+  const [nudged, setNudged] = useState(0);
+  useEffect(() => commands?.watchUsage?.(() => setNudged((n) => n + 1)), [commands]);
+  const key = `${jobs?.size ?? 0}|${endedJobsKey(jobs)}|${nudged}`;
   useEffect(() => {
     let live = true;
     api.usage().then(

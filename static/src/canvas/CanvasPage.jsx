@@ -147,7 +147,7 @@ export function CanvasPage({ projectId }) {
       </a>
       <ProjectName store={store} projectId={projectId} />
       <PresenceAvatars presence={view.presence} me={app.user} />
-      <BudgetBadge api={api} jobs={view.jobs} />
+      <BudgetBadge api={api} jobs={view.jobs} commands={commands} />
       <button className="btn btn-ghost btn-sm share-button" type="button" id="share" onClick={() => setSharing(true)}>
         Share
       </button>

@@ -87,3 +87,25 @@ test("the snapshot's queue figures reach the video node's view", () => {
   assert.equal(derived.status, "pending");
   assert.deepEqual(derived.figures, { queuePosition: 4, etaS: 80, estimated: false });
 });
+
+test("the header's budget is read again after a submit and after a refusal", async () => {
+  let n = 0;
+  let refuse = false;
+  const api = {
+    generateVideo: async () => {
+      if (refuse) throw Object.assign(new Error("over budget"), { status: 402, code: "budget_exceeded" });
+      return JOB;
+    },
+    updateNode: async (id, patch) => ({ id, ...patch }),
+  };
+  const { commands } = setup(api);
+  const unwatch = commands.watchUsage(() => n++);
+  await commands.generate("v");
+  assert.equal(n, 1);
+  refuse = true;
+  await assert.rejects(commands.generate("v"));
+  assert.equal(n, 2);
+  unwatch();
+  await assert.rejects(commands.generate("v"));
+  assert.equal(n, 2);
+});

@@ -24,6 +24,16 @@ export function createCommands({ projectId, store, api, notify }) {
   const undo = new UndoStack();
   const ctx = { api, store, projectId };
   const flushers = new Map(); // node id → save its unsent edits now
+  const usageWatchers = new Set(); // the header's budget: read again after a submit or a refusal
+  const usageChanged = () => usageWatchers.forEach((fn) => fn());
+  /** Submit with one Idempotency-Key (a lost answer retried with it); the budget moves either way. */
+  const submit = async (call, key) => {
+    try {
+      return await submitOnce(call, { key: key || newIdempotencyKey() });
+    } finally {
+      usageChanged();
+    }
+  };
   let flow = null;
 
   const view = () => store.getView();
@@ -290,6 +300,12 @@ export function createCommands({ projectId, store, api, notify }) {
       }
     },
 
+    /** Call `fn` when this tab's spending may have moved (a submit, a refusal); returns the unwatch. */
+    watchUsage(fn) {
+      usageWatchers.add(fn);
+      return () => usageWatchers.delete(fn);
+    },
+
     /** The body generate-video sends for this node now (its inputs come from its ports). */
     videoBody(nodeId) {
       const node = view().nodes.get(nodeId);
@@ -325,7 +341,7 @@ export function createCommands({ projectId, store, api, notify }) {
       // from the node's ports, so each take records where its inputs came from
       const body = commands.videoBody(nodeId);
       const settings = deriveVideo(node, graph(), view().jobs).settings;
-      const job = await submitOnce((key) => api.generateVideo(body, key), { key: idempotencyKey || newIdempotencyKey() });
+      const job = await submit((key) => api.generateVideo(body, key), idempotencyKey);
       store.putJob(job);
       // what this take is made from, so the node can tell when its inputs change
       commands.saveData(nodeId, { inputs_by_job: rememberInputs(node.data, job.job_id, inputs, settings) }).catch(() => {});
@@ -340,7 +356,7 @@ export function createCommands({ projectId, store, api, notify }) {
       // the prompt as shown is saved first: the server reads it from the prompt port
       await flushers.get(derived.promptNode.id)?.();
       const body = imageRequest(nodeId, derived);
-      const job = await submitOnce((key) => api.generateImage(body, key), { key: idempotencyKey || newIdempotencyKey() });
+      const job = await submit((key) => api.generateImage(body, key), idempotencyKey);
       store.putJob(job);
       return job;
     },

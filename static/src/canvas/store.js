@@ -220,7 +220,9 @@ export class LiveStore {
     const known = this.server.jobs.get(job.job_id);
     const live = (s) => s === "pending" || s === "processing";
     if (known && !live(known.status) && live(job.status)) return;
-    if (known && live(job.status) && known.progress > job.progress) job = { ...job, progress: known.progress };
+    if (known && live(job.status) && known.progress > job.progress) {
+      job = { ...job, progress: known.progress, progress_estimated: known.progress_estimated ?? job.progress_estimated };
+    }
     this.server.jobs.set(job.job_id, job);
     this.changed();
   }

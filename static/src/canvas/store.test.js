@@ -170,3 +170,13 @@ test("a take being deleted is hidden at once; an older REST page never brings a 
   assert.deepEqual([...state.takes.keys()].sort(), ["t2", "t3"]);
   assert.equal(store.getView().takes.has("t1"), false);
 });
+
+test("a REST job behind the live progress keeps the live progress and its estimated mark", () => {
+  const { store, state, view } = setup();
+  state.jobs.set("j", { job_id: "j", node_id: "a", status: "processing", progress: 0.5, progress_estimated: true });
+  store.putJob({ job_id: "j", node_id: "a", status: "processing", progress: 0.3, progress_estimated: false, eta_s: 9 });
+  const job = view().jobs.get("j");
+  assert.equal(job.progress, 0.5);
+  assert.equal(job.progress_estimated, true);
+  assert.equal(job.eta_s, 9);
+});
