@@ -20,7 +20,7 @@ function ImageGenNodeView({ data, selected }) {
   const sid = (name) => `${name}-${node.id}`;
   const { status, running } = view;
   // the cost of the next Generate, asked again whenever what it would send changes
-  const estimateKey = JSON.stringify([view.settings, view.options, view.prompt, status, refusal]);
+  const estimateKey = JSON.stringify([view.settings, view.options, !!view.prompt, status, refusal]);
   const { estimate, error: estimateError } = useEstimate(commands, node.id, estimateKey, canEdit && view.canGenerate);
   const gate = generateState({ canGenerate: view.canGenerate, submitting, estimate });
 
@@ -95,7 +95,7 @@ function ImageGenNodeView({ data, selected }) {
           )}
         </div>
       )}
-      {canEdit && !running && <BudgetNote reason={gate.reason} />}
+      {canEdit && !running && !refusal && <BudgetNote reason={gate.reason} />}
       {canEdit && !running && !refusal && showsEstimateError(estimateError) && <p className="muted small estimate-error">Cost unknown: {refusalText(estimateError)}</p>}
       {view.hint && canEdit && <p className="muted small hint">{view.hint}</p>}
       {view.image && <img className="image-preview generated-image" src={view.image.url} alt="Generated image" draggable={false} />}

@@ -111,7 +111,7 @@ function VideoNodeView({ data, selected }) {
 
   // the cost of the next Generate, asked again whenever what it would send changes
   const { inputs: now } = view;
-  const estimateKey = JSON.stringify([view.settings, view.options, now.prompt, now.imageKey, now.lastFrame, now.references, now.extend, view.status, refusal]);
+  const estimateKey = JSON.stringify([view.settings, view.options, !!now.prompt, now.imageKey, now.lastFrame, now.references, now.extend, view.status, refusal]);
   const { estimate, error: estimateError } = useEstimate(commands, node.id, estimateKey, canEdit && view.canGenerate);
   const gate = generateState({ canGenerate: view.canGenerate, submitting, estimate });
 
@@ -214,7 +214,7 @@ function VideoNodeView({ data, selected }) {
           </>
         )}
       </div>
-      {canEdit && !running && <BudgetNote reason={gate.reason} />}
+      {canEdit && !running && !refusal && <BudgetNote reason={gate.reason} />}
       {canEdit && !running && !refusal && showsEstimateError(estimateError) && <p className="muted small estimate-error">Cost unknown: {refusalText(estimateError)}</p>}
       {view.hint && canEdit && <p className="muted small hint">{view.hint}</p>}
       {view.shown && <Clip shown={view.shown} running={running} />}

@@ -1,6 +1,7 @@
 // The cost of a node's next Generate: POST /api/ai/estimate[-image] with the body
 // generate would send, asked ~300 ms after the settings (`key`) last changed. Answers
-// `{estimate, error}`; an answer to an older request is dropped.
+// `{estimate, error}`; an answer to an older request is dropped. The prompt's text is
+// not part of the cost: `key` holds whether there is one, not what it says.
 import { useEffect, useRef, useState } from "react";
 
 export const ESTIMATE_DEBOUNCE_MS = 300;
@@ -11,7 +12,7 @@ export function useEstimate(commands, nodeId, key, enabled) {
   useEffect(() => {
     if (!enabled || !commands.estimate) {
       asked.current++;
-      setState({ estimate: null, error: null });
+      setState((s) => (s.estimate || s.error ? { estimate: null, error: null } : s));
       return undefined;
     }
     const n = ++asked.current;
