@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 from redis.exceptions import RedisError
 from starlette.requests import Request
+from starlette.responses import Response
 
 from common.prices import ANY_MODEL, CURRENCY, EXTENSION_SECONDS, UnknownPrice, to_amount
 from common.protocol.entities import JobStatusResponse, Node, NodeType
@@ -38,7 +40,8 @@ from db.uploads import get_project_upload
 from db.users import User
 from server.access import Action, authorize
 from server.errors import ApiError, not_found
-from server.state import AppState
+from server.responses import json_response
+from server.state import AppState, app_state
 from server.uploads import key_from_reference
 from tasks.providers.base import InvalidRequest
 from tasks.queue import enqueue_job
@@ -344,3 +347,22 @@ def _over_budget(state: AppState, over: BudgetExceeded) -> ApiError:
         budget_remaining=remaining,
         currency=CURRENCY,
     )
+
+
+async def generate_response(
+    request: Request,
+    user: User,
+    node: Node,
+    body: msgspec.Struct,
+    job_type: str,
+    make_params: Callable[[], Awaitable[dict[str, Any]]],
+) -> Response:
+    """What every generate route answers: the job an Idempotency-Key already made (200), else
+    the checked params submitted and enqueued (202; 200 when a concurrent twin won the key)."""
+    state = app_state(request)
+    claim = idempotency_claim(request, user, job_type, body)
+    if claim is not None and (earlier := await replay_of(state, claim)) is not None:
+        return json_response(await present_job(state, earlier), 200)
+    params = await make_params()
+    job, replayed = await submit_and_enqueue(state, node, job_type, params, user, claim)
+    return json_response(await present_job(state, job), 200 if replayed else 202)

@@ -23,13 +23,10 @@ from server.errors import ApiError
 from server.generation import (
     Estimate,
     estimate_of,
-    idempotency_claim,
+    generate_response,
     port_inputs,
-    present_job,
     prompt_from,
     refusal,
-    replay_of,
-    submit_and_enqueue,
 )
 from server.inputs import MAX_PROMPT_CHARS
 from server.openapi import api
@@ -99,13 +96,9 @@ async def generate_image(request: Request) -> Response:
     With an Idempotency-Key already used for this body: 200 with the job it made.
     """
     user, node, body = await _image_request(request)
-    state = app_state(request)
-    claim = idempotency_claim(request, user, JOB_TYPE, body)
-    if claim is not None and (earlier := await replay_of(state, claim)) is not None:
-        return json_response(await present_job(state, earlier), 200)
-    params = await _image_params(request, user, node, body)
-    job, replayed = await submit_and_enqueue(state, node, JOB_TYPE, params, user, claim)
-    return json_response(await present_job(state, job), 200 if replayed else 202)
+    return await generate_response(
+        request, user, node, body, JOB_TYPE, lambda: _image_params(request, user, node, body)
+    )
 
 
 @api(

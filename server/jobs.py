@@ -36,14 +36,12 @@ from server.generation import (
     Estimate,
     Media,
     estimate_of,
-    idempotency_claim,
+    generate_response,
     port_inputs,
     present_job,
     project_media,
     prompt_from,
     refusal,
-    replay_of,
-    submit_and_enqueue,
 )
 from server.inputs import MAX_PROMPT_CHARS
 from server.openapi import api
@@ -193,13 +191,9 @@ async def generate_video(request: Request) -> Response:
     With an Idempotency-Key already used for this body: 200 with the job it made.
     """
     user, node, body = await _video_request(request)
-    state = app_state(request)
-    claim = idempotency_claim(request, user, JOB_TYPE, body)
-    if claim is not None and (earlier := await replay_of(state, claim)) is not None:
-        return json_response(await _present(request, earlier), 200)
-    params = await _checked_params(request, user, node, body)
-    job, replayed = await submit_and_enqueue(state, node, JOB_TYPE, params, user, claim)
-    return json_response(await _present(request, job), 200 if replayed else 202)
+    return await generate_response(
+        request, user, node, body, JOB_TYPE, lambda: _checked_params(request, user, node, body)
+    )
 
 
 @api(
