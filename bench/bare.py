@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
-import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from bench.child import Child, command_queue
 from bench.payload import node_updated_frame, restamp
 
 HARD_LIMIT_S = 900.0
@@ -32,18 +31,7 @@ async def _serve(port: int, conn: Connection) -> None:
         finally:
             clients.discard(ws)
 
-    commands: asyncio.Queue[Any] = asyncio.Queue()
-    loop = asyncio.get_running_loop()
-
-    def read_commands() -> None:
-        while True:
-            try:
-                item = conn.recv()
-            except (EOFError, OSError):
-                item = ("stop",)
-            loop.call_soon_threadsafe(commands.put_nowait, item)
-            if item[0] == "stop":
-                return
+    commands = command_queue(conn)
 
     async with serve(
         handler,
@@ -54,7 +42,6 @@ async def _serve(port: int, conn: Connection) -> None:
         backlog=4096,
     ):
         conn.send(("listening", port))
-        threading.Thread(target=read_commands, daemon=True).start()
         deadline = time.monotonic() + HARD_LIMIT_S
         while time.monotonic() < deadline:
             try:
@@ -120,33 +107,19 @@ def bare_server_main(port: int, conn: Connection) -> None:
         asyncio.run(_serve(port, conn))
 
 
-class BareServer:
+class BareServer(Child):
     """The bare server process; a context manager so it always ends."""
 
+    name = "bare server"
+
     def __init__(self, port: int) -> None:
-        ctx = multiprocessing.get_context("spawn")
+        super().__init__(bare_server_main, port)
         self.port = port
         self.url = f"ws://127.0.0.1:{port}/"
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=bare_server_main, args=(port, child), daemon=True)
-
-    def _ask(self, command: tuple[Any, ...], expect: str, timeout_s: float) -> Any:
-        self.conn.send(command)
-        if not self.conn.poll(timeout_s):
-            raise TimeoutError(f"bare server did not answer {expect!r} in {timeout_s} s")
-        kind, body = self.conn.recv()
-        assert kind == expect, (kind, expect)
-        return body
-
-    @property
-    def pid(self) -> int:
-        """The server process's id."""
-        assert self.proc.pid is not None
-        return self.proc.pid
 
     def count(self) -> int:
         """Open connections now."""
-        return int(self._ask(("count",), "count", 10))
+        return int(self.ask(("count",), "count", 10))
 
     def send(
         self,
@@ -156,21 +129,5 @@ class BareServer:
         template: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Broadcast `count` frames at `rate`; returns when the last one is written."""
-        result: dict[str, Any] = self._ask(("send", rate, count, template), "sent", timeout_s)
+        result: dict[str, Any] = self.ask(("send", rate, count, template), "sent", timeout_s)
         return result
-
-    def __enter__(self) -> BareServer:
-        self.proc.start()
-        if not self.conn.poll(30):
-            self.proc.kill()
-            raise TimeoutError("bare server did not start")
-        self.conn.recv()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(OSError):
-            self.conn.send(("stop",))
-        self.proc.join(10)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(5)

@@ -19,8 +19,8 @@ from bench.bare import BareServer
 from bench.clients import ClientPool, processes_for, wait_delivered
 from bench.plan import Context
 from bench.profile import sampled
-from bench.publisher import Publisher, PublisherConfig
 from bench.report import Section, fmt, verdict
+from bench.scene import hub_scene
 from bench.services import CpuSplit, Meter, free_port, make_seats
 from bench.stats import Latency
 
@@ -117,77 +117,64 @@ def measure_canvasflow(ctx: Context, n: int) -> dict[str, Any]:
 
     rate, paced, burst = rates_for(ctx, n)
     seat = asyncio.run(make_seats(ctx.services.database_url, 1))[0]
-    web = ctx.web().start()
-    try:
-        web.wait_ready()
-        config = PublisherConfig(
-            ctx.services.database_url, ctx.services.redis_url, ctx.services.namespace
+    with hub_scene(ctx, [(seat.project_id, seat.token)] * n, processes_for(n)) as (
+        web,
+        publisher,
+        pool,
+    ):
+        meter = Meter(web.pid)
+        budget = ctx.sizes.broadcast_seconds * 3 + 30
+        target = [(seat.project_id, seat.node_id)]
+        # one project's changes per second, before any client follows it, beside the
+        # bare seq bump + log INSERT transaction (the row lock serialises both)
+        k = ctx.sizes.durable_changes
+        durable = publisher.changes(target, None, k, budget)
+        bare_writes = publisher.bare_writes(seat.project_id, k, budget)
+
+        def send(r: float | None, c: int) -> dict[str, Any]:
+            return publisher.changes(target, r, c, budget)
+
+        def send_raw(r: float | None, c: int) -> dict[str, Any]:
+            return publisher.raw(target, r, c, budget)
+
+        phase(pool, meter, send, None, 3)  # warm up
+        paced_figures = phase(
+            pool, meter, send, rate, paced, ctx.profile_path(f"broadcast-n{n}-paced")
         )
-        with (
-            Publisher(config) as publisher,
-            ClientPool(
-                web.ws_url,
-                [(seat.project_id, seat.token)] * n,
-                processes_for(n),
-                connect_timeout_s=ctx.sizes.connect_timeout_s,
-                backoff=ctx.backoff,
-            ) as pool,
-        ):
-            meter = Meter(web.pid)
-            budget = ctx.sizes.broadcast_seconds * 3 + 30
-            target = [(seat.project_id, seat.node_id)]
-            # one project's changes per second, before any client follows it, beside the
-            # bare seq bump + log INSERT transaction (the row lock serialises both)
-            k = ctx.sizes.durable_changes
-            durable = publisher.changes(target, None, k, budget)
-            bare_writes = publisher.bare_writes(seat.project_id, k, budget)
-
-            def send(r: float | None, c: int) -> dict[str, Any]:
-                return publisher.changes(target, r, c, budget)
-
-            def send_raw(r: float | None, c: int) -> dict[str, Any]:
-                return publisher.raw(target, r, c, budget)
-
-            phase(pool, meter, send, None, 3)  # warm up
-            paced_figures = phase(
-                pool, meter, send, rate, paced, ctx.profile_path(f"broadcast-n{n}-paced")
+        # durable and hub-only bursts alternate, so both see the same machine
+        bursts, raw_bursts = [], []
+        for i in range(ctx.sizes.broadcast_repeats):
+            bursts.append(
+                phase(
+                    pool,
+                    meter,
+                    send,
+                    None,
+                    burst,
+                    ctx.profile_path(f"broadcast-n{n}-burst-{i}"),
+                )
             )
-            # durable and hub-only bursts alternate, so both see the same machine
-            bursts, raw_bursts = [], []
-            for i in range(ctx.sizes.broadcast_repeats):
-                bursts.append(
-                    phase(
-                        pool,
-                        meter,
-                        send,
-                        None,
-                        burst,
-                        ctx.profile_path(f"broadcast-n{n}-burst-{i}"),
-                    )
+            raw_bursts.append(
+                phase(
+                    pool,
+                    meter,
+                    send_raw,
+                    None,
+                    burst,
+                    ctx.profile_path(f"broadcast-n{n}-raw-{i}"),
                 )
-                raw_bursts.append(
-                    phase(
-                        pool,
-                        meter,
-                        send_raw,
-                        None,
-                        burst,
-                        ctx.profile_path(f"broadcast-n{n}-raw-{i}"),
-                    )
-                )
-            return {
-                "subscribed": pool.ready["subscribed"],
-                "connect_errors": pool.ready["errors"],
-                "paced": paced_figures,
-                "burst": bursts[0],
-                "bursts": bursts,
-                "raw_bursts": raw_bursts,
-                "changes_per_s": _per_s(durable),
-                "bare_writes_per_s": _per_s(bare_writes),
-                "web_rss_bytes": Meter(web.pid).rss_bytes(),
-            }
-    finally:
-        web.stop()
+            )
+        return {
+            "subscribed": pool.ready["subscribed"],
+            "connect_errors": pool.ready["errors"],
+            "paced": paced_figures,
+            "burst": bursts[0],
+            "bursts": bursts,
+            "raw_bursts": raw_bursts,
+            "changes_per_s": _per_s(durable),
+            "bare_writes_per_s": _per_s(bare_writes),
+            "web_rss_bytes": Meter(web.pid).rss_bytes(),
+        }
 
 
 def run(ctx: Context) -> Section:

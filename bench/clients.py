@@ -21,7 +21,6 @@ import contextlib
 import math
 import multiprocessing
 import random
-import threading
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from uuid import UUID
 
 import msgspec
 
+from bench.child import command_queue
 from common import protocol
 from common.protocol import CloseCode
 from common.protocol.mirror import Mirror, Step, Stop, backoff_s
@@ -331,21 +331,8 @@ class ClientProcess:
                 break
             await asyncio.sleep(0.05)
         conn.send(("ready", self.status()))
-        commands: asyncio.Queue[Any] = asyncio.Queue()
-        loop = asyncio.get_running_loop()
+        commands = command_queue(conn)
 
-        def read_commands() -> None:
-            # a thread, because Connection.recv blocks; it ends with the pipe
-            while True:
-                try:
-                    item = conn.recv()
-                except (EOFError, OSError):
-                    item = ("stop",)
-                loop.call_soon_threadsafe(commands.put_nowait, item)
-                if item[0] == "stop":
-                    return
-
-        threading.Thread(target=read_commands, daemon=True).start()
         hard_deadline = time.monotonic() + HARD_LIMIT_S
         while time.monotonic() < hard_deadline:
             try:

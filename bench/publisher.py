@@ -10,15 +10,14 @@ latency on one clock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import multiprocessing
-import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 from uuid import UUID
+
+from bench.child import Child, command_queue
 
 HARD_LIMIT_S = 900.0
 
@@ -59,18 +58,7 @@ async def _run(config: PublisherConfig, conn: Connection) -> None:
     await db.connect()
     redis = Redis.from_url(config.redis_url)
     store = Store(db=db, redis=redis, namespace=config.namespace)
-    commands: asyncio.Queue[Any] = asyncio.Queue()
-    loop = asyncio.get_running_loop()
-
-    def read_commands() -> None:
-        while True:
-            try:
-                item = conn.recv()
-            except (EOFError, OSError):
-                item = ("stop",)
-            loop.call_soon_threadsafe(commands.put_nowait, item)
-            if item[0] == "stop":
-                return
+    commands = command_queue(conn)
 
     async def change(project_id: UUID, node_id: UUID) -> None:
         t = time.monotonic()
@@ -176,7 +164,6 @@ async def _run(config: PublisherConfig, conn: Connection) -> None:
         return {"first": t0, "last": time.monotonic(), "count": len(sent), "sent": sent}
 
     conn.send(("ready", None))
-    threading.Thread(target=read_commands, daemon=True).start()
     deadline = time.monotonic() + HARD_LIMIT_S
     try:
         while time.monotonic() < deadline:
@@ -214,21 +201,16 @@ def publisher_main(config: PublisherConfig, conn: Connection) -> None:
         asyncio.run(_run(config, conn))
 
 
-class Publisher:
+class Publisher(Child):
     """The publisher process; a context manager so it always ends."""
 
+    name = "publisher"
+
     def __init__(self, config: PublisherConfig) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=publisher_main, args=(config, child), daemon=True)
+        super().__init__(publisher_main, config)
 
     def _run(self, command: tuple[Any, ...], timeout_s: float) -> dict[str, Any]:
-        self.conn.send(command)
-        if not self.conn.poll(timeout_s):
-            raise TimeoutError(f"publisher did not finish {command[0]!r} in {timeout_s} s")
-        kind, body = self.conn.recv()
-        assert kind == "done", kind
-        result: dict[str, Any] = body
+        result: dict[str, Any] = self.ask(command, "done", timeout_s)
         return result
 
     def changes(
@@ -252,19 +234,3 @@ class Publisher:
     ) -> dict[str, Any]:
         """Publish `count` progress ticks at `rate`/s within `budget_s`."""
         return self._run(("progress", targets, rate, count, budget_s), budget_s + 30)
-
-    def __enter__(self) -> Publisher:
-        self.proc.start()
-        if not self.conn.poll(30):
-            self.proc.kill()
-            raise TimeoutError("publisher did not start")
-        self.conn.recv()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(OSError):
-            self.conn.send(("stop",))
-        self.proc.join(10)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(5)

@@ -15,11 +15,11 @@ from typing import Any
 
 import asyncpg
 
-from bench.clients import Backoff, ClientPool, processes_for
+from bench.clients import Backoff, processes_for
 from bench.plan import Context
 from bench.profile import sampled
-from bench.publisher import Publisher, PublisherConfig
 from bench.report import Section, fmt, verdict
+from bench.scene import hub_scene
 from bench.services import CpuSplit, Meter, make_seats
 from bench.stats import Latency
 
@@ -55,76 +55,63 @@ def measure(ctx: Context, backoff: Backoff, profile: Path | None = None) -> dict
     client_projects = [sp for sp, _ in seats]
     web = ctx.web()
     port = web.port
-    web.start()
     result: dict[str, Any] = {"clients": n, "projects": p, "backoff": backoff.__dict__}
-    try:
-        web.wait_ready()
-        config = PublisherConfig(
-            ctx.services.database_url, ctx.services.redis_url, ctx.services.namespace
-        )
-        with (
-            Publisher(config) as publisher,
-            ClientPool(
-                web.ws_url,
-                seats,
-                processes_for(n),
-                backoff=backoff,
-                connect_timeout_s=s.connect_timeout_s,
-                connect_concurrency=s.reconnect_connect_concurrency,
-            ) as pool,
-        ):
-            result["subscribed_before"] = pool.ready["subscribed"]
-            # events keep flowing through the kill, the outage and the storm
-            flow_s = s.reconnect_before_kill_s + s.reconnect_down_s + s.reconnect_flow_after_s
-            count = round(s.reconnect_rate * flow_s)
-            targets = [(x.project_id, x.node_id) for x in projects]
-            published: dict[str, Any] = {}
+    with hub_scene(
+        ctx,
+        seats,
+        processes_for(n),
+        web=web,
+        backoff=backoff,
+        connect_concurrency=s.reconnect_connect_concurrency,
+    ) as (web, publisher, pool):
+        result["subscribed_before"] = pool.ready["subscribed"]
+        # events keep flowing through the kill, the outage and the storm
+        flow_s = s.reconnect_before_kill_s + s.reconnect_down_s + s.reconnect_flow_after_s
+        count = round(s.reconnect_rate * flow_s)
+        targets = [(x.project_id, x.node_id) for x in projects]
+        published: dict[str, Any] = {}
 
-            def flow() -> None:
-                published.update(publisher.changes(targets, s.reconnect_rate, count, flow_s + 30))
+        def flow() -> None:
+            published.update(publisher.changes(targets, s.reconnect_rate, count, flow_s + 30))
 
-            flowing = threading.Thread(target=flow, daemon=True)
-            flowing.start()
-            time.sleep(s.reconnect_before_kill_s)
-            # 1. the crash: no close frames, the kernel resets every socket
-            web.kill()
-            killed_at = time.monotonic()
-            time.sleep(s.reconnect_down_s)
-            # 2. the restart on the same port; the clock starts when /readyz answers
-            web = ctx.web(port)
-            web.start()
-            ready_at = web.wait_ready()
-            # 3. wait (bounded) until every client resubscribed
-            deadline = ready_at + s.reconnect_deadline_s
-            status = pool.status()
-            meters = Meter(web.pid), [Meter(pid) for pid in pool.pids]
-            with sampled(web.pid, profile) as prof, CpuSplit(*meters) as cpu:
-                while time.monotonic() < deadline:
-                    status = pool.status()
-                    if status["resubscribed"] >= n and status["subscribed"] >= n:
-                        break
-                    time.sleep(0.1)
-            result["storm_cpu"] = cpu.figures
-            if prof:
-                result["profile"] = prof
-            flowing.join(flow_s + 60)
-            # 4. let the last events arrive, then compare every client with Postgres
-            pg: dict[str, Any] = {}
-            settle_deadline = time.monotonic() + 15
-            while time.monotonic() < settle_deadline:
-                pg = asyncio.run(
-                    postgres_seqs(ctx.services.database_url, list(set(client_projects)))
-                )
-                got = pool.collect(clear=False)
-                behind = sum(
-                    1 for proj, last in got.last_seq_per_client if last != pg["seqs"].get(proj)
-                )
-                if behind == 0:
+        flowing = threading.Thread(target=flow, daemon=True)
+        flowing.start()
+        time.sleep(s.reconnect_before_kill_s)
+        # 1. the crash: no close frames, the kernel resets every socket
+        web.kill()
+        killed_at = time.monotonic()
+        time.sleep(s.reconnect_down_s)
+        # 2. the restart on the same port; the clock starts when /readyz answers
+        web = ctx.web(port)
+        web.start()
+        ready_at = web.wait_ready()
+        # 3. wait (bounded) until every client resubscribed
+        deadline = ready_at + s.reconnect_deadline_s
+        status = pool.status()
+        meters = Meter(web.pid), [Meter(pid) for pid in pool.pids]
+        with sampled(web.pid, profile) as prof, CpuSplit(*meters) as cpu:
+            while time.monotonic() < deadline:
+                status = pool.status()
+                if status["resubscribed"] >= n and status["subscribed"] >= n:
                     break
-                time.sleep(0.2)
-            got = pool.collect(clear=True)
-    finally:
-        web.stop()
+                time.sleep(0.1)
+        result["storm_cpu"] = cpu.figures
+        if prof:
+            result["profile"] = prof
+        flowing.join(flow_s + 60)
+        # 4. let the last events arrive, then compare every client with Postgres
+        pg: dict[str, Any] = {}
+        settle_deadline = time.monotonic() + 15
+        while time.monotonic() < settle_deadline:
+            pg = asyncio.run(postgres_seqs(ctx.services.database_url, list(set(client_projects))))
+            got = pool.collect(clear=False)
+            behind = sum(
+                1 for proj, last in got.last_seq_per_client if last != pg["seqs"].get(proj)
+            )
+            if behind == 0:
+                break
+            time.sleep(0.2)
+        got = pool.collect(clear=True)
     last = status["last_resubscribed_at"]
     behind_clients = sum(1 for proj, seq in got.last_seq_per_client if seq != pg["seqs"].get(proj))
     result.update(

@@ -11,10 +11,10 @@ import asyncio
 from typing import Any
 
 from bench.broadcast import phase
-from bench.clients import ClientPool, processes_for
+from bench.clients import processes_for
 from bench.plan import Context
-from bench.publisher import Publisher, PublisherConfig
 from bench.report import Section, fmt, verdict
+from bench.scene import hub_scene
 from bench.services import CpuWindow, Meter, make_seats
 
 
@@ -24,45 +24,32 @@ def measure(ctx: Context) -> dict[str, Any]:
     n = s.saturation_clients
     seat = asyncio.run(make_seats(ctx.services.database_url, 1))[0]
     steps: list[dict[str, Any]] = []
-    web = ctx.web().start()
-    try:
-        web.wait_ready()
-        config = PublisherConfig(
-            ctx.services.database_url, ctx.services.redis_url, ctx.services.namespace
-        )
-        with (
-            Publisher(config) as publisher,
-            ClientPool(
-                web.ws_url,
-                [(seat.project_id, seat.token)] * n,
-                processes_for(n),
-                connect_timeout_s=s.connect_timeout_s,
-                backoff=ctx.backoff,
-            ) as pool,
-        ):
-            web_meter = Meter(web.pid)
-            assert publisher.proc.pid is not None
-            publisher_meter = Meter(publisher.proc.pid)
-            target = [(seat.project_id, seat.node_id)]
+    with hub_scene(ctx, [(seat.project_id, seat.token)] * n, processes_for(n)) as (
+        web,
+        publisher,
+        pool,
+    ):
+        web_meter = Meter(web.pid)
+        assert publisher.proc.pid is not None
+        publisher_meter = Meter(publisher.proc.pid)
+        target = [(seat.project_id, seat.node_id)]
 
-            def send(r: float | None, c: int) -> dict[str, Any]:
-                return publisher.changes(target, r, c, s.saturation_step_s * 3 + 10)
+        def send(r: float | None, c: int) -> dict[str, Any]:
+            return publisher.changes(target, r, c, s.saturation_step_s * 3 + 10)
 
-            phase(pool, web_meter, send, None, 3)  # warm up
-            for rate in s.saturation_rates:
-                count = max(5, round(rate * s.saturation_step_s))
-                # phase() splits web / clients / machine CPU; the publisher's is added here
-                with CpuWindow(publisher_meter) as pub_window:
-                    step = phase(
-                        pool, web_meter, send, rate, count, ctx.profile_path(f"saturation-{rate:g}")
-                    )
-                step["publisher_cpu_percent"] = round(pub_window.percent, 1)
-                steps.append(step)
-                lost = step["frames_expected"] - step["frames_received"]
-                if step["latency"]["p99_ms"] > limit_ms or lost:
-                    break
-    finally:
-        web.stop()
+        phase(pool, web_meter, send, None, 3)  # warm up
+        for rate in s.saturation_rates:
+            count = max(5, round(rate * s.saturation_step_s))
+            # phase() splits web / clients / machine CPU; the publisher's is added here
+            with CpuWindow(publisher_meter) as pub_window:
+                step = phase(
+                    pool, web_meter, send, rate, count, ctx.profile_path(f"saturation-{rate:g}")
+                )
+            step["publisher_cpu_percent"] = round(pub_window.percent, 1)
+            steps.append(step)
+            lost = step["frames_expected"] - step["frames_received"]
+            if step["latency"]["p99_ms"] > limit_ms or lost:
+                break
     held = [
         st
         for st in steps

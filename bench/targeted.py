@@ -11,11 +11,11 @@ import asyncio
 import uuid
 from typing import Any
 
-from bench.clients import ClientPool, processes_for, wait_delivered
+from bench.clients import processes_for, wait_delivered
 from bench.plan import Context
 from bench.profile import sampled
-from bench.publisher import Publisher, PublisherConfig
 from bench.report import Section, fmt, verdict
+from bench.scene import hub_scene
 from bench.services import CpuWindow, Meter, make_seats
 from bench.stats import Latency
 
@@ -27,35 +27,22 @@ def measure(ctx: Context, n: int) -> dict[str, Any]:
     # the ticking jobs: ticks carry only ids, so ids of the right shape suffice
     jobs = [(seat.project_id, str(uuid.uuid4())) for seat in seats]
     ticks = round(n * s.targeted_tick_per_s * s.targeted_seconds)
-    web = ctx.web().start()
-    try:
-        web.wait_ready()
-        config = PublisherConfig(
-            ctx.services.database_url, ctx.services.redis_url, ctx.services.namespace
-        )
+    with hub_scene(ctx, [(x.project_id, x.token) for x in seats], processes_for(n)) as (
+        web,
+        publisher,
+        pool,
+    ):
+        meter = Meter(web.pid)
+        pool.collect(clear=True)
         with (
-            Publisher(config) as publisher,
-            ClientPool(
-                web.ws_url,
-                [(x.project_id, x.token) for x in seats],
-                processes_for(n),
-                connect_timeout_s=s.connect_timeout_s,
-                backoff=ctx.backoff,
-            ) as pool,
+            sampled(web.pid, ctx.profile_path(f"targeted-n{n}")) as prof,
+            CpuWindow(meter) as cpu,
         ):
-            meter = Meter(web.pid)
-            pool.collect(clear=True)
-            with (
-                sampled(web.pid, ctx.profile_path(f"targeted-n{n}")) as prof,
-                CpuWindow(meter) as cpu,
-            ):
-                sent = publisher.progress(
-                    jobs, n * s.targeted_tick_per_s, ticks, s.targeted_seconds * 2 + 10
-                )
-                wait_delivered(pool, "progress", int(sent["count"]))
-            got = pool.collect(clear=True)
-    finally:
-        web.stop()
+            sent = publisher.progress(
+                jobs, n * s.targeted_tick_per_s, ticks, s.targeted_seconds * 2 + 10
+            )
+            wait_delivered(pool, "progress", int(sent["count"]))
+        got = pool.collect(clear=True)
     sent_at = {(p, v): t for p, v, t in sent["sent"]}
     latencies = [t - sent_at[(p, v)] for p, v, t in got.progress if (p, v) in sent_at]
     return {
