@@ -20,7 +20,7 @@ from tests.support.servers import ServerThread
 from tests.support.services import TABLES, Services, free_port, run_services, settings_for
 
 #: fixtures that only some modules use, registered here so those modules need no import for them
-pytest_plugins = ("tests.support.gcs",)
+pytest_plugins = ("tests.support.gcs", "tests.support.canvas")
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -18,7 +17,6 @@ from tests.support.browser import (
     PASSWORD,
     UNLABELLED_JS,
     CanvasPage,
-    launch_chromium,
     make_png,
     wait_until,
 )
@@ -30,29 +28,6 @@ PROMPT = "A red fox trotting through snowy pines at dawn, cinematic light"
 #: a job may wait for the worker's pickup and a CPU render: allow it this long, in ms (an 8 s
 #: 1080p render took over a minute while other suites loaded both cores)
 RENDER_WAIT_MS = 150_000
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """A headless Debian Chromium for one test."""
-    async with launch_chromium() as b:
-        yield b
-
-
-@pytest.fixture
-async def worker(services: Services) -> AsyncIterator[WorkerHarness]:
-    """A real arq worker with the local renderer, running while the test acts."""
-    async with WorkerHarness(settings_for(services)) as harness:
-        await harness.start()
-        yield harness
-
-
-@pytest.fixture
-async def tab(browser: Browser, server: ServerThread) -> AsyncIterator[CanvasPage]:
-    """A tab of the canvas app in a fresh context; fails the test on any page error."""
-    page = await CanvasPage.open(browser, server.base_url)
-    yield page
-    page.assert_no_errors()
 
 
 async def test_sign_up_log_out_log_in_and_manage_projects(tab: CanvasPage) -> None:

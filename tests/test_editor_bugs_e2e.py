@@ -4,30 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import expect
 
 from tests.support.accounts import sign_up
-from tests.support.browser import PASSWORD, CanvasPage, launch_chromium
-from tests.support.servers import ServerThread
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """A headless Debian Chromium for one test."""
-    async with launch_chromium() as b:
-        yield b
-
-
-@pytest.fixture
-async def tab(browser: Browser, server: ServerThread) -> AsyncIterator[CanvasPage]:
-    """A tab of the canvas app in a fresh context; fails the test on any page error."""
-    page = await CanvasPage.open(browser, server.base_url)
-    yield page
-    page.assert_no_errors()
+from tests.support.browser import PASSWORD, CanvasPage
 
 
 async def test_sign_up_through_a_deep_link_to_a_foreign_project_says_so_once(

@@ -5,44 +5,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Browser, Page, expect
 
 from db.changes import Store
-from tests.support.browser import PASSWORD, CanvasPage, launch_chromium, make_png, wait_until
-from tests.support.servers import ServerThread
-from tests.support.services import Services, settings_for
+from tests.support.browser import PASSWORD, CanvasPage, make_png, wait_until
 from tests.support.workers import WorkerHarness
 
 #: a job may wait for the worker's pickup and a CPU render: allow it this long, in ms
 RENDER_WAIT_MS = 60_000
 #: a point of the desktop canvas no node, tool or minimap covers in these tests
 EMPTY = (720, 740)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """A headless Debian Chromium for one test."""
-    async with launch_chromium() as b:
-        yield b
-
-
-@pytest.fixture
-async def tab(browser: Browser, server: ServerThread) -> AsyncIterator[CanvasPage]:
-    """A tab of the canvas app in a fresh context; fails the test on any page error."""
-    page = await CanvasPage.open(browser, server.base_url)
-    yield page
-    page.assert_no_errors()
-
-
-@pytest.fixture
-async def worker(services: Services) -> AsyncIterator[WorkerHarness]:
-    """A real arq worker with the local renderer, running while the test acts."""
-    async with WorkerHarness(settings_for(services)) as harness:
-        await harness.start()
-        yield harness
 
 
 def selected(page: Page) -> str:

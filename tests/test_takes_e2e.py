@@ -9,20 +9,12 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.support.browser import CanvasPage, launch_chromium, wait_until
+from tests.support.browser import CanvasPage, wait_until
 from tests.support.servers import ServerThread
-from tests.support.services import Services, settings_for
 from tests.support.workers import WorkerHarness
 
 #: a job may wait for the worker's pickup and a CPU render: allow it this long, in ms
 RENDER_WAIT_MS = 90_000
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """A headless Debian Chromium for one test."""
-    async with launch_chromium() as b:
-        yield b
 
 
 @pytest.fixture
@@ -31,14 +23,6 @@ async def tab(browser: Browser, server: ServerThread) -> AsyncIterator[CanvasPag
     page = await CanvasPage.open(browser, server.base_url, viewport={"width": 1280, "height": 1500})
     yield page
     page.assert_no_errors()
-
-
-@pytest.fixture
-async def worker(services: Services) -> AsyncIterator[WorkerHarness]:
-    """A real arq worker with the local renderer, running while the test acts."""
-    async with WorkerHarness(settings_for(services)) as harness:
-        await harness.start()
-        yield harness
 
 
 async def takes_of(tab: CanvasPage, node_id: str) -> list[dict[str, Any]]:
