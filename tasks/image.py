@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from db.jobs import GuardFailed, Job
-from db.lifecycle import complete_job
+from db.jobs import Job
 from db.takes import NewTake
 from tasks.providers.base import ProviderError
 from tasks.providers.images import ImageOutput, ImageProvider, ImageRequest
@@ -95,18 +94,7 @@ class ImageRun(Run):
             "mime_type": outputs[0].mime_type,
             "aspect_ratio": request.aspect_ratio,
         }
-        try:
-            await complete_job(
-                self.store,
-                self.job,
-                attempt=self.attempt,
-                result=result,
-                outputs=takes,
-                media_field="image_key",
-                final_cost=self.final_cost(len(takes), request.number_of_images),
-            )
-        except GuardFailed:
-            raise Stop("the job was cancelled or taken over before it completed") from None
+        await self.finish(result, takes, "image_key", request.number_of_images)
 
 
 async def generate_image(ctx: dict[str, Any], job_id: str) -> str:

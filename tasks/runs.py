@@ -39,7 +39,8 @@ from common import logs
 from common.config import Settings
 from db.changes import Store
 from db.jobs import FINAL_STATUSES, GuardFailed, Job, JobStatus, get_job, update_job
-from db.lifecycle import fail_job, retry_delay_s, start_job
+from db.lifecycle import complete_job, fail_job, retry_delay_s, start_job
+from db.takes import NewTake
 from tasks.providers.base import (
     InvalidRequest,
     ProviderError,
@@ -224,6 +225,24 @@ class Run:
         )
         if updated is None:
             raise Stop("the job was cancelled or taken over")
+
+    async def finish(
+        self, result: dict[str, Any], takes: list[NewTake], media_field: str, requested: int
+    ) -> None:
+        """COMPLETE this run with its outputs as takes (the first one active in `media_field`),
+        charged for what came of what was asked; Stop if the job is no longer ours."""
+        try:
+            await complete_job(
+                self.store,
+                self.job,
+                attempt=self.attempt,
+                result=result,
+                outputs=takes,
+                media_field=media_field,
+                final_cost=self.final_cost(len(takes), requested),
+            )
+        except GuardFailed:
+            raise Stop("the job was cancelled or taken over before it completed") from None
 
     def final_cost(self, delivered: int, requested: int) -> int | None:
         """What the outputs cost: the reservation, pro rata when fewer came than were asked for."""

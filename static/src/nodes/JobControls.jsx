@@ -28,6 +28,27 @@ export function JobProgress({ view }) {
   );
 }
 
+/** Under a generating node's settings: the live job's bar, why it failed or was refused
+ * (`refusal`: the server's reason for not generating; null while a job runs), who started it. */
+export function JobStatusLines({ view, refusal }) {
+  return (
+    <>
+      <JobProgress view={view} />
+      {view.errorText && (
+        <p className="node-error" role="alert">
+          Generation failed: {view.errorText}
+        </p>
+      )}
+      {refusal && (
+        <p className="node-error refusal" role="alert">
+          Not generated: {refusal}
+        </p>
+      )}
+      {view.createdBy && <p className="muted small created-by">Started by {view.createdBy}</p>}
+    </>
+  );
+}
+
 /** The cost beside Generate ("≈ $0.80") and, below the actions, why Generate is off. */
 export function CostTag({ estimate }) {
   const label = costLabel(estimate);

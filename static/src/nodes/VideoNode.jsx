@@ -4,7 +4,7 @@
 import { memo, useEffect, useRef, useState } from "react";
 import { useCommands } from "../canvas/context.js";
 import { GenerationOptions } from "./GenerationOptions.jsx";
-import { BudgetNote, CostTag, JobProgress } from "./JobControls.jsx";
+import { BudgetNote, CostTag, JobStatusLines } from "./JobControls.jsx";
 import { generateState, newIdempotencyKey, refusalText, showsEstimateError } from "./money.js";
 import { useEstimate } from "./useEstimate.js";
 import { fitSettings } from "./generation.js";
@@ -188,18 +188,7 @@ function VideoNodeView({ data, selected }) {
       ) : (
         <p className="muted small settings-readonly">{describeSettings(settings)} · {view.options.variants} variant{view.options.variants === 1 ? "" : "s"}</p>
       )}
-      <JobProgress view={view} />
-      {view.errorText && (
-        <p className="node-error" role="alert">
-          Generation failed: {view.errorText}
-        </p>
-      )}
-      {refusal && !running && (
-        <p className="node-error refusal" role="alert">
-          Not generated: {refusal}
-        </p>
-      )}
-      {view.createdBy && <p className="muted small created-by">Started by {view.createdBy}</p>}
+      <JobStatusLines view={view} refusal={running ? null : refusal} />
       <div className="node-actions" hidden={!canEdit}>
         {!canEdit ? null : running ? (
           <button ref={cancelRef} className="btn btn-secondary btn-sm cancel nodrag" type="button" disabled={cancelling} onClick={cancel}>
