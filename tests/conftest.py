@@ -61,6 +61,7 @@ _BROWSER_MODULES = {
     "test_teams_e2e",
     "test_takes_e2e",
     "test_money_e2e",
+    "test_queue_e2e",
     "test_ws_client_js",
 }
 _DRILL_MODULES = {"test_drills"}
