@@ -124,8 +124,9 @@ class PickupWatcher:
                 kind = str(event.get("kind") or event.get("type"))
                 self.kinds[kind] = self.kinds.get(kind, 0) + 1
                 job = _job_of(event.get("data"))
-                if job and job.get("status") == "processing" and "id" in job:
-                    self.seen.setdefault(str(job["id"]), now)
+                job_id = job and job.get("job_id", job.get("id"))
+                if job and job.get("status") == "processing" and job_id:
+                    self.seen.setdefault(str(job_id), now)
         finally:
             pubsub.close()
             client.close()

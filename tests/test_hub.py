@@ -160,7 +160,7 @@ def test_subscription_buffers_until_live_then_filters_by_seq() -> None:
     sub = Subscription(peer, UUID(int=1))
     for seq in (4, 5, 6):
         assert sub.deliver(seq, f"e{seq}".encode())
-    assert peer.outbox.frames == deque_of()
+    assert list(peer.outbox.frames) == []
     sub.seq = 5  # the snapshot was at 5
     assert sub.go_live()
     assert list(peer.outbox.frames) == [b"e6"]
@@ -204,13 +204,6 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
     assert not bucket.take(0.4)
     assert bucket.take(0.5)
     assert [bucket.take(100.0) for _ in range(4)] == [True, True, True, False]
-
-
-def deque_of(*items: str) -> Any:
-    """A deque, for comparing with an outbox's frames."""
-    from collections import deque
-
-    return deque(items)
 
 
 # -- a real Hub, read through its Outboxes ----------------------------------------
@@ -340,6 +333,30 @@ async def test_hub_drops_duplicate_publishes(hub: Hub, store: Store) -> None:
         await store.redis.publish(channel, payloads[i])
     # the channel handles its inbox in order: seq 3 right after 2 means no copy slipped in
     assert event_seqs(await frames_of(peer, 3)) == [1, 2, 3]
+
+
+async def test_an_idle_channel_holds_no_task_and_wakes_for_the_next_event(
+    hub: Hub, store: Store
+) -> None:
+    """Between events a channel keeps no worker task and no inbox; each event starts one that
+    delivers it in order and ends, and a gap keeps it alive until the log fills it."""
+    user_id, project_id = await owner_and_project(store)
+    peer = await subscribed_peer(hub, user_id, project_id)
+    channel = hub.channels[project_id]
+
+    async def idle() -> bool:
+        return channel.worker is None and channel.inbox is None
+
+    await until(idle, "the channel idle after its baseline")
+    for seq in (1, 2, 3):
+        await add_node(store, project_id, x=seq)
+        assert event_seqs(await frames_of(peer, 1)) == [seq]
+        await until(idle, f"the channel idle after seq {seq}")
+    # a lost publish: the worker stays up through the grace and fills it from the log
+    payloads = await committed_unpublished(store, project_id, 2)
+    await store.redis.publish(project_channel(store.namespace, project_id), payloads[1])
+    assert event_seqs(await frames_of(peer, 2)) == [4, 5]
+    await until(idle, "the channel idle after the fill")
 
 
 async def test_hub_encodes_each_event_once_for_all_subscribers(hub: Hub, store: Store) -> None:

@@ -2,7 +2,9 @@
 
 A channel is opened on a project's first local subscriber and closed on its
 last. Its worker task handles an inbox — payloads from Redis and commands
-from the hub — in order, so ordering needs no locks: the sequencer puts
+from the hub — in order, so ordering needs no locks. The worker runs only
+while there is something to do (items, or a gap waiting for its grace): an
+idle channel holds no task and no queue, and the next item starts one: the sequencer puts
 events in seq order, gaps are filled from the Postgres log after a short
 grace, and each deliverable event is presented (URLs signed) and encoded
 ONCE, the same frame then queued to every subscriber's outbox.
@@ -95,13 +97,15 @@ class Channel:
         self.name = name
         self.sequencer = Sequencer(hub.config.max_held_events)
         self.subscribers: set[Subscription] = set()
-        self.inbox: deque[Item] = deque()
+        #: what the worker has still to handle; None while the channel is idle
+        self.inbox: deque[Item] | None = None
         self.wake = Flag()
         #: Redis confirmed the SUBSCRIBE on the current pub/sub connection
         self.confirmed = Flag()
         #: the baseline is set: the channel delivers every seq after it
         self.started = Flag()
         self.closed = False
+        #: handles the inbox; None while there is nothing to handle
         self.worker: asyncio.Task[None] | None = None
         self.opening: asyncio.Task[None] | None = None
         #: when the current gap was first seen, and when a failed fill may retry
@@ -109,9 +113,19 @@ class Channel:
         self.retry_at = 0.0
 
     def push(self, item: Item) -> None:
-        """Hand the worker an item (a Redis payload or a command)."""
-        self.inbox.append(item)
-        self.wake.set()
+        """Hand the worker an item (a Redis payload or a command), starting it if idle."""
+        inbox = self.inbox
+        if inbox is None:
+            inbox = self.inbox = deque()
+        inbox.append(item)
+        worker = self.worker
+        if worker is None or worker.done():
+            if not self.closed:
+                # a task a project only while it has work: 1,000 idle tabs on their own
+                # projects held ~1 KB each in idle workers (tracemalloc, 2026-12-02)
+                self.worker = self.hub.spawn(self.run(), name=f"hub-channel-{self.name}")
+        else:
+            self.wake.set()
 
     async def _db(self, call: Awaitable[T]) -> T:
         return await self.hub.db(call)
@@ -119,7 +133,8 @@ class Channel:
     # -- the worker
 
     async def run(self) -> None:
-        """The channel's worker: handles its inbox in order, and fills gaps when due."""
+        """The channel's worker: handles its inbox in order, and fills gaps when due; ends
+        when nothing is left to do (no await between that check and its end)."""
         loop = asyncio.get_running_loop()
         grace_s = self.hub.config.gap_grace_s
         while True:
@@ -137,8 +152,9 @@ class Channel:
             missing = self.sequencer.missing()
             if missing is None:
                 self.gap_since = None
-                await self.wake.wait()
-                continue
+                self.inbox = None
+                self.worker = None
+                return
             if self.gap_since is None:
                 self.gap_since = loop.time()
             wait_s = max(self.gap_since + grace_s, self.retry_at) - loop.time()

@@ -71,7 +71,7 @@ class Hub:
         self.gate = ReadGate(
             self.config.db_concurrency, self.config.db_queue_timeout_s, self.config.db_timeout_s
         )
-        self.flights = SingleFlight(self._spawn)
+        self.flights = SingleFlight(self.spawn)
         self._sweeper: asyncio.Task[None] | None = None
         self.bus = Bus(
             redis_url,
@@ -84,7 +84,7 @@ class Hub:
             backoff_max_s=self.config.redis_backoff_max_s,
         )
         self.presence = PresenceHub(store.redis, redis_url, store.namespace, self.config)
-        self._signals = SignalRelay(self._going_away_briefly, self._spawn)
+        self._signals = SignalRelay(self._going_away_briefly, self.spawn)
         self._no_peers = asyncio.Event()
         self._no_peers.set()
 
@@ -135,7 +135,7 @@ class Hub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._no_peers.wait(), 1.0)
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
         """A background task the hub keeps a reference to until it ends."""
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
@@ -297,8 +297,7 @@ class Hub:
             self.channels[project_id] = ch
             self._by_name[name] = ch
             metrics.WS_CHANNELS.set(len(self.channels))
-            ch.worker = self._spawn(ch.run(), name=f"hub-channel-{name}")
-            ch.opening = self._spawn(self._open_channel(ch))
+            ch.opening = self.spawn(self._open_channel(ch))
             # joiners may all be gone by the time it fails: nobody else reads its error
             ch.opening.add_done_callback(_retrieve)
         return ch
@@ -341,7 +340,7 @@ class Hub:
             if task is not None and task is not current and not task.done():
                 task.cancel()
         if unsubscribe:
-            self._spawn(self.bus.unsubscribe(ch.name))
+            self.spawn(self.bus.unsubscribe(ch.name))
 
     # -- the bus's callbacks
 

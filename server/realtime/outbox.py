@@ -26,7 +26,7 @@ class Outbox:
     """A connection's bounded queue of websocket frames (wire bytes)."""
 
     # an outbox per connection, thousands of them: no instance dict, and the two asyncio
-    # Events (a deque each, ~0.7 KB) are made only when something waits on them
+    # Events and the queue (a deque each, ~0.6 KB) are made only when something needs them
     __slots__ = (
         "_failed",
         "_failed_event",
@@ -50,7 +50,9 @@ class Outbox:
     def __init__(self, max_frames: int, max_bytes: int = 1 << 62) -> None:
         self.max_frames = max_frames
         self.max_bytes = max_bytes
-        self.frames: deque[bytes] = deque()
+        #: the queued frames; an empty tuple (no deque) while nothing waits, as it is
+        #: for nearly every connection nearly all the time
+        self.frames: deque[bytes] | tuple[()] = ()
         #: bytes of the queued frames
         self.queued_bytes = 0
         #: the connection's send-without-waiting, tried when nothing is queued: True when
@@ -105,7 +107,9 @@ class Outbox:
             Outbox.on_sample(depth)
         if not depth and self.sink is not None and self.sink(frame):
             return True
-        self.frames.append(frame)
+        if not depth:
+            self.frames = deque()
+        self.frames.append(frame)  # type: ignore[union-attr]
         self.queued_bytes += len(frame)
         self._wake_writer()
         return True
@@ -115,7 +119,7 @@ class Outbox:
         if self.close_code is not None and not self.draining:
             return
         self.close_code, self.close_reason, self.draining = code, reason, False
-        self.frames.clear()
+        self.frames = ()
         self.queued_bytes = 0
         self._failed = True
         if self._failed_event is not None:
@@ -137,10 +141,13 @@ class Outbox:
         """The next frame to send, or None when there is none now."""
         if self.close_code is not None and not self.draining:
             return None
-        if not self.frames:
+        frames = self.frames
+        if not frames:
             return None
-        frame = self.frames.popleft()
+        frame = frames.popleft()
         self.queued_bytes -= len(frame)
+        if not frames:
+            self.frames = ()
         return frame
 
     @property
