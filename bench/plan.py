@@ -65,6 +65,8 @@ class Sizes:
     arq_throughput_count: int = 5_000
     insert_count: int = 5_000
     connect_timeout_s: float = 120.0
+    #: 7. clients on one project through one web process, then two sharing the port
+    processes_clients: int = 1_000
 
 
 SMOKE = Sizes(
@@ -100,6 +102,7 @@ SMOKE = Sizes(
     arq_throughput_count=100,
     insert_count=100,
     connect_timeout_s=20.0,
+    processes_clients=20,
 )
 
 
@@ -145,6 +148,7 @@ class Context:
         """Where the profile of window `name` goes, or None when not profiling."""
         return None if self.profile_dir is None else self.profile_dir / f"{name}.txt"
 
-    def web(self, port: int | None = None) -> WebProc:
-        """A web process of this run (not started)."""
-        return WebProc(self.services, port)
+    def web(self, port: int | None = None, reuse_port: bool = False) -> WebProc:
+        """A web process of this run (not started); with `reuse_port`, one of several on
+        the same port."""
+        return WebProc(self.services, port, reuse_port)

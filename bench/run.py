@@ -23,7 +23,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import broadcast, environment, idle, reconnect, saturation, submit, targeted
+from bench import (
+    broadcast,
+    environment,
+    idle,
+    processes,
+    reconnect,
+    saturation,
+    submit,
+    targeted,
+)
 from bench.clients import Backoff
 from bench.plan import SMOKE, Context, Sizes, Targets
 from bench.report import Section, table, write_json
@@ -47,6 +56,7 @@ MEASUREMENTS: list[tuple[str, str, Callable[[Context], Section]]] = [
     ("4", "idle", idle.run),
     ("5", "reconnect", reconnect.run),
     ("6", "submit", submit.run),
+    ("7", "processes", processes.run),
 ]
 
 
@@ -55,7 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--smoke", action="store_true", help="tiny sizes (N=20), under 30 s: CI")
     p.add_argument(
-        "--only", default="", help="comma-separated measurements to run: 1-6 or their names"
+        "--only", default="", help="comma-separated measurements to run: 1-7 or their names"
     )
     p.add_argument(
         "--profile",

@@ -3,7 +3,7 @@ client processes following the given projects — started in that order, stopped
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,14 +20,18 @@ def hub_scene(
     processes: int,
     *,
     web: WebProc | None = None,
+    also: Sequence[WebProc] = (),
     **pool_options: Any,
 ) -> Iterator[tuple[WebProc, Publisher, ClientPool]]:
-    """Start `web` (a new one by default), a publisher and a pool following `follows`
-    ((project_id, token) per client) in `processes` client processes; yield the three."""
+    """Start `web` (a new one by default) and the web processes `also` (sharing its port), a
+    publisher and a pool following `follows` ((project_id, token) per client) in
+    `processes` client processes; yield the first web process, the publisher and the pool."""
     web = web or ctx.web()
-    web.start()
+    webs = [web, *also]
     try:
-        web.wait_ready()
+        for proc in webs:
+            proc.start()
+            proc.wait_ready()
         config = PublisherConfig(
             ctx.services.database_url, ctx.services.redis_url, ctx.services.namespace
         )
@@ -41,4 +45,5 @@ def hub_scene(
         ):
             yield web, publisher, pool
     finally:
-        web.stop()
+        for proc in reversed(webs):
+            proc.stop()

@@ -237,6 +237,34 @@ class Meter:
         return int(self.process.memory_info().rss)
 
 
+class MeterGroup(Meter):
+    """A Meter over several processes (web processes sharing a port): CPU and RSS summed;
+    `process` is the first one's (what a profile samples)."""
+
+    def __init__(self, pids: list[int]) -> None:
+        super().__init__(pids[0])
+        self.processes = [psutil.Process(pid) for pid in pids]
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds all of them used so far."""
+        return float(sum(t.user + t.system for t in (p.cpu_times() for p in self.processes)))
+
+    def rss_bytes(self) -> int:
+        """Their resident set sizes, added."""
+        return sum(int(p.memory_info().rss) for p in self.processes)
+
+    def connections(self, port: int) -> list[int]:
+        """How many established TCP connections each process holds on `port`."""
+        return [
+            sum(
+                1
+                for c in p.net_connections("tcp")
+                if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
+            )
+            for p in self.processes
+        ]
+
+
 class CpuWindow:
     """CPU use of a process over a window: `with CpuWindow(meter) as w: ...; w.percent`."""
 
@@ -353,7 +381,9 @@ class Proc:
 class WebProc(Proc):
     """`python -m server.cli web` on a loopback port: the command an operator runs."""
 
-    def __init__(self, services: Services, port: int | None = None) -> None:
+    def __init__(
+        self, services: Services, port: int | None = None, reuse_port: bool = False
+    ) -> None:
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
@@ -361,11 +391,30 @@ class WebProc(Proc):
             CANVASFLOW_PUBLIC_URL=self.base_url, CANVASFLOW_ALLOWED_ORIGINS=self.base_url
         )
         args = [sys.executable, "-m", "server.cli", "web", "--host", "127.0.0.1"]
+        if reuse_port:
+            args.append("--reuse-port")
         super().__init__([*args, "--port", str(self.port)], env, "web")
 
     def wait_ready(self, timeout_s: float = 30) -> float:
-        """Block until /readyz answers 200; returns the monotonic time it first did."""
-        return wait_http_ready(self, self.base_url, timeout_s)
+        """Block until this process listens on its port and /readyz answers 200 there;
+        returns the monotonic time it first did. (With --reuse-port another process on
+        the port may be the one answering: the listening socket is what proves this one.)"""
+        deadline = time.monotonic() + timeout_s
+        while not self.listening():
+            if not self.alive:
+                raise RuntimeError(f"{self.name} exited:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} not listening after {timeout_s:g} s")
+            time.sleep(0.05)
+        return wait_http_ready(self, self.base_url, max(1.0, deadline - time.monotonic()))
+
+    def listening(self) -> bool:
+        """Whether this process has a listening socket on its port."""
+        try:
+            sockets = psutil.Process(self.pid).net_connections("tcp")
+        except psutil.Error:
+            return False
+        return any(c.status == psutil.CONN_LISTEN and c.laddr.port == self.port for c in sockets)
 
 
 def wait_http_ready(proc: Proc, base_url: str, timeout_s: float = 30) -> float:
