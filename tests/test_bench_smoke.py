@@ -33,7 +33,7 @@ def test_bench_smoke_runs_every_measurement(services: Services, tmp_path: Path) 
     [result] = list(tmp_path.glob("*.json"))
     document = json.loads(result.read_text())
     names = [s["name"] for s in document["sections"]]
-    assert [n.split()[0] for n in names] == ["1", "2", "3", "4", "5", "6"], names
+    assert [n.split()[0] for n in names] == ["1", "2", "3", "4", "5", "6", "7"], names
     for section in document["sections"]:
         skipped = section["skipped"] or ""
         assert not skipped.startswith("failed"), (section["name"], section["figures"])
