@@ -21,6 +21,7 @@ from tasks.runs import claim
 from tests.support.accounts import Account, sign_up
 from tests.support.api import make_node, make_project
 from tests.support.budgets import Rig, rig, web
+from tests.support.metrics import scrape, value
 from tests.support.waits import until
 from tests.support.workers import WorkerHarness, job_row, video_body, wait_for_job
 from tests.support.ws import WsClient
@@ -58,6 +59,14 @@ async def test_queue_positions_of_five_pending_jobs_move_as_each_starts(
     nodes = [(await make_node(web, alice, pid, "video", x=i * 10))["id"] for i in range(5)]
     jobs = [(await submit(web, alice, n))["job_id"] for n in nodes]
     assert await positions(web, alice, jobs) == [1, 2, 3, 4, 5]
+
+    async def depth_by_position() -> bool:
+        # operators see the queue by position band once the ticker has run
+        samples = await scrape(f"{rig.server.base_url}/metrics")
+        bands = {b: value(samples, "canvasflow_pending_jobs", position=b) for b in ("1", "2-5")}
+        return bands == {"1": 1, "2-5": 4}
+
+    await until(depth_by_position, "canvasflow_pending_jobs at 1 and 4")
     ws = await WsClient.open(rig.server.base_url, alice.token)
     try:
         await ws.subscribe(pid)
@@ -106,6 +115,8 @@ async def test_the_eta_of_the_sixth_job_of_a_kind_is_within_half_its_run_time(
 ) -> None:
     """After five clips of one kind have run, the sixth's ETA is within 50 % of how long it takes."""
     rig.reset(polls_until_done=6)
+    before = await scrape(f"{rig.server.base_url}/metrics")
+    errors_before = value(before, "canvasflow_eta_error_ratio_count", type="video")
     alice = await sign_up(web)
     pid = await make_project(web, alice)
     nodes = [(await make_node(web, alice, pid, "video", x=i * 10))["id"] for i in range(6)]
@@ -123,6 +134,9 @@ async def test_the_eta_of_the_sixth_job_of_a_kind_is_within_half_its_run_time(
     eta_s = sixth["eta_s"]
     assert eta_s is not None and sixth["queue_position"] == 1
     error = abs(eta_s - actual_s) / actual_s
+    # the ETA error of every completed job whose kind had measurements (five of the six)
+    samples = await scrape(f"{rig.server.base_url}/metrics")
+    assert value(samples, "canvasflow_eta_error_ratio_count", type="video") - errors_before == 5
     print(
         f"run times {[round(d, 2) for d in durations]}; sixth: ETA {eta_s} s, took {actual_s:.2f} s"
     )
