@@ -76,7 +76,10 @@ async def test_idempotency_keys_that_are_huge_or_not_ascii_are_refused_and_spend
             "/api/ai/generate-video",
             json=video_body(node),
             # as bytes: what a client sends on the wire, Latin-1 included
-            headers={**alice.headers, "Idempotency-Key": key.encode("latin-1")},
+            headers=[
+                *((k.encode(), v.encode()) for k, v in alice.headers.items()),
+                (b"Idempotency-Key", key.encode("latin-1")),
+            ],
         )
         if r.status_code == 431:
             continue  # refused by the server's header limit before any code ran
