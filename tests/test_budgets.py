@@ -29,6 +29,7 @@ from tests.support.budgets import (
     usage,
     web,
 )
+from tests.support.metrics import scrape, value
 from tests.support.services import Services
 from tests.support.waits import until
 from tests.support.workers import WorkerHarness, job_row, video_body, wait_for_job, worker_process
@@ -96,6 +97,8 @@ async def test_completed_settles_failed_cancelled_and_blocked_release(
     web: httpx.AsyncClient, rig: Rig, store: Store
 ) -> None:
     """A completed job settles its cost; a failed, a cancelled and a safety-blocked one release it."""
+    metrics_url = f"{rig.server.base_url}/metrics"
+    before = await scrape(metrics_url)
     alice = await sign_up(web)
     done_node, failed_node, cancelled_node, blocked_node = await video_nodes(web, alice, 4)
     async with WorkerHarness(rig.worker_settings) as harness:
@@ -152,22 +155,19 @@ async def test_completed_settles_failed_cancelled_and_blocked_release(
         pytest.approx(BUDGET - CLIP_COST),
     )
     # the web process and the in-process workers share one registry: the money moved
-    page = (await web.get("/metrics")).text
+    after = await scrape(metrics_url)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
     money = {
-        kind: _sample(page, f'canvasflow_budget_money_total{{kind="{kind}"}}')
+        kind: moved("canvasflow_budget_money_total", kind=kind)
         for kind in ("reserved", "settled", "released")
     }
-    assert money["reserved"] >= 4 * CLIP_COST and money["settled"] >= CLIP_COST, money
-    assert money["released"] >= 3 * CLIP_COST, money
-    assert _sample(page, 'canvasflow_eta_actual_seconds_count{type="video"}') >= 1
-
-
-def _sample(page: str, name: str) -> float:
-    """The value of one sample of a Prometheus text page."""
-    for line in page.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    raise AssertionError(f"{name} is not on the page")
+    assert money == pytest.approx(
+        {"reserved": 4 * CLIP_COST, "settled": CLIP_COST, "released": 3 * CLIP_COST}
+    ), money
+    assert moved("canvasflow_eta_actual_seconds_count", type="video") == 1
 
 
 async def test_deleting_a_node_with_a_live_job_gives_its_reservation_back(
