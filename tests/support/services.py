@@ -58,18 +58,51 @@ class Services:
         return urlsplit(self.database_url).path.lstrip("/")
 
 
+#: what each run_services() of this process ran on, as the servers themselves say
+#: ("Postgres 16.4 (embedded), Redis 6.2.14 (embedded)"): the report's last line
+USED: list[str] = []
+
+
+def _postgres_version(url: str) -> str:
+    async def read() -> str:
+        conn = await asyncpg.connect(url)
+        try:
+            return str(await conn.fetchval("SHOW server_version")).split()[0]
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+def _redis_version(url: str) -> str:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        info: dict[str, Any] = client.info("server")  # type: ignore[assignment]
+        return str(info["redis_version"])
+    finally:
+        client.close()
+
+
 @contextmanager
 def run_services() -> Iterator[Services]:
     """Real Postgres and Redis with a database and a key namespace of this run's own."""
     data_dir = ROOT / ".data" / "test"
     base_db = os.environ.get("DATABASE_URL")
     base_redis = os.environ.get("REDIS_URL")
+    db_origin = "DATABASE_URL" if base_db else "embedded"
+    redis_origin = "REDIS_URL" if base_redis else "embedded"
     if not base_db or not base_redis:
         from server import embedded
 
         base_db = base_db or embedded.start_postgres(data_dir)
         base_redis = base_redis or embedded.start_redis(data_dir)
     name = f"canvasflow_test_{secrets.token_hex(4)}"
+    USED.append(
+        f"Postgres {_postgres_version(base_db)} ({db_origin}), "
+        f"Redis {_redis_version(base_redis)} ({redis_origin})"
+    )
 
     async def create() -> None:
         conn = await asyncpg.connect(base_db)
