@@ -19,6 +19,7 @@ with every refusal (closes with 1013, `unavailable` answers) counted.
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 import time
 from pathlib import Path
@@ -152,9 +153,8 @@ def _refusals(figures: dict[str, Any]) -> int:
 
 def run(ctx: Context) -> Section:
     """Each N of sizes.idle_clients: canvasflow, then the floor."""
-    section = Section("4 idle")
-    if not ctx.features.get("hub"):
-        section.skipped = "hub (GET /ws) not present yet"
+    section = ctx.hub_section("4 idle")
+    if section.skipped:
         return section
     biggest = max(ctx.sizes.idle_clients)
     seats = asyncio.run(make_seats(ctx.services.database_url, biggest, users=max(1, biggest // 10)))
@@ -175,11 +175,14 @@ def run(ctx: Context) -> Section:
             figures["bare_storm"] = measure_bare(ctx, n, n)
             storms.append(("all at once", figures["storm"], figures["bare_storm"]))
         section.figures[f"n={n}"] = figures
-        graded = n >= 5000 or n == biggest
+        # without the bare server's figure (a run without the storm) there is no ratio
+        measured_bare = not math.isnan(bare["rss_per_connection_kb"])
+        graded = (n >= 5000 or n == biggest) and measured_bare
         per_conn, bare_kb = cf["rss_per_connection_kb"], bare["rss_per_connection_kb"]
         section.row(
             f"N={n} RSS per connection",
-            f"{fmt(per_conn)} KB ({cf['subscribed']} held; {per_conn / max(0.1, bare_kb):.2f}x)",
+            f"{fmt(per_conn)} KB ({cf['subscribed']} held"
+            + (f"; {per_conn / max(0.1, bare_kb):.2f}x)" if measured_bare else ")"),
             f"bare {fmt(bare_kb)} KB; stack floor {fmt(floor['rss_per_connection_kb'])} KB",
             f"<= {limit_kb:g} KB, <= {ratio:g}x bare" if graded else "",
             verdict(per_conn <= limit_kb and per_conn <= ratio * bare_kb and cf["subscribed"] == n)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.clients import Backoff
+from bench.report import Section
 from bench.services import Services, WebProc
 
 
@@ -147,6 +148,13 @@ class Context:
     def profile_path(self, name: str) -> Path | None:
         """Where the profile of window `name` goes, or None when not profiling."""
         return None if self.profile_dir is None else self.profile_dir / f"{name}.txt"
+
+    def hub_section(self, name: str) -> Section:
+        """A new Section of the report, marked skipped when the build has no hub (GET /ws)."""
+        section = Section(name)
+        if not self.features.get("hub"):
+            section.skipped = "hub (GET /ws) not present yet"
+        return section
 
     def web(self, port: int | None = None, reuse_port: bool = False) -> WebProc:
         """A web process of this run (not started); with `reuse_port`, one of several on

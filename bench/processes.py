@@ -55,9 +55,8 @@ def measure(ctx: Context, n: int, webs: int, seat: Any) -> dict[str, Any]:
 
 def run(ctx: Context) -> Section:
     """One web process, then two, with the same clients and the same bursts."""
-    section = Section("7 processes")
-    if not ctx.features.get("hub"):
-        section.skipped = "hub (GET /ws) not present yet"
+    section = ctx.hub_section("7 processes")
+    if section.skipped:
         return section
     n = ctx.sizes.processes_clients
     seat = asyncio.run(make_seats(ctx.services.database_url, 1))[0]

@@ -151,9 +151,8 @@ EAGER = Backoff(base_s=0.05, cap_s=0.5)
 def run(ctx: Context) -> Section:
     """The storm with the documented backoff (graded), then with eager clients (the
     server's own capacity, as the limit beside it)."""
-    section = Section("5 reconnect")
-    if not ctx.features.get("hub"):
-        section.skipped = "hub (GET /ws) not present yet"
+    section = ctx.hub_section("5 reconnect")
+    if section.skipped:
         return section
     # smoke runs only the eager storm: the same code, without waiting out the backoff
     f = measure(ctx, ctx.backoff if not ctx.smoke else EAGER)

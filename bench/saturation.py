@@ -60,9 +60,8 @@ def measure(ctx: Context) -> dict[str, Any]:
 
 def run(ctx: Context) -> Section:
     """The saturation steps and the best rate that held."""
-    section = Section("3 saturation")
-    if not ctx.features.get("hub"):
-        section.skipped = "hub (GET /ws) not present yet"
+    section = ctx.hub_section("3 saturation")
+    if section.skipped:
         return section
     figures = measure(ctx)
     section.figures.update(figures)

@@ -60,9 +60,8 @@ def measure(ctx: Context, n: int) -> dict[str, Any]:
 
 def run(ctx: Context) -> Section:
     """Latency of progress ticks at N = sizes.targeted_clients."""
-    section = Section("2 targeted")
-    if not ctx.features.get("hub"):
-        section.skipped = "hub (GET /ws) not present yet"
+    section = ctx.hub_section("2 targeted")
+    if section.skipped:
         return section
     n = ctx.sizes.targeted_clients
     figures = measure(ctx, n)

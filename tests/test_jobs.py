@@ -25,7 +25,14 @@ from tasks.video import generate_video
 from tests.support.accounts import Account
 from tests.support.api import assert_error, dump, make_node, make_project
 from tests.support.services import Services, settings_for
-from tests.support.workers import WorkerHarness, image_bytes, upload_image, video_body, wait_for_job
+from tests.support.workers import (
+    WorkerHarness,
+    image_bytes,
+    running_worker,
+    upload_image,
+    video_body,
+    wait_for_job,
+)
 
 Canvas = dict[str, str]
 
@@ -223,8 +230,7 @@ async def test_duplicate_delivery_while_processing_runs_nothing(
 ) -> None:
     """A first delivery (job_try 1) of a job another run is processing runs nothing and claims nothing."""
     job = await submit(client, alice, canvas["video"], duration=8)
-    async with WorkerHarness(settings_for(services)) as harness:
-        await harness.start()
+    async with running_worker(settings_for(services)) as harness:
         await wait_for_job(client, alice, job["job_id"], ("processing",))
         outcome = await generate_video(
             {**harness.ctx, "job_try": 1, "job_id": job["job_id"]}, job["job_id"]
@@ -469,8 +475,7 @@ async def test_cancel_processing_job(
 ) -> None:
     """Cancelling mid-render aborts the arq job; the worker stops without overwriting and stores no video."""
     job = await submit(client, alice, canvas["video"], duration=8)
-    async with WorkerHarness(settings_for(services)) as harness:
-        await harness.start()
+    async with running_worker(settings_for(services)) as harness:
         deadline = time.monotonic() + 30
         while (current := await wait_for_job(client, alice, job["job_id"], ("processing",)))[
             "progress"

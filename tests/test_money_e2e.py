@@ -13,7 +13,7 @@ from common.prices import parse_prices
 from tests.support.browser import CanvasPage, launch_chromium
 from tests.support.servers import ServerThread
 from tests.support.services import Services, free_port, settings_for
-from tests.support.workers import WorkerHarness
+from tests.support.workers import WorkerHarness, running_worker
 
 RENDER_WAIT_MS = 150_000
 #: the local renderer charged like a cheap model, and a budget of two and a half 4 s clips
@@ -45,8 +45,7 @@ async def money_server(services: Services) -> AsyncIterator[ServerThread]:
 @pytest.fixture
 async def worker(services: Services) -> AsyncIterator[WorkerHarness]:
     """A real arq worker with the local renderer and the same prices."""
-    async with WorkerHarness(money_settings(services)) as harness:
-        await harness.start()
+    async with running_worker(money_settings(services)) as harness:
         yield harness
 
 

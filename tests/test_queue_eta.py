@@ -23,7 +23,7 @@ from tests.support.api import make_node, make_project
 from tests.support.budgets import Rig, rig, web
 from tests.support.metrics import scrape, value
 from tests.support.waits import until
-from tests.support.workers import WorkerHarness, job_row, video_body, wait_for_job
+from tests.support.workers import WorkerHarness, job_row, running_worker, video_body, wait_for_job
 from tests.support.ws import WsClient
 
 __all__ = ["rig", "web"]
@@ -157,8 +157,7 @@ async def test_estimated_progress_rises_and_stays_below_one_until_completion(
     confirmed = await pubsub.get_message(timeout=2)
     assert confirmed is not None and confirmed["type"] == "subscribe"
     try:
-        async with WorkerHarness(rig.worker_settings) as harness:
-            await harness.start()
+        async with running_worker(rig.worker_settings):
             job = await submit(web, alice, node["id"])
 
             async def estimated() -> bool:

@@ -21,7 +21,14 @@ from tests.support.api import make_node, make_project
 from tests.support.procs import RedisServer
 from tests.support.servers import ServerThread
 from tests.support.services import Services, free_port, settings_for
-from tests.support.workers import WorkerHarness, job_row, submit_job, video_body, wait_for_job
+from tests.support.workers import (
+    WorkerHarness,
+    job_row,
+    running_worker,
+    submit_job,
+    video_body,
+    wait_for_job,
+)
 
 
 async def forget_in_queue(store: Store, services: Services, job_id: str) -> None:
@@ -142,8 +149,7 @@ async def test_sweeper_leaves_held_jobs_alone(
         report.gave_up,
         report.nodes_reset,
     ) == untouched
-    async with WorkerHarness(settings) as harness:
-        await harness.start()
+    async with running_worker(settings) as harness:
         await wait_for_job(client, alice, job["job_id"], ("processing",))
         report = await sweep(store, queue, settings)
         assert (

@@ -28,7 +28,14 @@ from tasks.providers.local import LocalRenderer
 from tasks.worker import worker_options
 from tests.support.accounts import Account
 from tests.support.services import Services, settings_for
-from tests.support.workers import WorkerHarness, job_row, submit_job, wait_for_job, worker_process
+from tests.support.workers import (
+    WorkerHarness,
+    job_row,
+    running_worker,
+    submit_job,
+    wait_for_job,
+    worker_process,
+)
 
 
 class ScriptedProvider:
@@ -107,8 +114,7 @@ async def test_max_jobs_bounds_how_many_jobs_a_worker_runs_at_once(
     jobs = [await submit_job(client, alice) for _ in range(3)]
     ids = [uuid.UUID(j["job_id"]) for j in jobs]
     most_at_once = 0
-    async with WorkerHarness(settings_for(services, worker_max_jobs=1)) as harness:
-        await harness.start()
+    async with running_worker(settings_for(services, worker_max_jobs=1)):
         while True:
             rows = await store.db.fetch_all(
                 "SELECT status FROM jobs WHERE id = ANY(:ids)", {"ids": ids}
@@ -200,8 +206,7 @@ async def test_stopped_worker_hands_job_back_and_resumes_operation(
 ) -> None:
     """A worker stopped mid-job hands it back; the next run resumes the saved operation instead of submitting again."""
     job = await submit_job(client, alice, duration=8)
-    async with WorkerHarness(settings_for(services), lease_s=3) as harness:
-        await harness.start()
+    async with running_worker(settings_for(services), lease_s=3) as harness:
         deadline = time.monotonic() + 30
         while (row := await job_row(store, job["job_id"]))["progress"] == 0:
             assert time.monotonic() < deadline
@@ -229,8 +234,7 @@ async def test_superseded_run_stops_without_overwriting(
 ) -> None:
     """A run whose job another worker took over (attempts moved on) stops and writes nothing more."""
     job = await submit_job(client, alice, duration=8)
-    async with WorkerHarness(settings_for(services)) as harness:
-        await harness.start()
+    async with running_worker(settings_for(services)) as harness:
         await wait_for_job(client, alice, job["job_id"], ("processing",))
         # another worker's takeover, as its guarded claim would write it
         await store.db.execute(

@@ -12,7 +12,7 @@ from playwright.async_api import Browser
 from tests.support.browser import CanvasPage, launch_chromium
 from tests.support.servers import ServerThread
 from tests.support.services import Services, settings_for
-from tests.support.workers import WorkerHarness
+from tests.support.workers import WorkerHarness, running_worker
 
 
 @pytest.fixture
@@ -25,8 +25,7 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest.fixture
 async def worker(services: Services) -> AsyncIterator[WorkerHarness]:
     """A real arq worker with the local renderer, running while the test acts."""
-    async with WorkerHarness(settings_for(services)) as harness:
-        await harness.start()
+    async with running_worker(settings_for(services)) as harness:
         yield harness
 
 

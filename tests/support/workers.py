@@ -13,6 +13,7 @@ import contextlib
 import io
 import subprocess
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -111,6 +112,14 @@ class WorkerHarness:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await asyncio.gather(*running, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, **options: Any) -> AsyncIterator[WorkerHarness]:
+    """A WorkerHarness (`options` as its own) whose worker runs in the background for the block."""
+    async with WorkerHarness(settings, **options) as harness:
+        await harness.start()
+        yield harness
 
 
 class WorkerProcess(WorkerProc):
