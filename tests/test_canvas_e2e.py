@@ -390,11 +390,7 @@ async def test_second_browser_mirrors_every_change(tab: CanvasPage, browser: Bro
     video = await tab.add_node("video")
 
     other = await CanvasPage.open(browser, tab.base_url)
-    await other.goto("#/login")
-    await other.page.get_by_label("Email").fill(email)
-    await other.page.get_by_label("Password").fill(PASSWORD)
-    await other.page.get_by_role("button", name="Log in").click()
-    await other.page.get_by_role("heading", name="Projects").wait_for()
+    await other.log_in(email)
     await other.open_project(project_id)
     await expect(other.nodes()).to_have_count(2)
 

@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from db.changes import Store
-from tests.support.browser import PASSWORD, CanvasPage, make_png, wait_until
+from tests.support.browser import CanvasPage, make_png, wait_until
 from tests.support.workers import WorkerHarness
 
 #: a job may wait for the worker's pickup and a CPU render: allow it this long, in ms
@@ -179,11 +179,7 @@ async def test_copy_paste_duplicate_within_and_into_another_project(
 async def login_other(browser: Browser, base_url: str, email: str) -> CanvasPage:
     """A second browser (its own context) logged in as `email`."""
     other = await CanvasPage.open(browser, base_url)
-    await other.goto("#/login")
-    await other.page.get_by_label("Email").fill(email)
-    await other.page.get_by_label("Password").fill(PASSWORD)
-    await other.page.get_by_role("button", name="Log in").click()
-    await other.page.get_by_role("heading", name="Projects").wait_for()
+    await other.log_in(email)
     return other
 
 

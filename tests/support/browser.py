@@ -93,12 +93,20 @@ class CanvasPage:
     async def sign_up(self, email: str | None = None) -> str:
         """Create an account through the form; returns the email."""
         email = email or f"canvas{secrets.token_hex(4)}@example.com"
-        await self.goto("#/signup")
+        await self._account_form("#/signup", "Create account", email)
+        return email
+
+    async def log_in(self, email: str) -> None:
+        """Log in through the form as `email` (the suite's password)."""
+        await self._account_form("#/login", "Log in", email)
+
+    async def _account_form(self, route: str, button: str, email: str) -> None:
+        """Fill the sign-up or log-in form and wait for the project list."""
+        await self.goto(route)
         await self.page.get_by_label("Email").fill(email)
         await self.page.get_by_label("Password").fill(PASSWORD)
-        await self.page.get_by_role("button", name="Create account").click()
+        await self.page.get_by_role("button", name=button).click()
         await self.page.get_by_role("heading", name="Projects").wait_for()
-        return email
 
     async def create_project(self, name: str) -> str:
         """Create a project from the list and wait for its canvas; returns its id."""
