@@ -324,9 +324,15 @@ async def test_minimap_zoom_to_selection_and_new_nodes_in_view(tab: CanvasPage) 
         arg=far,
     )
 
-    # zoom to selection frames the selected node in the middle
+    # zoom to selection frames the selected node in the middle. The minimap click centred it
+    # already at the old zoom, so the zoom changing is what shows the framing happened; React
+    # Flow applies fitView on a later frame, so the test waits for it rather than reading at once.
     await page.mouse.click(*await center(tab, far))
+    zoom = page.locator(".zoom-label")
+    before = await zoom.text_content()
     await page.get_by_role("button", name="Zoom to selection").click()
+    await expect(zoom).not_to_have_text(before or "")
+    print(f"zoom to selection: {before} -> {await zoom.text_content()}")
     box = await tab.flow_node(far).bounding_box()
     pane = await page.locator(".react-flow").bounding_box()
     assert box is not None and pane is not None
