@@ -27,10 +27,15 @@ export function freeSpot(type, rect, nodes, measured = new Map()) {
   const { x: left, y: top } = area.topLeftInset;
   const fits = (c) => c === 0 || left + c * COLUMN + size.width <= area.x + area.width;
   const columns = (type === "video" ? [1, 3, 2, 0] : [0, 2, 1, 3]).filter(fits);
-  const bottom = top + Math.max(area.height - size.height * 0.5, 200);
-  for (const c of columns) {
-    for (let y = top; y < bottom; y += 40) {
-      if (free(left + c * COLUMN, y)) return { x: round(left + c * COLUMN), y: round(y) };
+  // first a spot where the whole card shows (its controls are at the bottom), then one
+  // where at least half of it does
+  const whole = area.y + area.height - size.height - GAP;
+  const half = top + Math.max(area.height - size.height * 0.5, 200);
+  for (const bottom of [whole, half]) {
+    for (const c of columns) {
+      for (let y = top; y <= bottom; y += 40) {
+        if (free(left + c * COLUMN, y)) return { x: round(left + c * COLUMN), y: round(y) };
+      }
     }
   }
   // the view is full: stagger from its top-left, still in view
