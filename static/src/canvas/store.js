@@ -325,7 +325,14 @@ export class LiveStore {
       }
       return out;
     };
-    return { nodes: pick("node", this.server.nodes), connections: pick("connection", this.server.connections) };
+    const nodes = pick("node", this.server.nodes);
+    // a node hidden by this tab's delete takes its links with it, as the server's delete
+    // does: until the event comes they would still fill ports and block re-creating them
+    const connections = pick("connection", this.server.connections);
+    for (const [id, c] of connections) {
+      if (!nodes.has(c.source_id) || !nodes.has(c.target_id)) connections.delete(id);
+    }
+    return { nodes, connections };
   }
 
   /** The state to draw: merged nodes and connections, jobs, project, view state. */

@@ -91,6 +91,20 @@ test("a delete hides the node at once and comes back if the write fails", () => 
   assert.equal(store.overlay.node.size, 0);
 });
 
+test("a node hidden by a delete hides its links until the event, and brings them back on failure", () => {
+  const link = { id: "c1", source_id: "a", target_id: "b", target_port: "prompt" };
+  const { store, event, view } = setup([node("a"), node("b")], [link]);
+  const token = store.send("node", "a", { removed: true });
+  assert.equal(view().connections.has("c1"), false);
+  store.fail(token);
+  assert.equal(view().connections.has("c1"), true);
+  const again = store.send("node", "a", { removed: true });
+  store.settle(again, null);
+  assert.equal(view().connections.has("c1"), false, "hidden until the event");
+  event("node.deleted", { node_id: "a", connection_ids: ["c1"] });
+  assert.equal(view().connections.has("c1"), false);
+});
+
 test("an edit still being typed is not cleared by the event of an earlier save", () => {
   const { store, event, view } = setup();
   const first = store.send("node", "a", { patch: { data: { prompt: "hel" } } });

@@ -67,7 +67,9 @@ export function planAction(action, graph) {
     case "create": {
       const made = new Map(action.nodes.map((n) => [n.id, n]));
       const nodes = new Map([...graph.nodes, ...made]);
-      const links = [...graph.connections.values()];
+      // a link that touches a node being re-created went with that node on the server,
+      // even while this tab has not heard of its deletion yet
+      const links = [...graph.connections.values()].filter((c) => !made.has(c.source_id) && !made.has(c.target_id));
       const connections = [];
       for (const link of action.connections) {
         const refused = refuseConnection(

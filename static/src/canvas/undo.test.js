@@ -98,6 +98,20 @@ test("undoing a delete re-creates nodes and the links whose other end still exis
   assert.equal(skipped, 1);
 });
 
+test("undoing a delete before this tab heard of it keeps the deleted node's links", () => {
+  // the delete's event has not reached this tab yet: its view still holds the link the
+  // server removed with the node, which must not count as a duplicate or a taken port
+  const deleted = {
+    type: "remove",
+    nodes: [n("p", "prompt", { data: { prompt: "fox" } })],
+    connections: [{ id: "c1", source: "p", target: "v", port: "prompt" }],
+  };
+  const stale = graph([n("v", "video")], [{ id: "c1", source_id: "p", target_id: "v", target_port: "prompt" }]);
+  const { action, skipped } = planAction(inverse(deleted), stale);
+  assert.deepEqual(action.connections.map((c) => c.id), ["c1"]);
+  assert.equal(skipped, 0);
+});
+
 test("a link whose port was taken meanwhile is skipped when re-created", () => {
   const back = { type: "create", nodes: [], connections: [{ id: "c1", source: "p", target: "v", port: "prompt" }] };
   const g = graph([n("p", "prompt"), n("q", "prompt"), n("v", "video")], [{ id: "c9", source_id: "q", target_id: "v" }]);
